@@ -1,0 +1,211 @@
+//! Tile geometry: each cell's UTM projection, origin and pixel size, by the rule TESSERA's own
+//! tools use (DESIGN.md section 1), computed with PROJ.
+
+use crate::cell::Cell;
+
+/// Source pixel size in metres.
+pub const PIXEL_M: f64 = 10.0;
+
+/// A UTM zone on one hemisphere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UtmZone {
+    /// Zone number 1..=60.
+    pub zone: u8,
+    /// True for the southern-hemisphere CRS (false northing 10 000 km).
+    pub south: bool,
+}
+
+impl UtmZone {
+    /// The zone TESSERA assigns to a cell: from the cell centre, no Norway/Svalbard exceptions.
+    pub fn for_cell(cell: Cell) -> UtmZone {
+        let zone = ((cell.lon_centre_hundredths() + 18000) / 600 + 1) as u8;
+        UtmZone {
+            zone,
+            south: cell.lat_centre_hundredths() < 0,
+        }
+    }
+
+    /// EPSG code of the WGS 84 / UTM CRS (326zz north, 327zz south).
+    pub fn epsg(self) -> u32 {
+        (if self.south { 32700 } else { 32600 }) + self.zone as u32
+    }
+
+    /// Longitude of the central meridian in degrees.
+    pub fn central_meridian(self) -> f64 {
+        -183.0 + 6.0 * self.zone as f64
+    }
+
+    /// A PROJ string for this CRS; needs no PROJ database at run time.
+    pub fn proj_string(self) -> String {
+        format!(
+            "+proj=utm +zone={}{} +datum=WGS84 +units=m +no_defs",
+            self.zone,
+            if self.south { " +south" } else { "" }
+        )
+    }
+}
+
+/// Errors from PROJ.
+#[derive(Debug, thiserror::Error)]
+pub enum GeometryError {
+    #[error("PROJ could not create {definition}: {message}")]
+    Create { definition: String, message: String },
+    #[error("PROJ could not project ({lon}, {lat}): {message}")]
+    Project { lon: f64, lat: f64, message: String },
+}
+
+/// Forward (and inverse) projection between WGS 84 lon/lat degrees and one UTM zone, through PROJ.
+///
+/// Not `Send`: PROJ objects belong to one thread. Create one per thread or per cell.
+pub struct UtmProjection {
+    zone: UtmZone,
+    proj: proj::Proj,
+}
+
+impl UtmProjection {
+    /// Create the projection for a zone.
+    pub fn new(zone: UtmZone) -> Result<UtmProjection, GeometryError> {
+        let definition = zone.proj_string();
+        let proj = proj::Proj::new(&definition).map_err(|e| GeometryError::Create {
+            definition: definition.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(UtmProjection { zone, proj })
+    }
+
+    /// The zone this projection serves.
+    pub fn zone(&self) -> UtmZone {
+        self.zone
+    }
+
+    /// Project (lon, lat) in degrees to (easting, northing) in metres.
+    pub fn forward(&self, lon: f64, lat: f64) -> Result<(f64, f64), GeometryError> {
+        self.proj
+            .project((lon.to_radians(), lat.to_radians()), false)
+            .map_err(|e| GeometryError::Project {
+                lon,
+                lat,
+                message: e.to_string(),
+            })
+    }
+
+    /// Project many points in place: each `(lon, lat)` in degrees becomes `(e, n)` in metres.
+    pub fn forward_many(&self, points: &mut [(f64, f64)]) -> Result<(), GeometryError> {
+        for p in points.iter_mut() {
+            *p = self.forward(p.0, p.1)?;
+        }
+        Ok(())
+    }
+
+    /// Unproject (easting, northing) to (lon, lat) in degrees.
+    pub fn inverse(&self, e: f64, n: f64) -> Result<(f64, f64), GeometryError> {
+        let (lon, lat) = self
+            .proj
+            .project((e, n), true)
+            .map_err(|err| GeometryError::Project {
+                lon: e,
+                lat: n,
+                message: err.to_string(),
+            })?;
+        Ok((lon.to_degrees(), lat.to_degrees()))
+    }
+}
+
+/// Where a tile's pixels are: its CRS, the outer corner of pixel (0, 0) and its size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TileGeometry {
+    /// The cell the tile covers.
+    pub cell: Cell,
+    /// The tile's UTM zone.
+    pub zone: UtmZone,
+    /// Easting of the west edge of column 0, metres.
+    pub origin_e: f64,
+    /// Northing of the north edge of row 0, metres.
+    pub origin_n: f64,
+    /// Rows (H).
+    pub height: usize,
+    /// Columns (W).
+    pub width: usize,
+}
+
+impl TileGeometry {
+    /// Compute a cell's tile geometry with a projection for its zone.
+    ///
+    /// Projects the 4 cell corners; origin = (min west easting, max north northing);
+    /// H, W = rounded extents / 10 m.
+    pub fn with_projection(cell: Cell, proj: &UtmProjection) -> Result<TileGeometry, GeometryError> {
+        debug_assert_eq!(proj.zone(), UtmZone::for_cell(cell));
+        // The corners exactly as the rule states them: centre +- 0.05 degrees.
+        let (lon_c, lat_c) = (cell.lon_centre(), cell.lat_centre());
+        let (w, e, s, n) = (lon_c - 0.05, lon_c + 0.05, lat_c - 0.05, lat_c + 0.05);
+        let ul = proj.forward(w, n)?;
+        let ur = proj.forward(e, n)?;
+        let ll = proj.forward(w, s)?;
+        let lr = proj.forward(e, s)?;
+        let origin_e = ul.0.min(ll.0);
+        let origin_n = ul.1.max(ur.1);
+        let height = ((origin_n - ll.1.min(lr.1)) / PIXEL_M).round() as usize;
+        let width = ((ur.0.max(lr.0) - origin_e) / PIXEL_M).round() as usize;
+        Ok(TileGeometry {
+            cell,
+            zone: proj.zone(),
+            origin_e,
+            origin_n,
+            height,
+            width,
+        })
+    }
+
+    /// Compute a cell's tile geometry (creates a PROJ object; prefer
+    /// [`TileGeometry::with_projection`] in loops).
+    pub fn for_cell(cell: Cell) -> Result<TileGeometry, GeometryError> {
+        Self::with_projection(cell, &UtmProjection::new(UtmZone::for_cell(cell))?)
+    }
+
+    /// EPSG code of the tile's CRS.
+    pub fn epsg(&self) -> u32 {
+        self.zone.epsg()
+    }
+
+    /// Centre of pixel (row, col) in UTM metres.
+    pub fn pixel_centre(&self, row: usize, col: usize) -> (f64, f64) {
+        (
+            self.origin_e + PIXEL_M * col as f64 + PIXEL_M / 2.0,
+            self.origin_n - PIXEL_M * row as f64 - PIXEL_M / 2.0,
+        )
+    }
+
+    /// The source pixel containing a UTM position, or `None` outside the tile.
+    pub fn pixel_at(&self, e: f64, n: f64) -> Option<(usize, usize)> {
+        let c = ((e - self.origin_e) / PIXEL_M).floor();
+        let r = ((self.origin_n - n) / PIXEL_M).floor();
+        (c >= 0.0 && r >= 0.0 && (c as usize) < self.width && (r as usize) < self.height)
+            .then_some((r as usize, c as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_and_epsg() {
+        let z = UtmZone::for_cell(Cell::parse_name("grid_-99.95_80.05").unwrap());
+        assert_eq!(z.epsg(), 32614);
+        assert_eq!(UtmZone::for_cell(Cell::parse_name("grid_179.95_-0.05").unwrap()).epsg(), 32760);
+        assert_eq!(UtmZone::for_cell(Cell::parse_name("grid_-179.95_0.05").unwrap()).epsg(), 32601);
+        assert_eq!(UtmZone::for_cell(Cell::parse_name("grid_5.95_10.05").unwrap()).epsg(), 32631);
+        assert_eq!(UtmZone::for_cell(Cell::parse_name("grid_6.05_10.05").unwrap()).epsg(), 32632);
+    }
+
+    #[test]
+    fn pixel_lookup_inverts_pixel_centre() {
+        let g = TileGeometry::for_cell(Cell::parse_name("grid_0.85_49.95").unwrap()).unwrap();
+        let (e, n) = g.pixel_centre(17, 401);
+        assert_eq!(g.pixel_at(e, n), Some((17, 401)));
+        assert_eq!(g.pixel_at(g.origin_e - 0.001, n), None);
+        let (e, n) = g.pixel_centre(g.height - 1, g.width - 1);
+        assert_eq!(g.pixel_at(e, n), Some((g.height - 1, g.width - 1)));
+        assert_eq!(g.pixel_at(e + 10.0, n), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! Minimal GeoTIFF support: single-band rasters with an EPSG code and a north-up transform.
+//! Used for TESSERA landmasks (read and, in `synth`, written).
+
+use std::io::BufWriter;
+use std::path::Path;
+
+use tiff::decoder::{Decoder, DecodingResult};
+use tiff::encoder::{TiffEncoder, colortype};
+use tiff::tags::Tag;
+
+/// A north-up georeference: pixel (r, c) outer corner at (x0 + c * dx, y0 - r * dy).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeoTransform {
+    /// EPSG code of the CRS.
+    pub epsg: u32,
+    /// X of the west edge of column 0.
+    pub x0: f64,
+    /// Y of the north edge of row 0.
+    pub y0: f64,
+    /// Pixel width.
+    pub dx: f64,
+    /// Pixel height (positive).
+    pub dy: f64,
+}
+
+/// Errors reading or writing GeoTIFFs.
+#[derive(Debug, thiserror::Error)]
+pub enum GeoTiffError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("TIFF: {0}")]
+    Tiff(#[from] tiff::TiffError),
+    #[error("expected a single-band 8-bit raster")]
+    NotUint8,
+}
+
+const MODEL_PIXEL_SCALE: u16 = 33550;
+const MODEL_TIEPOINT: u16 = 33922;
+const GEO_KEY_DIRECTORY: u16 = 34735;
+
+/// GeoKey directory naming a projected (or, for 4326, geographic) CRS by EPSG code.
+fn geo_keys(epsg: u32) -> Vec<u16> {
+    let geographic = epsg == 4326;
+    let model_type = if geographic { 2 } else { 1 };
+    let crs_key = if geographic { 2048 } else { 3072 };
+    vec![
+        1, 1, 0, 3, // version 1.1.0, 3 keys
+        1024, 0, 1, model_type, // GTModelTypeGeoKey
+        1025, 0, 1, 1, // GTRasterTypeGeoKey = PixelIsArea
+        crs_key, 0, 1, epsg as u16, // ProjectedCSTypeGeoKey / GeographicTypeGeoKey
+    ]
+}
+
+/// Write a uint8 single-band GeoTIFF.
+pub fn write_u8(
+    path: &Path,
+    width: usize,
+    height: usize,
+    data: &[u8],
+    transform: &GeoTransform,
+) -> Result<(), GeoTiffError> {
+    let file = BufWriter::new(std::fs::File::create(path)?);
+    let mut encoder = TiffEncoder::new(file)?;
+    let mut image = encoder.new_image::<colortype::Gray8>(width as u32, height as u32)?;
+    let enc = image.encoder();
+    enc.write_tag(
+        Tag::Unknown(MODEL_PIXEL_SCALE),
+        &[transform.dx, transform.dy, 0.0][..],
+    )?;
+    enc.write_tag(
+        Tag::Unknown(MODEL_TIEPOINT),
+        &[0.0, 0.0, 0.0, transform.x0, transform.y0, 0.0][..],
+    )?;
+    enc.write_tag(Tag::Unknown(GEO_KEY_DIRECTORY), &geo_keys(transform.epsg)[..])?;
+    image.write_data(data)?;
+    Ok(())
+}
+
+/// Read a uint8 single-band TIFF: (width, height, data).
+pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>), GeoTiffError> {
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut decoder = Decoder::new(file)?;
+    let (w, h) = decoder.dimensions()?;
+    match decoder.read_image()? {
+        DecodingResult::U8(data) if data.len() == w as usize * h as usize => {
+            Ok((w as usize, h as usize, data))
+        }
+        _ => Err(GeoTiffError::NotUint8),
+    }
+}

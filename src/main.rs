@@ -1,0 +1,273 @@
+//! `mosaic`: the command-line interface of tessera-mosaic.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::{info, warn};
+
+use tessera_mosaic::bands::BandsConfig;
+use tessera_mosaic::cell::Cell;
+use tessera_mosaic::plan::{self, human_bytes};
+use tessera_mosaic::synth::{self, SynthOptions};
+use tessera_mosaic::tiles::{Catalogue, ScanOptions};
+
+/// Restructure TESSERA embedding tiles into analysis-ready Zarr, one lat/lon array per band.
+#[derive(Parser)]
+#[command(name = "mosaic", version, about, long_about = None)]
+struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a synthetic TESSERA tree with the real tile geometry and realistic content.
+    Synth(SynthArgs),
+    /// Scan tiles, group them into bands, and report shapes and costs.
+    Plan(PlanArgs),
+}
+
+#[derive(clap::Args)]
+struct SynthArgs {
+    /// Output folder (the TESSERA root).
+    #[arg(long)]
+    out: PathBuf,
+    /// Cells whose centres lie in LON0,LAT0,LON1,LAT1 (LON0 > LON1 crosses the antimeridian).
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "tiles", required_unless_present = "tiles")]
+    bbox: Option<String>,
+    /// Explicit tile names, comma-separated (each gets a tile even if all water).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    tiles: Vec<String>,
+    /// Years, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    years: Vec<u16>,
+    /// Seed of the content.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Approximate fraction of land pixels; cells with no land get no tile (sea).
+    #[arg(long, default_value_t = 0.7)]
+    land_fraction: f64,
+    /// Also write landmask GeoTIFFs (0 = water) in ROOT/global_0.1_degree_tiff_all.
+    #[arg(long)]
+    landmasks: bool,
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// The TESSERA root (`ROOT/{year}/grid_*/...`).
+    #[arg(long)]
+    input: PathBuf,
+    /// Band configuration (default: ./bands.toml if present, else the built-in 10-degree bands).
+    #[arg(long)]
+    bands: Option<PathBuf>,
+    /// Also write the plan as JSON here (for `build --plan`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Propose band edges keeping the stretch at or under S, printed as bands.toml.
+    #[arg(long)]
+    max_stretch: Option<f64>,
+    /// Landmask folder (default: ROOT/global_0.1_degree_tiff_all or beside ROOT).
+    #[arg(long)]
+    landmasks: Option<PathBuf>,
+    /// Only these years, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    years: Vec<u16>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Synth(a) => run_synth(a),
+        Command::Plan(a) => run_plan(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}] {{bar:30}} {{per_sec}} ETA {{eta}} {{msg}}"
+        ))
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// The band configuration: explicit path, ./bands.toml, or the default.
+fn load_bands(path: Option<&Path>) -> Result<BandsConfig> {
+    match path {
+        Some(p) => Ok(BandsConfig::load(p)?),
+        None if Path::new("bands.toml").exists() => Ok(BandsConfig::load(Path::new("bands.toml"))?),
+        None => Ok(BandsConfig::default()),
+    }
+}
+
+fn parse_bbox(text: &str) -> Result<[f64; 4]> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--bbox {text}: expected four numbers LON0,LAT0,LON1,LAT1"))?;
+    let [lon0, lat0, lon1, lat1] = parts[..] else {
+        bail!("--bbox {text}: expected four numbers LON0,LAT0,LON1,LAT1");
+    };
+    if !(-180.0..=180.0).contains(&lon0) || !(-180.0..=180.0).contains(&lon1) {
+        bail!("--bbox {text}: longitudes must be within -180..180");
+    }
+    if !(-90.0..=90.0).contains(&lat0) || !(-90.0..=90.0).contains(&lat1) || lat0 > lat1 {
+        bail!("--bbox {text}: latitudes must be within -90..90 with LAT0 <= LAT1");
+    }
+    Ok([lon0, lat0, lon1, lat1])
+}
+
+fn run_synth(a: SynthArgs) -> Result<std::process::ExitCode> {
+    let (cells, keep_water_cells) = match &a.bbox {
+        Some(b) => {
+            let [lon0, lat0, lon1, lat1] = parse_bbox(b)?;
+            (synth::cells_in_bbox(lon0, lat0, lon1, lat1), false)
+        }
+        None => {
+            let cells = a
+                .tiles
+                .iter()
+                .map(|t| Cell::parse_name(t).with_context(|| format!("--tiles: `{t}` is not a tile name")))
+                .collect::<Result<Vec<_>>>()?;
+            (cells, true)
+        }
+    };
+    if cells.is_empty() {
+        bail!("no cells selected: the bbox holds no 0.1-degree cell centre");
+    }
+    let options = SynthOptions {
+        out: a.out.clone(),
+        cells,
+        keep_water_cells,
+        years: a.years.clone(),
+        seed: a.seed,
+        land_fraction: a.land_fraction,
+        landmasks: a.landmasks,
+    };
+    let bar = progress_bar((options.cells.len() * options.years.len()) as u64, "synth tiles");
+    let summary = synth::synthesize(&options, &|_| bar.inc(1))?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {} tiles ({} cells x {} years, {}) to {}; {} candidate cells were all sea",
+        summary.tiles,
+        summary.cells,
+        options.years.len(),
+        human_bytes(summary.bytes),
+        a.out.display(),
+        summary.water_cells
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn scan(input: &Path, landmasks: Option<PathBuf>, years: Vec<u16>) -> Result<Catalogue> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} scanning tiles: {pos} [{elapsed_precise}] {per_sec}").expect("valid template"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let catalogue = Catalogue::scan(
+        input,
+        &ScanOptions {
+            landmasks,
+            years,
+            lat_index_range: None,
+            progress: Some(bar.clone()),
+        },
+    )?;
+    bar.finish_and_clear();
+    info!(tiles = catalogue.tile_count(), problems = catalogue.problems.len(), "scanned {}", input.display());
+    Ok(catalogue)
+}
+
+fn run_plan(a: PlanArgs) -> Result<std::process::ExitCode> {
+    let config = load_bands(a.bands.as_deref())?;
+    let catalogue = scan(&a.input, a.landmasks, a.years)?;
+    if catalogue.tile_count() == 0 {
+        warn!("no valid tiles under {}", a.input.display());
+    }
+    let ratio = tessera_mosaic::codec::sample_compression_ratio(&catalogue, &config.compression)?;
+    let plan = plan::plan(&catalogue, &config, ratio)?;
+    println!(
+        "{}: {} tiles in {} years ({}), {} cells, {} problems",
+        a.input.display(),
+        catalogue.tile_count(),
+        plan.years.len(),
+        plan.years.iter().map(|y| y.to_string()).collect::<Vec<_>>().join(", "),
+        catalogue.geometry.len(),
+        catalogue.problems.len()
+    );
+    println!();
+    print!("{}", plan.table());
+    println!();
+    println!(
+        "compression: {:?}, stored/raw {:.3} measured on sample tiles",
+        config.compression, ratio
+    );
+    if plan.tiles_outside_bands > 0 {
+        println!("{} tiles lie outside every configured band", plan.tiles_outside_bands);
+    }
+    report_problems(&catalogue.problems);
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&plan)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("plan written to {}", path.display());
+    }
+    if let Some(s) = a.max_stretch {
+        if s.is_nan() || s < 1.0 {
+            bail!("--max-stretch {s}: must be at least 1");
+        }
+        let (bands, warnings) = plan::propose_bands(&catalogue, &config, s)?;
+        for w in warnings {
+            warn!("{w}");
+        }
+        let proposal = BandsConfig { bands, ..config };
+        println!("\n# proposed bands.toml for --max-stretch {s}\n{}", proposal.to_toml());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Print input problems (the first 20; all are in the JSON plan).
+fn report_problems(problems: &[tessera_mosaic::tiles::TileProblem]) {
+    if problems.is_empty() {
+        return;
+    }
+    eprintln!("{} input problems (skipped):", problems.len());
+    for p in problems.iter().take(20) {
+        eprintln!("  {p}");
+    }
+    if problems.len() > 20 {
+        eprintln!("  ... and {} more (see --json)", problems.len() - 20);
+    }
+}
