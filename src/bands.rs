@@ -169,7 +169,10 @@ impl BandsConfig {
         for b in &sorted {
             let on_grid = |x: f64| ((x * 10.0).round() - x * 10.0).abs() < 1e-6;
             if !(on_grid(b.lat_min) && on_grid(b.lat_max)) {
-                return invalid(format!("band {}: edges must be multiples of 0.1 degree", b.name));
+                return invalid(format!(
+                    "band {}: edges must be multiples of 0.1 degree",
+                    b.name
+                ));
             }
             if !(-90.0..=90.0).contains(&b.lat_min)
                 || !(-90.0..=90.0).contains(&b.lat_max)
@@ -182,7 +185,9 @@ impl BandsConfig {
             }
             let ok_name = !b.name.is_empty()
                 && !b.name.starts_with("__")
-                && b.name.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+                && b.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
                 && b.name.chars().any(|c| c != '.');
             if !ok_name {
                 return invalid(format!("band name `{}` is not a valid group name", b.name));

@@ -169,7 +169,8 @@ fn parse_hundredths(text: &str) -> Result<i32, CellNameError> {
     if !digits(int) || frac.len() != 2 || !digits(frac) || int.len() > 3 {
         return Err(bad());
     }
-    let v = int.parse::<i32>().map_err(|_| bad())? * 100 + frac.parse::<i32>().map_err(|_| bad())?;
+    let v =
+        int.parse::<i32>().map_err(|_| bad())? * 100 + frac.parse::<i32>().map_err(|_| bad())?;
     Ok(if negative { -v } else { v })
 }
 
@@ -195,9 +196,18 @@ mod tests {
         assert_eq!(c.lon_min(), -100.0);
         assert_eq!(c.lat_min(), 80.0);
         assert_eq!(c.name(), "grid_-99.95_80.05");
-        assert_eq!(Cell::parse_name("grid_-0.05_-0.05").unwrap().name(), "grid_-0.05_-0.05");
-        assert_eq!(Cell::parse_name("grid_179.95_89.95").unwrap(), Cell::new(3599, 1799).unwrap());
-        assert_eq!(Cell::parse_name("grid_-179.95_-89.95").unwrap(), Cell::new(0, 0).unwrap());
+        assert_eq!(
+            Cell::parse_name("grid_-0.05_-0.05").unwrap().name(),
+            "grid_-0.05_-0.05"
+        );
+        assert_eq!(
+            Cell::parse_name("grid_179.95_89.95").unwrap(),
+            Cell::new(3599, 1799).unwrap()
+        );
+        assert_eq!(
+            Cell::parse_name("grid_-179.95_-89.95").unwrap(),
+            Cell::new(0, 0).unwrap()
+        );
         assert_eq!(Cell::containing(-99.95, 80.05), Some(c));
         assert_eq!(Cell::containing(180.0, 90.0), Cell::new(3599, 1799));
     }

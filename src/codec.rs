@@ -87,7 +87,7 @@ pub fn encoded_size(
     )
     .map_err(|e| zarrs::array::ArrayError::Other(e.to_string()))?;
     let options = zarrs::array::CodecOptions::default().with_store_empty_chunks(true);
-    array.store_chunk_opt(&[0], bytes, &options)?;
+    array.store_chunk_opt(&[0], crate::store::raw_bytes(bytes), &options)?;
     Ok(store
         .size_key(&array.chunk_key(&[0]))
         .map_err(zarrs::array::ArrayError::StorageError)?
@@ -124,7 +124,11 @@ pub fn sample_compression_ratio(
                 .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
         }
     }
-    Ok(if raw == 0 { 1.0 } else { stored as f64 / raw as f64 })
+    Ok(if raw == 0 {
+        1.0
+    } else {
+        stored as f64 / raw as f64
+    })
 }
 
 /// The first `max` data bytes of a `.npy` file.
@@ -135,6 +139,7 @@ fn read_data_prefix(path: &std::path::Path, max: usize) -> Result<Vec<u8>, std::
     let mut f = std::fs::File::open(path)?;
     f.seek(SeekFrom::Start(header.data_offset as u64))?;
     let mut buf = Vec::new();
-    f.take(max.min(header.data_bytes()) as u64).read_to_end(&mut buf)?;
+    f.take(max.min(header.data_bytes()) as u64)
+        .read_to_end(&mut buf)?;
     Ok(buf)
 }

@@ -133,7 +133,10 @@ impl TileGeometry {
     ///
     /// Projects the 4 cell corners; origin = (min west easting, max north northing);
     /// H, W = rounded extents / 10 m.
-    pub fn with_projection(cell: Cell, proj: &UtmProjection) -> Result<TileGeometry, GeometryError> {
+    pub fn with_projection(
+        cell: Cell,
+        proj: &UtmProjection,
+    ) -> Result<TileGeometry, GeometryError> {
         debug_assert_eq!(proj.zone(), UtmZone::for_cell(cell));
         // The corners exactly as the rule states them: centre +- 0.05 degrees.
         let (lon_c, lat_c) = (cell.lon_centre(), cell.lat_centre());
@@ -192,10 +195,22 @@ mod tests {
     fn zones_and_epsg() {
         let z = UtmZone::for_cell(Cell::parse_name("grid_-99.95_80.05").unwrap());
         assert_eq!(z.epsg(), 32614);
-        assert_eq!(UtmZone::for_cell(Cell::parse_name("grid_179.95_-0.05").unwrap()).epsg(), 32760);
-        assert_eq!(UtmZone::for_cell(Cell::parse_name("grid_-179.95_0.05").unwrap()).epsg(), 32601);
-        assert_eq!(UtmZone::for_cell(Cell::parse_name("grid_5.95_10.05").unwrap()).epsg(), 32631);
-        assert_eq!(UtmZone::for_cell(Cell::parse_name("grid_6.05_10.05").unwrap()).epsg(), 32632);
+        assert_eq!(
+            UtmZone::for_cell(Cell::parse_name("grid_179.95_-0.05").unwrap()).epsg(),
+            32760
+        );
+        assert_eq!(
+            UtmZone::for_cell(Cell::parse_name("grid_-179.95_0.05").unwrap()).epsg(),
+            32601
+        );
+        assert_eq!(
+            UtmZone::for_cell(Cell::parse_name("grid_5.95_10.05").unwrap()).epsg(),
+            32631
+        );
+        assert_eq!(
+            UtmZone::for_cell(Cell::parse_name("grid_6.05_10.05").unwrap()).epsg(),
+            32632
+        );
     }
 
     #[test]

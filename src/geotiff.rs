@@ -44,10 +44,22 @@ fn geo_keys(epsg: u32) -> Vec<u16> {
     let model_type = if geographic { 2 } else { 1 };
     let crs_key = if geographic { 2048 } else { 3072 };
     vec![
-        1, 1, 0, 3, // version 1.1.0, 3 keys
-        1024, 0, 1, model_type, // GTModelTypeGeoKey
-        1025, 0, 1, 1, // GTRasterTypeGeoKey = PixelIsArea
-        crs_key, 0, 1, epsg as u16, // ProjectedCSTypeGeoKey / GeographicTypeGeoKey
+        1,
+        1,
+        0,
+        3, // version 1.1.0, 3 keys
+        1024,
+        0,
+        1,
+        model_type, // GTModelTypeGeoKey
+        1025,
+        0,
+        1,
+        1, // GTRasterTypeGeoKey = PixelIsArea
+        crs_key,
+        0,
+        1,
+        epsg as u16, // ProjectedCSTypeGeoKey / GeographicTypeGeoKey
     ]
 }
 
@@ -71,7 +83,10 @@ pub fn write_u8(
         Tag::Unknown(MODEL_TIEPOINT),
         &[0.0, 0.0, 0.0, transform.x0, transform.y0, 0.0][..],
     )?;
-    enc.write_tag(Tag::Unknown(GEO_KEY_DIRECTORY), &geo_keys(transform.epsg)[..])?;
+    enc.write_tag(
+        Tag::Unknown(GEO_KEY_DIRECTORY),
+        &geo_keys(transform.epsg)[..],
+    )?;
     image.write_data(data)?;
     Ok(())
 }

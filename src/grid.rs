@@ -261,7 +261,11 @@ pub fn min_cols_per_cell(
 }
 
 /// d(E, N)/d(lon, lat) in metres per degree, by central differences through PROJ.
-fn jacobian(proj: &UtmProjection, lon: f64, lat: f64) -> Result<(f64, f64, f64, f64), GeometryError> {
+fn jacobian(
+    proj: &UtmProjection,
+    lon: f64,
+    lat: f64,
+) -> Result<(f64, f64, f64, f64), GeometryError> {
     let h = 1e-5;
     let (e1, n1) = proj.forward(lon - h, lat)?;
     let (e2, n2) = proj.forward(lon + h, lat)?;
@@ -289,7 +293,10 @@ mod tests {
         let eq = grid("0-10");
         let polar = grid("70-80");
         assert!(eq.cols_per_cell > 1113 && eq.cols_per_cell < 1200, "{eq:?}");
-        assert!(polar.cols_per_cell > 382 && polar.cols_per_cell < 450, "{polar:?}");
+        assert!(
+            polar.cols_per_cell > 382 && polar.cols_per_cell < 450,
+            "{polar:?}"
+        );
         for g in [&eq, &polar, &grid("S60-S50")] {
             assert_eq!(g.cols_per_cell % g.chunk_cols, 0);
             assert_eq!(g.rows_per_cell % g.chunk_rows, 0);
@@ -299,7 +306,11 @@ mod tests {
         // Southern bands mirror northern ones.
         assert_eq!(grid("S10-0").cols_per_cell, eq.cols_per_cell);
         assert_eq!(grid("S80-S70").cols_per_cell, polar.cols_per_cell);
-        assert!(polar.stretch() > 1.9 && polar.stretch() < 2.3, "{}", polar.stretch());
+        assert!(
+            polar.stretch() > 1.9 && polar.stretch() < 2.3,
+            "{}",
+            polar.stretch()
+        );
     }
 
     #[test]

@@ -10,9 +10,12 @@ use tracing::{info, warn};
 
 use tessera_mosaic::bands::BandsConfig;
 use tessera_mosaic::cell::Cell;
+use tessera_mosaic::grid::BandGrid;
 use tessera_mosaic::plan::{self, human_bytes};
+use tessera_mosaic::store::Store;
 use tessera_mosaic::synth::{self, SynthOptions};
 use tessera_mosaic::tiles::{Catalogue, ScanOptions};
+use tessera_mosaic::writer::{self, BuildOptions, BuildReport};
 
 /// Restructure TESSERA embedding tiles into analysis-ready Zarr, one lat/lon array per band.
 #[derive(Parser)]
@@ -31,6 +34,41 @@ enum Command {
     Synth(SynthArgs),
     /// Scan tiles, group them into bands, and report shapes and costs.
     Plan(PlanArgs),
+    /// Write bands into a Zarr store, in parallel; rerun to resume.
+    Build(BuildArgs),
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// The TESSERA root (`ROOT/{year}/grid_*/...`).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output store: a local folder.
+    #[arg(long)]
+    out: String,
+    /// Band(s) to build, by name (e.g. 70-80); several are built one after the other.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        allow_hyphen_values = true
+    )]
+    band: Vec<String>,
+    /// Band configuration (default: ./bands.toml if present, else the built-in 10-degree bands).
+    #[arg(long)]
+    bands: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Only these years, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    years: Vec<u16>,
+    /// Landmask folder (default: ROOT/global_0.1_degree_tiff_all or beside ROOT).
+    #[arg(long)]
+    landmasks: Option<PathBuf>,
+    /// Also write the build report (JSON) here.
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -39,7 +77,12 @@ struct SynthArgs {
     #[arg(long)]
     out: PathBuf,
     /// Cells whose centres lie in LON0,LAT0,LON1,LAT1 (LON0 > LON1 crosses the antimeridian).
-    #[arg(long, allow_hyphen_values = true, conflicts_with = "tiles", required_unless_present = "tiles")]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        conflicts_with = "tiles",
+        required_unless_present = "tiles"
+    )]
     bbox: Option<String>,
     /// Explicit tile names, comma-separated (each gets a tile even if all water).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
@@ -86,6 +129,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Synth(a) => run_synth(a),
         Command::Plan(a) => run_plan(a),
+        Command::Build(a) => run_build(a),
     };
     match result {
         Ok(code) => code,
@@ -161,7 +205,10 @@ fn run_synth(a: SynthArgs) -> Result<std::process::ExitCode> {
             let cells = a
                 .tiles
                 .iter()
-                .map(|t| Cell::parse_name(t).with_context(|| format!("--tiles: `{t}` is not a tile name")))
+                .map(|t| {
+                    Cell::parse_name(t)
+                        .with_context(|| format!("--tiles: `{t}` is not a tile name"))
+                })
                 .collect::<Result<Vec<_>>>()?;
             (cells, true)
         }
@@ -178,7 +225,10 @@ fn run_synth(a: SynthArgs) -> Result<std::process::ExitCode> {
         land_fraction: a.land_fraction,
         landmasks: a.landmasks,
     };
-    let bar = progress_bar((options.cells.len() * options.years.len()) as u64, "synth tiles");
+    let bar = progress_bar(
+        (options.cells.len() * options.years.len()) as u64,
+        "synth tiles",
+    );
     let summary = synth::synthesize(&options, &|_| bar.inc(1))?;
     bar.finish_and_clear();
     println!(
@@ -194,20 +244,39 @@ fn run_synth(a: SynthArgs) -> Result<std::process::ExitCode> {
 }
 
 fn scan(input: &Path, landmasks: Option<PathBuf>, years: Vec<u16>) -> Result<Catalogue> {
+    scan_lat_range(input, landmasks, years, None)
+}
+
+fn scan_lat_range(
+    input: &Path,
+    landmasks: Option<PathBuf>,
+    years: Vec<u16>,
+    lat_index_range: Option<std::ops::Range<u16>>,
+) -> Result<Catalogue> {
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} scanning tiles: {pos} [{elapsed_precise}] {per_sec}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} scanning tiles: {pos} [{elapsed_precise}] {per_sec}",
+        )
+        .expect("valid template"),
+    );
     bar.enable_steady_tick(Duration::from_millis(200));
     let catalogue = Catalogue::scan(
         input,
         &ScanOptions {
             landmasks,
             years,
-            lat_index_range: None,
+            lat_index_range,
             progress: Some(bar.clone()),
         },
     )?;
     bar.finish_and_clear();
-    info!(tiles = catalogue.tile_count(), problems = catalogue.problems.len(), "scanned {}", input.display());
+    info!(
+        tiles = catalogue.tile_count(),
+        problems = catalogue.problems.len(),
+        "scanned {}",
+        input.display()
+    );
     Ok(catalogue)
 }
 
@@ -224,7 +293,11 @@ fn run_plan(a: PlanArgs) -> Result<std::process::ExitCode> {
         a.input.display(),
         catalogue.tile_count(),
         plan.years.len(),
-        plan.years.iter().map(|y| y.to_string()).collect::<Vec<_>>().join(", "),
+        plan.years
+            .iter()
+            .map(|y| y.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         catalogue.geometry.len(),
         catalogue.problems.len()
     );
@@ -236,7 +309,10 @@ fn run_plan(a: PlanArgs) -> Result<std::process::ExitCode> {
         config.compression, ratio
     );
     if plan.tiles_outside_bands > 0 {
-        println!("{} tiles lie outside every configured band", plan.tiles_outside_bands);
+        println!(
+            "{} tiles lie outside every configured band",
+            plan.tiles_outside_bands
+        );
     }
     report_problems(&catalogue.problems);
     if let Some(path) = &a.json {
@@ -253,7 +329,10 @@ fn run_plan(a: PlanArgs) -> Result<std::process::ExitCode> {
             warn!("{w}");
         }
         let proposal = BandsConfig { bands, ..config };
-        println!("\n# proposed bands.toml for --max-stretch {s}\n{}", proposal.to_toml());
+        println!(
+            "\n# proposed bands.toml for --max-stretch {s}\n{}",
+            proposal.to_toml()
+        );
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -269,5 +348,82 @@ fn report_problems(problems: &[tessera_mosaic::tiles::TileProblem]) {
     }
     if problems.len() > 20 {
         eprintln!("  ... and {} more (see --json)", problems.len() - 20);
+    }
+}
+
+fn run_build(a: BuildArgs) -> Result<std::process::ExitCode> {
+    let config = load_bands(a.bands.as_deref())?;
+    let store = Store::open(&a.out)?;
+    let mut all_ok = true;
+    for name in &a.band {
+        let spec = config.band(name)?;
+        let grid = BandGrid::for_band(spec, &config)?;
+        let catalogue = scan_lat_range(
+            &a.input,
+            a.landmasks.clone(),
+            a.years.clone(),
+            Some(spec.lat_start_index()..spec.lat_end_index()),
+        )?;
+        let options = BuildOptions {
+            threads: a.threads,
+            worker: None,
+            compression: config.compression.clone(),
+            embeddings_fill: config.embeddings_fill,
+        };
+        let bar = progress_bar(0, &format!("build {name}: tiles"));
+        let report = writer::build_band(&catalogue, &store, &grid, &options, &bar)?;
+        bar.finish_and_clear();
+        print_build_report(&report);
+        let text = serde_json::to_string_pretty(&report)?;
+        store.put_json(&report_key(&report), &serde_json::from_str(&text)?)?;
+        if let Some(path) = &a.report {
+            let path = if a.band.len() > 1 {
+                path.with_extension(format!("{name}.json"))
+            } else {
+                path.clone()
+            };
+            std::fs::write(&path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        all_ok &= report.ok();
+    }
+    Ok(if all_ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+/// Store key of a build report: `_reports/{band}/{worker or all}.json`.
+fn report_key(report: &BuildReport) -> String {
+    let who = report.worker.as_deref().map_or("all".to_string(), |w| {
+        format!("worker-{}", w.replace('/', "-of-"))
+    });
+    format!("_reports/{}/{who}.json", report.band)
+}
+
+fn print_build_report(r: &BuildReport) {
+    let mb = r.bytes_read as f64 / 1e6;
+    println!(
+        "band {}: {} tiles written, {} already present, {} failed; read {} in {:.1} s ({:.1} MB/s, {:.2} tiles/s); {:.4}% of pixels placed by the exact fallback",
+        r.band,
+        r.tiles_written,
+        r.tiles_skipped,
+        r.failed.len(),
+        human_bytes(r.bytes_read),
+        r.seconds,
+        mb / r.seconds.max(1e-9),
+        r.tiles_written as f64 / r.seconds.max(1e-9),
+        100.0 * r.exact_fallbacks as f64 / (r.pixels_placed.max(1)) as f64,
+    );
+    report_problems(&r.input_problems);
+    if !r.failed.is_empty() {
+        eprintln!(
+            "{} tiles failed (not written; rerun after fixing them):",
+            r.failed.len()
+        );
+        for p in &r.failed {
+            eprintln!("  {p}");
+        }
     }
 }

@@ -104,7 +104,10 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, NpyError> {
             if bytes.len() < 12 {
                 return Err(NpyError::Truncated);
             }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
         }
         _ => return Err(NpyError::BadVersion(major, minor)),
     };
@@ -189,7 +192,9 @@ fn parse_dict(text: &str) -> Result<HeaderDict, NpyError> {
                 let inner = after
                     .strip_prefix('(')
                     .ok_or_else(|| malformed("shape not a tuple"))?;
-                let close = inner.find(')').ok_or_else(|| malformed("shape not closed"))?;
+                let close = inner
+                    .find(')')
+                    .ok_or_else(|| malformed("shape not closed"))?;
                 let mut shape = Vec::new();
                 for part in inner[..close].split(',') {
                     let p = part.trim();

@@ -161,11 +161,22 @@ pub fn human_bytes(b: u64) -> String {
 impl Plan {
     /// The plan as a text table, one row per band.
     pub fn table(&self) -> String {
-        let mut rows = vec![[
-            "band", "tiles/year", "shape (year, lat, lon, ch)", "shard", "chunk", "raw",
-            "stored (est.)", "px m eq-edge", "px m pole-edge", "stretch", "cells present",
-        ]
-        .map(String::from)];
+        let mut rows = vec![
+            [
+                "band",
+                "tiles/year",
+                "shape (year, lat, lon, ch)",
+                "shard",
+                "chunk",
+                "raw",
+                "stored (est.)",
+                "px m eq-edge",
+                "px m pole-edge",
+                "stretch",
+                "cells present",
+            ]
+            .map(String::from),
+        ];
         let shape = |s: &[u64; 4]| format!("{} x {} x {} x {}", s[0], s[1], s[2], s[3]);
         for b in &self.bands {
             let per_year = b
@@ -182,7 +193,10 @@ impl Plan {
                 shape(&b.chunk_shape),
                 human_bytes(b.raw_bytes),
                 human_bytes(b.estimated_stored_bytes),
-                format!("{:.2} x {:.2}", b.pixel_m_equatorward.0, b.pixel_m_equatorward.1),
+                format!(
+                    "{:.2} x {:.2}",
+                    b.pixel_m_equatorward.0, b.pixel_m_equatorward.1
+                ),
                 format!("{:.2} x {:.2}", b.pixel_m_poleward.0, b.pixel_m_poleward.1),
                 format!("{:.3}", b.stretch),
                 format!(

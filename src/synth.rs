@@ -147,7 +147,9 @@ impl Landscape {
     }
 
     fn fields(&self, lon: f64, lat: f64) -> [f32; FIELDS] {
-        std::array::from_fn(|k| fbm(self.seed.wrapping_add(101 + k as u64), lon, lat, 1.6, 6) as f32)
+        std::array::from_fn(|k| {
+            fbm(self.seed.wrapping_add(101 + k as u64), lon, lat, 1.6, 6) as f32
+        })
     }
 
     /// True when some part of the cell is land (sampled on a 9 x 9 lattice).
@@ -189,21 +191,30 @@ fn pixel_lonlat(g: &TileGeometry, proj: &UtmProjection) -> Result<Vec<(f64, f64)
     let locate = |nodes_at: &[usize], v: usize| {
         let i = (v / STEP).min(nodes_at.len() - 2);
         let (a, b) = (nodes_at[i], nodes_at[i + 1]);
-        (i, if b > a { (v - a) as f64 / (b - a) as f64 } else { 0.0 })
+        (
+            i,
+            if b > a {
+                (v - a) as f64 / (b - a) as f64
+            } else {
+                0.0
+            },
+        )
     };
-    out.par_chunks_mut(g.width).enumerate().for_each(|(r, row)| {
-        let (i, fy) = locate(&node_rows, r);
-        for (c, px) in row.iter_mut().enumerate() {
-            let (j, fx) = locate(&node_cols, c);
-            let at = |a: usize, b: usize| nodes[a * node_cols.len() + b];
-            let (p00, p01, p10, p11) = (at(i, j), at(i, j + 1), at(i + 1, j), at(i + 1, j + 1));
-            let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
-            *px = (
-                lerp(lerp(p00.0, p01.0, fx), lerp(p10.0, p11.0, fx), fy),
-                lerp(lerp(p00.1, p01.1, fx), lerp(p10.1, p11.1, fx), fy),
-            );
-        }
-    });
+    out.par_chunks_mut(g.width)
+        .enumerate()
+        .for_each(|(r, row)| {
+            let (i, fy) = locate(&node_rows, r);
+            for (c, px) in row.iter_mut().enumerate() {
+                let (j, fx) = locate(&node_cols, c);
+                let at = |a: usize, b: usize| nodes[a * node_cols.len() + b];
+                let (p00, p01, p10, p11) = (at(i, j), at(i, j + 1), at(i + 1, j), at(i + 1, j + 1));
+                let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
+                *px = (
+                    lerp(lerp(p00.0, p01.0, fx), lerp(p10.0, p11.0, fx), fy),
+                    lerp(lerp(p00.1, p01.1, fx), lerp(p10.1, p11.1, fx), fy),
+                );
+            }
+        });
     Ok(out)
 }
 
@@ -237,22 +248,31 @@ pub fn synth_tile(
             // Per-pixel noise bytes, 8 per 64-bit hash.
             let mut noise = [0u8; CHANNELS];
             for (k, chunk) in noise.chunks_mut(8).enumerate() {
-                chunk.copy_from_slice(&splitmix(pixel_hash ^ (k as u64).wrapping_mul(0x9E37)).to_le_bytes());
+                chunk.copy_from_slice(
+                    &splitmix(pixel_hash ^ (k as u64).wrapping_mul(0x9E37)).to_le_bytes(),
+                );
             }
             for ch in 0..CHANNELS {
                 let w = &landscape.weights[ch];
                 let smooth = if land {
-                    w[0] * f[0] + w[1] * f[1] + w[2] * f[2] + w[3] * f[3] + year_drift * w[(ch + 1) % FIELDS]
+                    w[0] * f[0]
+                        + w[1] * f[1]
+                        + w[2] * f[2]
+                        + w[3] * f[3]
+                        + year_drift * w[(ch + 1) % FIELDS]
                 } else {
                     landscape.water_signature[ch] + 0.1 * w[0] * f[0]
                 };
                 let v = 70.0 * smooth + (noise[ch] as f32 - 127.5) * 0.12;
                 emb[ch] = v.round().clamp(-127.0, 127.0) as i8;
             }
-            *scale = 0.02 * (1.0 + 0.3 * f[1]) * (1.0 + 0.05 * ((pixel_hash >> 40) as f32 / 16_777_216.0 - 0.5));
+            *scale = 0.02
+                * (1.0 + 0.3 * f[1])
+                * (1.0 + 0.05 * ((pixel_hash >> 40) as f32 / 16_777_216.0 - 0.5));
             // A few invalid scale sentinels (about 1 in 5000 pixels).
             if pixel_hash % 5000 == 17 {
-                *scale = [f32::NAN, 0.0, -1.0, f32::MAX, f32::INFINITY, 3.0e38][(pixel_hash >> 32) as usize % 6];
+                *scale = [f32::NAN, 0.0, -1.0, f32::MAX, f32::INFINITY, 3.0e38]
+                    [(pixel_hash >> 32) as usize % 6];
             }
         });
     Ok(SynthTile {
@@ -318,8 +338,12 @@ pub fn synthesize(
                     dx: PIXEL_M,
                     dy: PIXEL_M,
                 };
-                geotiff::write_u8(&path, w, h, &tile.landmask, &transform)
-                    .map_err(|source| SynthError::Landmask { path: path.clone(), source })?;
+                geotiff::write_u8(&path, w, h, &tile.landmask, &transform).map_err(|source| {
+                    SynthError::Landmask {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
             }
             progress(&emb_path);
         }
@@ -390,7 +414,15 @@ mod tests {
     fn bbox_wraps_the_antimeridian() {
         let cells = cells_in_bbox(179.8, 10.0, -179.8, 10.1);
         let names: Vec<String> = cells.iter().map(|c| c.name()).collect();
-        assert_eq!(names, ["grid_-179.95_10.05", "grid_-179.85_10.05", "grid_179.85_10.05", "grid_179.95_10.05"]);
+        assert_eq!(
+            names,
+            [
+                "grid_-179.95_10.05",
+                "grid_-179.85_10.05",
+                "grid_179.85_10.05",
+                "grid_179.95_10.05"
+            ]
+        );
     }
 
     #[test]

@@ -156,7 +156,11 @@ impl Catalogue {
     /// Compute each cell's geometry once and drop tiles whose size disagrees with it.
     fn check_geometry(&mut self) {
         let cells: Vec<Cell> = {
-            let mut all: Vec<Cell> = self.years.values().flat_map(|t| t.keys().copied()).collect();
+            let mut all: Vec<Cell> = self
+                .years
+                .values()
+                .flat_map(|t| t.keys().copied())
+                .collect();
             all.sort();
             all.dedup();
             all
@@ -254,7 +258,12 @@ fn scan_year(
 ) -> (BTreeMap<Cell, InputTile>, Vec<TileProblem>) {
     let entries: Vec<_> = match std::fs::read_dir(dir) {
         Ok(e) => e.flatten().map(|e| e.path()).collect(),
-        Err(e) => return (BTreeMap::new(), vec![problem(dir, format!("cannot read: {e}"))]),
+        Err(e) => {
+            return (
+                BTreeMap::new(),
+                vec![problem(dir, format!("cannot read: {e}"))],
+            );
+        }
     };
     let results: Vec<Option<Result<InputTile, TileProblem>>> = entries
         .par_iter()

@@ -6,7 +6,10 @@ use tessera_mosaic::geometry::TileGeometry;
 
 #[test]
 fn every_fixture_row_matches() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tile_geometry.csv");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tile_geometry.csv"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let mut rows = 0;
     let mut worst: f64 = 0.0;
@@ -20,9 +23,19 @@ fn every_fixture_row_matches() {
         assert_eq!(g.epsg(), epsg, "{line}");
         assert_eq!((g.height, g.width), (h, w), "{line}");
         // The fixture has 4 decimals: allow its rounding on top of 1 mm.
-        assert!((g.origin_e - e).abs() <= 0.001, "{line}: origin_e {}", g.origin_e);
-        assert!((g.origin_n - n).abs() <= 0.001, "{line}: origin_n {}", g.origin_n);
-        worst = worst.max((g.origin_e - e).abs()).max((g.origin_n - n).abs());
+        assert!(
+            (g.origin_e - e).abs() <= 0.001,
+            "{line}: origin_e {}",
+            g.origin_e
+        );
+        assert!(
+            (g.origin_n - n).abs() <= 0.001,
+            "{line}: origin_n {}",
+            g.origin_n
+        );
+        worst = worst
+            .max((g.origin_e - e).abs())
+            .max((g.origin_n - n).abs());
         rows += 1;
     }
     assert_eq!(rows, 60);

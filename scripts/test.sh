@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run every test of tessera-mosaic on a fresh machine: installs what the tests need
+# (scripts/setup.sh), builds in release mode, then runs the Rust tests and the Python tests
+# that read our output with independent tools (pyproj, xarray, zarr-python).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release --locked
+cargo test --release --locked
+MOSAIC_BIN="$PWD/target/release/mosaic" .venv/bin/python -m pytest -q tests/python

@@ -1,0 +1,387 @@
+//! The band writer: every tile of a band, for every year, placed into the band's arrays.
+//!
+//! Parallel over cells (rayon): a cell's placement map is computed once and reused for all its
+//! years; each (cell, year) becomes exactly two whole-shard writes (`embeddings`, then `scales`)
+//! by one thread, so no shard is ever read, modified and written back. A (cell, year) is done
+//! when both shards exist in the store; a rerun skips those and redoes the rest, so a killed
+//! build resumes and ends byte-identical to an uninterrupted one. Memory per thread is one
+//! source tile plus one output shard, whatever the band's size.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::cell::Cell;
+use crate::geometry::{TileGeometry, UtmProjection, UtmZone};
+use crate::geotiff;
+use crate::grid::BandGrid;
+use crate::npy::{self, NpyDtype};
+use crate::placement::{NO_SOURCE, PlacementMap, place_cell};
+use crate::store::{BandArrays, Store, StoreError, is_temporary_key};
+use crate::tiles::{CHANNELS, Catalogue, InputTile, ScalesLayout, TileProblem};
+
+/// Options of one build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Worker threads (0 = all cores).
+    pub threads: usize,
+    /// This process builds share `.0` of `.1` (0-based) of the band's cells.
+    pub worker: Option<(usize, usize)>,
+    /// Compression and fill settings.
+    pub compression: crate::bands::CompressionConfig,
+    /// Fill value of `embeddings`.
+    pub embeddings_fill: i8,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BuildReport {
+    /// Band name.
+    pub band: String,
+    /// Worker share, if any (`I/N`, 1-based as on the command line).
+    pub worker: Option<String>,
+    /// Tiles (cell x year) in this build's share.
+    pub tiles_total: usize,
+    /// Tiles written now.
+    pub tiles_written: usize,
+    /// Tiles already in the store (skipped).
+    pub tiles_skipped: usize,
+    /// Tiles that failed (not written), with the reason.
+    pub failed: Vec<TileProblem>,
+    /// Problems found while scanning the input (never written).
+    pub input_problems: Vec<TileProblem>,
+    /// Input bytes read.
+    pub bytes_read: u64,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Output pixels placed by the exact PROJ fallback (near a source pixel edge).
+    pub exact_fallbacks: u64,
+    /// Output pixels placed in total.
+    pub pixels_placed: u64,
+}
+
+impl BuildReport {
+    /// True when nothing failed.
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Errors that stop a build (not per-tile failures, which are reported and skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start {0} worker threads: {1}")]
+    Threads(usize, String),
+    #[error("band {0} has no tiles in the input")]
+    Empty(String),
+}
+
+/// True for a usable scale: finite, positive and below the sentinel range.
+pub fn scale_is_valid(s: f32) -> bool {
+    s.is_finite() && s > 0.0 && s < 1e6
+}
+
+/// The cells of a band that a worker builds: a fixed function of the cell, so every worker
+/// agrees on the split with no coordination.
+pub fn in_worker_share(cell: Cell, worker: Option<(usize, usize)>) -> bool {
+    match worker {
+        None => true,
+        Some((i, n)) => {
+            let id = cell.lat_index as u64 * 3600 + cell.lon_index as u64;
+            // Mix so that neighbouring cells spread over workers evenly.
+            (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % n as u64 == i as u64
+        }
+    }
+}
+
+/// Set of store keys of shards already written (temporary keys excluded).
+fn existing_shards(store: &Store, band: &str) -> Result<HashSet<String>, StoreError> {
+    let mut keys = HashSet::new();
+    for array in ["embeddings", "scales"] {
+        for k in store.list_prefix(&format!("{band}/{array}/c/"))? {
+            if !is_temporary_key(&k) {
+                keys.insert(k);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// Work of one cell: its geometry and the tiles still to write.
+struct CellWork<'a> {
+    cell: Cell,
+    geometry: TileGeometry,
+    tiles: Vec<&'a InputTile>,
+    landmask: Option<&'a Path>,
+}
+
+/// Build (or resume) a band from a catalogue into a store.
+pub fn build_band(
+    catalogue: &Catalogue,
+    store: &Store,
+    grid: &BandGrid,
+    options: &BuildOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<BuildReport, BuildError> {
+    let start = Instant::now();
+    let band = grid.name.clone();
+    let years: Vec<u16> = catalogue
+        .years
+        .iter()
+        .filter(|(_, tiles)| tiles.keys().any(|c| grid.contains(*c)))
+        .map(|(y, _)| *y)
+        .collect();
+    if years.is_empty() {
+        return Err(BuildError::Empty(band));
+    }
+    let source = format!("TESSERA embedding tiles from {}", catalogue.root.display());
+    let arrays = store.create_or_update_band(
+        grid,
+        &years,
+        &options.compression,
+        options.embeddings_fill,
+        &source,
+    )?;
+    let done = existing_shards(store, &band)?;
+
+    let mut report = BuildReport {
+        band: band.clone(),
+        worker: options.worker.map(|(i, n)| format!("{}/{n}", i + 1)),
+        input_problems: catalogue.problems.clone(),
+        ..Default::default()
+    };
+    let mut work = Vec::new();
+    for (&cell, geometry) in &catalogue.geometry {
+        if !grid.contains(cell) || !in_worker_share(cell, options.worker) {
+            continue;
+        }
+        let mut tiles = Vec::new();
+        for tile in catalogue.tiles_of_cell(cell) {
+            report.tiles_total += 1;
+            let (ek, sk) = arrays
+                .shard_keys(cell, tile.year)
+                .expect("year on the axis");
+            if done.contains(&ek) && done.contains(&sk) {
+                report.tiles_skipped += 1;
+            } else {
+                tiles.push(tile);
+            }
+        }
+        if !tiles.is_empty() {
+            work.push(CellWork {
+                cell,
+                geometry: *geometry,
+                tiles,
+                landmask: catalogue.landmasks.get(&cell).map(|p| p.as_path()),
+            });
+        }
+    }
+    let to_write: usize = work.iter().map(|w| w.tiles.len()).sum();
+    progress.set_length(to_write as u64);
+    tracing::info!(band = %band, total = report.tiles_total, skipped = report.tiles_skipped, to_write, cells = work.len(), "building");
+
+    let failed = Mutex::new(Vec::new());
+    let written = AtomicUsize::new(0);
+    let bytes_read = AtomicU64::new(0);
+    let fallbacks = AtomicU64::new(0);
+    let placed = AtomicU64::new(0);
+    let threads = if options.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        options.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| BuildError::Threads(threads, e.to_string()))?;
+    pool.install(|| {
+        work.par_iter().for_each(|w| {
+            let fail = |tile: &InputTile, path: &Path, reason: String| {
+                failed.lock().expect("no poisoning").push((
+                    tile.year,
+                    w.cell,
+                    TileProblem {
+                        path: path.to_path_buf(),
+                        reason,
+                    },
+                ));
+                progress.inc(1);
+            };
+            let prepared = prepare_cell(grid, w);
+            let (map, mask) = match prepared {
+                Ok(p) => p,
+                Err((path, reason)) => {
+                    for tile in &w.tiles {
+                        let path = path.as_deref().unwrap_or(&tile.embeddings);
+                        fail(tile, path, reason.clone());
+                    }
+                    return;
+                }
+            };
+            fallbacks.fetch_add(
+                map.exact_fallbacks as u64 * w.tiles.len() as u64,
+                Ordering::Relaxed,
+            );
+            for tile in &w.tiles {
+                match write_tile(
+                    &arrays,
+                    tile,
+                    &w.geometry,
+                    &map,
+                    mask.as_deref(),
+                    options.embeddings_fill,
+                ) {
+                    Ok(bytes) => {
+                        bytes_read.fetch_add(bytes, Ordering::Relaxed);
+                        placed.fetch_add(map.source.len() as u64, Ordering::Relaxed);
+                        written.fetch_add(1, Ordering::Relaxed);
+                        progress.inc(1);
+                        let secs = start.elapsed().as_secs_f64().max(1e-9);
+                        progress.set_message(format!(
+                            "{:.0} MB/s in",
+                            bytes_read.load(Ordering::Relaxed) as f64 / 1e6 / secs
+                        ));
+                    }
+                    Err((path, reason)) => {
+                        fail(tile, path.as_deref().unwrap_or(&tile.embeddings), reason)
+                    }
+                }
+            }
+        });
+    });
+    let mut failed = failed.into_inner().expect("no poisoning");
+    failed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    report.failed = failed.into_iter().map(|(_, _, p)| p).collect();
+    report.tiles_written = written.into_inner();
+    report.bytes_read = bytes_read.into_inner();
+    report.exact_fallbacks = fallbacks.into_inner();
+    report.pixels_placed = placed.into_inner();
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+type Failure = (Option<std::path::PathBuf>, String);
+
+/// The placement map and the landmask (if any) of a cell.
+fn prepare_cell(grid: &BandGrid, w: &CellWork) -> Result<(PlacementMap, Option<Vec<u8>>), Failure> {
+    let proj = UtmProjection::new(UtmZone::for_cell(w.cell)).map_err(|e| (None, e.to_string()))?;
+    let map = place_cell(grid, &w.geometry, &proj).map_err(|e| (None, e.to_string()))?;
+    let mask = match w.landmask {
+        None => None,
+        Some(path) => {
+            let fail = |m: String| (Some(path.to_path_buf()), m);
+            let (mw, mh, data) =
+                geotiff::read_u8(path).map_err(|e| fail(format!("unreadable landmask: {e}")))?;
+            if (mh, mw) != (w.geometry.height, w.geometry.width) {
+                return Err(fail(format!(
+                    "landmask is {mh} x {mw} but the tile is {} x {}",
+                    w.geometry.height, w.geometry.width
+                )));
+            }
+            Some(data)
+        }
+    };
+    Ok((map, mask))
+}
+
+/// Read one tile's data (header re-checked against the catalogue) and its scales as f32.
+fn read_tile_data(tile: &InputTile) -> Result<(Vec<u8>, Vec<f32>), Failure> {
+    let (h, w) = (tile.height, tile.width);
+    let (eh, emb) = npy::read_npy(&tile.embeddings)
+        .map_err(|e| (Some(tile.embeddings.clone()), e.to_string()))?;
+    if eh.dtype != NpyDtype::Int8 || eh.shape != [h, w, CHANNELS] {
+        return Err((
+            Some(tile.embeddings.clone()),
+            format!("changed since the scan: now {:?} {:?}", eh.dtype, eh.shape),
+        ));
+    }
+    let (sh, raw) =
+        npy::read_npy(&tile.scales).map_err(|e| (Some(tile.scales.clone()), e.to_string()))?;
+    let per_channel = match tile.scales_layout {
+        ScalesLayout::PerPixel => 1,
+        ScalesLayout::PerChannel => CHANNELS,
+    };
+    if sh.dtype != NpyDtype::Float32 || sh.len() != h * w * per_channel {
+        return Err((
+            Some(tile.scales.clone()),
+            format!("changed since the scan: now {:?} {:?}", sh.dtype, sh.shape),
+        ));
+    }
+    let scales = raw
+        .chunks_exact(4 * per_channel)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Ok((emb, scales))
+}
+
+/// Gather one tile into its two output shards and write them. Returns input bytes read.
+fn write_tile(
+    arrays: &BandArrays,
+    tile: &InputTile,
+    geometry: &TileGeometry,
+    map: &PlacementMap,
+    landmask: Option<&[u8]>,
+    fill: i8,
+) -> Result<u64, Failure> {
+    debug_assert_eq!((tile.height, tile.width), (geometry.height, geometry.width));
+    let (emb, scales) = read_tile_data(tile)?;
+    let (out_emb, out_scales) = gather(map, &emb, &scales, landmask, fill);
+    let idx = arrays
+        .shard_indices(tile.cell, tile.year)
+        .expect("year on the axis");
+    let options = zarrs::array::CodecOptions::default()
+        .with_store_empty_chunks(true)
+        .with_concurrent_target(1);
+    let write_err = |e: zarrs::array::ArrayError| {
+        (
+            Some(tile.embeddings.clone()),
+            format!("writing the shard failed: {e}"),
+        )
+    };
+    arrays
+        .embeddings
+        .store_chunk_opt(&idx, crate::store::raw_bytes(&out_emb), &options)
+        .map_err(write_err)?;
+    arrays
+        .scales
+        .store_chunk_opt(&idx[..3], out_scales.as_slice(), &options)
+        .map_err(write_err)?;
+    Ok(tile.bytes)
+}
+
+/// Copy source pixels into a cell's output buffers (embeddings as bytes, scales as f32).
+pub fn gather(
+    map: &PlacementMap,
+    embeddings: &[u8],
+    scales: &[f32],
+    landmask: Option<&[u8]>,
+    fill: i8,
+) -> (Vec<u8>, Vec<f32>) {
+    let n = map.source.len();
+    let mut out_emb = vec![fill as u8; n * CHANNELS];
+    let mut out_scales = vec![f32::NAN; n];
+    for (p, &s) in map.source.iter().enumerate() {
+        if s == NO_SOURCE {
+            continue;
+        }
+        let s = s as usize;
+        if landmask.is_some_and(|m| m[s] == 0) {
+            continue;
+        }
+        let scale = scales[s];
+        if !scale_is_valid(scale) {
+            continue;
+        }
+        out_emb[p * CHANNELS..(p + 1) * CHANNELS]
+            .copy_from_slice(&embeddings[s * CHANNELS..(s + 1) * CHANNELS]);
+        out_scales[p] = scale;
+    }
+    (out_emb, out_scales)
+}
