@@ -374,8 +374,8 @@ fn run_build(a: BuildArgs) -> Result<std::process::ExitCode> {
         let report = writer::build_band(&catalogue, &store, &grid, &options, &bar)?;
         bar.finish_and_clear();
         print_build_report(&report);
+        store.put_json(&report.failures_key(), &report.failures_record())?;
         let text = serde_json::to_string_pretty(&report)?;
-        store.put_json(&report_key(&report), &serde_json::from_str(&text)?)?;
         if let Some(path) = &a.report {
             let path = if a.band.len() > 1 {
                 path.with_extension(format!("{name}.json"))
@@ -392,14 +392,6 @@ fn run_build(a: BuildArgs) -> Result<std::process::ExitCode> {
     } else {
         std::process::ExitCode::from(1)
     })
-}
-
-/// Store key of a build report: `_reports/{band}/{worker or all}.json`.
-fn report_key(report: &BuildReport) -> String {
-    let who = report.worker.as_deref().map_or("all".to_string(), |w| {
-        format!("worker-{}", w.replace('/', "-of-"))
-    });
-    format!("_reports/{}/{who}.json", report.band)
 }
 
 fn print_build_report(r: &BuildReport) {

@@ -250,6 +250,12 @@ impl Store {
             .map_err(storage_err(&self.location))
     }
 
+    /// Delete an object (no error when absent).
+    pub fn erase(&self, key: &str) -> Result<(), StoreError> {
+        let key = StoreKey::new(key).expect("valid key");
+        self.storage.erase(&key).map_err(storage_err(&self.location))
+    }
+
     /// True when an object exists.
     pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let key = StoreKey::new(key).expect("valid key");

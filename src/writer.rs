@@ -66,9 +66,28 @@ pub struct BuildReport {
 }
 
 impl BuildReport {
-    /// True when nothing failed.
+    /// True when every input tile of the band was written (no input problem, no failure).
     pub fn ok(&self) -> bool {
-        self.failed.is_empty()
+        self.failed.is_empty() && self.input_problems.is_empty()
+    }
+
+    /// Store key of this build's failure record: `_mosaic/failures/{band}/{all|worker-I-of-N}.json`.
+    pub fn failures_key(&self) -> String {
+        let who = self
+            .worker
+            .as_deref()
+            .map_or("all".to_string(), |w| format!("worker-{}", w.replace('/', "-of-")));
+        format!("_mosaic/failures/{}/{who}.json", self.band)
+    }
+
+    /// The failure record kept in the store: deterministic (no timings), empty when all went well.
+    pub fn failures_record(&self) -> serde_json::Value {
+        serde_json::json!({
+            "band": self.band,
+            "worker": self.worker,
+            "failed": self.failed,
+            "input_problems": self.input_problems,
+        })
     }
 }
 
@@ -99,6 +118,29 @@ pub fn in_worker_share(cell: Cell, worker: Option<(usize, usize)>) -> bool {
             (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % n as u64 == i as u64
         }
     }
+}
+
+/// Remove temporary objects left in a band by killed builds: keys `*.tmp.{pid}.{n}` whose
+/// process no longer runs on this machine. Only local stores write temporaries.
+pub fn remove_stale_temporaries(store: &Store, band: &str) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for key in store.list_prefix(&format!("{band}/"))? {
+        let Some(pid) = key.rsplit('/').next().and_then(temporary_key_pid) else {
+            continue;
+        };
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && Path::new("/proc/self").exists() {
+            store.erase(&key)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The process id in a temporary object name `name.tmp.{pid}.{n}`.
+fn temporary_key_pid(name: &str) -> Option<u32> {
+    let (_, rest) = name.rsplit_once(".tmp.")?;
+    rest.split('.').next()?.parse().ok()
 }
 
 /// Set of store keys of shards already written (temporary keys excluded).
@@ -132,13 +174,9 @@ pub fn build_band(
 ) -> Result<BuildReport, BuildError> {
     let start = Instant::now();
     let band = grid.name.clone();
-    let years: Vec<u16> = catalogue
-        .years
-        .iter()
-        .filter(|(_, tiles)| tiles.keys().any(|c| grid.contains(*c)))
-        .map(|(y, _)| *y)
-        .collect();
-    if years.is_empty() {
+    // The year axis covers every year of the input, so all bands of a store share it.
+    let years = catalogue.year_list();
+    if !catalogue.geometry.keys().any(|c| grid.contains(*c)) {
         return Err(BuildError::Empty(band));
     }
     let source = format!("TESSERA embedding tiles from {}", catalogue.root.display());
@@ -149,6 +187,10 @@ pub fn build_band(
         options.embeddings_fill,
         &source,
     )?;
+    let stale = remove_stale_temporaries(store, &band)?;
+    if stale > 0 {
+        tracing::info!(band = %band, stale, "removed temporary objects of an interrupted build");
+    }
     let done = existing_shards(store, &band)?;
 
     let mut report = BuildReport {

@@ -1,0 +1,120 @@
+//! Builds that are killed and resumed, and builds with different thread counts, all end with
+//! byte-identical stores.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const TILES: &str = "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.95_80.15,grid_168.35_80.05";
+
+fn mosaic() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mosaic"))
+}
+
+fn workdir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("build-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let ok = mosaic()
+            .args(["synth", "--out", d.join("in").to_str().unwrap(), "--tiles", TILES, "--years", "2023,2024", "--landmasks", "--land-fraction", "0.8"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        d
+    })
+}
+
+fn build(store: &Path, threads: usize) {
+    let out = mosaic()
+        .args(["build", "--input", workdir().join("in").to_str().unwrap(), "--out", store.to_str().unwrap(), "--band", "80-90", "--threads", &threads.to_string()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Every file of a store, by relative path.
+fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(store, store, &mut out);
+    out
+}
+
+fn assert_same(a: &Path, b: &Path) {
+    let (sa, sb) = (snapshot(a), snapshot(b));
+    let ka: Vec<_> = sa.keys().collect();
+    let kb: Vec<_> = sb.keys().collect();
+    assert_eq!(ka, kb, "same files");
+    for (k, v) in &sa {
+        assert!(v == &sb[k], "{k} differs");
+    }
+    let shards = ka.iter().filter(|k| k.starts_with("80-90/embeddings/c/") || k.starts_with("80-90/scales/c/")).count();
+    assert_eq!(shards, 2 * 8, "8 tiles, two shards each");
+}
+
+fn shard_count(store: &Path) -> usize {
+    let dir = store.join("80-90/scales/c");
+    if !dir.exists() {
+        return 0;
+    }
+    snapshot(&dir).keys().filter(|k| !k.contains(".tmp.")).count()
+}
+
+#[test]
+fn thread_counts_and_reruns_give_identical_stores() {
+    let d = workdir();
+    build(&d.join("t1.zarr"), 1);
+    build(&d.join("t2.zarr"), 2);
+    build(&d.join("t8.zarr"), 8);
+    assert_same(&d.join("t1.zarr"), &d.join("t2.zarr"));
+    assert_same(&d.join("t1.zarr"), &d.join("t8.zarr"));
+    // A second run over a complete store writes nothing and changes nothing.
+    build(&d.join("t2.zarr"), 2);
+    assert_same(&d.join("t1.zarr"), &d.join("t2.zarr"));
+}
+
+#[test]
+fn killed_builds_resume_to_an_identical_store() {
+    let d = workdir();
+    let reference = d.join("ref.zarr");
+    build(&reference, 2);
+    let store = d.join("killed.zarr");
+    // Kill after the first completed tile, then again after a few more.
+    for kill_after in [1, 4] {
+        let mut child = mosaic()
+            .args(["build", "--input", d.join("in").to_str().unwrap(), "--out", store.to_str().unwrap(), "--band", "80-90", "--threads", "1"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while shard_count(&store) < kill_after && start.elapsed() < Duration::from_secs(120) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let done = shard_count(&store);
+        assert!(done < 8, "killed before the end (had {done})");
+    }
+    build(&store, 2);
+    assert_same(&reference, &store);
+}
