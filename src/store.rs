@@ -253,7 +253,9 @@ impl Store {
     /// Delete an object (no error when absent).
     pub fn erase(&self, key: &str) -> Result<(), StoreError> {
         let key = StoreKey::new(key).expect("valid key");
-        self.storage.erase(&key).map_err(storage_err(&self.location))
+        self.storage
+            .erase(&key)
+            .map_err(storage_err(&self.location))
     }
 
     /// True when an object exists.

@@ -73,10 +73,9 @@ impl BuildReport {
 
     /// Store key of this build's failure record: `_mosaic/failures/{band}/{all|worker-I-of-N}.json`.
     pub fn failures_key(&self) -> String {
-        let who = self
-            .worker
-            .as_deref()
-            .map_or("all".to_string(), |w| format!("worker-{}", w.replace('/', "-of-")));
+        let who = self.worker.as_deref().map_or("all".to_string(), |w| {
+            format!("worker-{}", w.replace('/', "-of-"))
+        });
         format!("_mosaic/failures/{}/{who}.json", self.band)
     }
 
@@ -299,7 +298,7 @@ pub fn build_band(
         });
     });
     let mut failed = failed.into_inner().expect("no poisoning");
-    failed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    failed.sort_by_key(|f| (f.0, f.1));
     report.failed = failed.into_iter().map(|(_, _, p)| p).collect();
     report.tiles_written = written.into_inner();
     report.bytes_read = bytes_read.into_inner();

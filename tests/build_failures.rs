@@ -18,50 +18,98 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
     let _ = std::fs::remove_dir_all(&d);
     let root = d.join("in");
     let tiles = "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.75_80.05";
-    let out = mosaic(&["synth", "--out", root.to_str().unwrap(), "--tiles", tiles, "--years", "2024", "--landmasks"]);
+    let out = mosaic(&[
+        "synth",
+        "--out",
+        root.to_str().unwrap(),
+        "--tiles",
+        tiles,
+        "--years",
+        "2024",
+        "--landmasks",
+    ]);
     assert!(out.status.success());
     // A truncated tile and a landmask of the wrong size.
     let bad = root.join("2024/grid_-99.95_80.05/grid_-99.95_80.05.npy");
     let len = std::fs::metadata(&bad).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&bad).unwrap().set_len(len / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&bad)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     let mask = root.join("global_0.1_degree_tiff_all/grid_-99.85_80.05.tiff");
     tessera_mosaic::geotiff::write_u8(
         &mask,
         3,
         2,
         &[1; 6],
-        &tessera_mosaic::geotiff::GeoTransform { epsg: 32614, x0: 0.0, y0: 0.0, dx: 10.0, dy: 10.0 },
+        &tessera_mosaic::geotiff::GeoTransform {
+            epsg: 32614,
+            x0: 0.0,
+            y0: 0.0,
+            dx: 10.0,
+            dy: 10.0,
+        },
     )
     .unwrap();
 
     let store = d.join("store.zarr");
     let report = d.join("report.json");
     let out = mosaic(&[
-        "build", "--input", root.to_str().unwrap(), "--out", store.to_str().unwrap(), "--band", "80-90",
-        "--report", report.to_str().unwrap(),
+        "build",
+        "--input",
+        root.to_str().unwrap(),
+        "--out",
+        store.to_str().unwrap(),
+        "--band",
+        "80-90",
+        "--report",
+        report.to_str().unwrap(),
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("grid_-99.95_80.05.npy") && stderr.contains("data bytes"), "{stderr}");
-    assert!(stderr.contains("grid_-99.85_80.05.tiff") && stderr.contains("landmask is 2 x 3"), "{stderr}");
+    assert!(
+        stderr.contains("grid_-99.95_80.05.npy") && stderr.contains("data bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("grid_-99.85_80.05.tiff") && stderr.contains("landmask is 2 x 3"),
+        "{stderr}"
+    );
 
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["tiles_written"], 1);
     assert_eq!(r["failed"].as_array().unwrap().len(), 1);
     assert_eq!(r["input_problems"].as_array().unwrap().len(), 1);
     // The good tile is in the store, the bad ones are not.
     let shard = |lon_index: u32| store.join(format!("80-90/scales/c/0/0/{lon_index}"));
     assert!(shard(802).exists() && !shard(800).exists() && !shard(801).exists());
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(store.join("_mosaic/failures/80-90/all.json")).unwrap()).unwrap();
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(store.join("_mosaic/failures/80-90/all.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(record["failed"][0]["path"], mask.to_str().unwrap());
 
     // Fixing the inputs and rerunning completes the band without touching the good shard.
     let before = std::fs::read(shard(802)).unwrap();
     std::fs::remove_file(&mask).unwrap();
     std::fs::remove_dir_all(root.join("2024/grid_-99.95_80.05")).unwrap();
-    let out = mosaic(&["build", "--input", root.to_str().unwrap(), "--out", store.to_str().unwrap(), "--band", "80-90"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mosaic(&[
+        "build",
+        "--input",
+        root.to_str().unwrap(),
+        "--out",
+        store.to_str().unwrap(),
+        "--band",
+        "80-90",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(shard(801).exists() && !shard(800).exists());
     assert_eq!(std::fs::read(shard(802)).unwrap(), before);
 }

@@ -16,11 +16,23 @@ fn mosaic() -> Command {
 fn workdir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("build-store-{}", std::process::id()));
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("build-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         let ok = mosaic()
-            .args(["synth", "--out", d.join("in").to_str().unwrap(), "--tiles", TILES, "--years", "2023,2024", "--landmasks", "--land-fraction", "0.8"])
+            .args([
+                "synth",
+                "--out",
+                d.join("in").to_str().unwrap(),
+                "--tiles",
+                TILES,
+                "--years",
+                "2023,2024",
+                "--landmasks",
+                "--land-fraction",
+                "0.8",
+            ])
             .status()
             .unwrap()
             .success();
@@ -31,11 +43,25 @@ fn workdir() -> &'static Path {
 
 fn build(store: &Path, threads: usize) {
     let out = mosaic()
-        .args(["build", "--input", workdir().join("in").to_str().unwrap(), "--out", store.to_str().unwrap(), "--band", "80-90", "--threads", &threads.to_string()])
+        .args([
+            "build",
+            "--input",
+            workdir().join("in").to_str().unwrap(),
+            "--out",
+            store.to_str().unwrap(),
+            "--band",
+            "80-90",
+            "--threads",
+            &threads.to_string(),
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Every file of a store, by relative path.
@@ -46,7 +72,10 @@ fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 walk(&p, root, out);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -63,7 +92,10 @@ fn assert_same(a: &Path, b: &Path) {
     for (k, v) in &sa {
         assert!(v == &sb[k], "{k} differs");
     }
-    let shards = ka.iter().filter(|k| k.starts_with("80-90/embeddings/c/") || k.starts_with("80-90/scales/c/")).count();
+    let shards = ka
+        .iter()
+        .filter(|k| k.starts_with("80-90/embeddings/c/") || k.starts_with("80-90/scales/c/"))
+        .count();
     assert_eq!(shards, 2 * 8, "8 tiles, two shards each");
 }
 
@@ -72,7 +104,10 @@ fn shard_count(store: &Path) -> usize {
     if !dir.exists() {
         return 0;
     }
-    snapshot(&dir).keys().filter(|k| !k.contains(".tmp.")).count()
+    snapshot(&dir)
+        .keys()
+        .filter(|k| !k.contains(".tmp."))
+        .count()
 }
 
 #[test]
@@ -97,7 +132,17 @@ fn killed_builds_resume_to_an_identical_store() {
     // Kill after the first completed tile, then again after a few more.
     for kill_after in [1, 4] {
         let mut child = mosaic()
-            .args(["build", "--input", d.join("in").to_str().unwrap(), "--out", store.to_str().unwrap(), "--band", "80-90", "--threads", "1"])
+            .args([
+                "build",
+                "--input",
+                d.join("in").to_str().unwrap(),
+                "--out",
+                store.to_str().unwrap(),
+                "--band",
+                "80-90",
+                "--threads",
+                "1",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
