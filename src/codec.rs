@@ -4,13 +4,14 @@ use serde_json::{Value, json};
 
 use crate::bands::CompressionConfig;
 
-/// The bytes-to-bytes codec metadata for a compression setting (empty for none).
+/// The bytes-to-bytes codec metadata for a compression setting (empty for none). zstd frames
+/// carry a checksum, so a corrupted chunk fails to decode instead of returning wrong values.
 pub fn compression_codecs(compression: &CompressionConfig, element_size: usize) -> Vec<Value> {
     match compression {
         CompressionConfig::None => vec![],
         CompressionConfig::Zstd { level } => vec![json!({
             "name": "zstd",
-            "configuration": {"level": level, "checksum": false}
+            "configuration": {"level": level, "checksum": true}
         })],
         CompressionConfig::Blosc {
             cname,

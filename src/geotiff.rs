@@ -32,6 +32,8 @@ pub enum GeoTiffError {
     Tiff(#[from] tiff::TiffError),
     #[error("expected a single-band 8-bit raster")]
     NotUint8,
+    #[error("{0}")]
+    Source(String),
 }
 
 const MODEL_PIXEL_SCALE: u16 = 33550;
@@ -101,5 +103,99 @@ pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>), GeoTiffError> {
             Ok((w as usize, h as usize, data))
         }
         _ => Err(GeoTiffError::NotUint8),
+    }
+}
+
+/// 128 int8 samples per pixel.
+struct Int8x128;
+impl colortype::ColorType for Int8x128 {
+    type Inner = i8;
+    const TIFF_VALUE: tiff::tags::PhotometricInterpretation =
+        tiff::tags::PhotometricInterpretation::BlackIsZero;
+    const BITS_PER_SAMPLE: &'static [u16] = &[8; 128];
+    const SAMPLE_FORMAT: &'static [tiff::tags::SampleFormat] =
+        &[tiff::tags::SampleFormat::Int; 128];
+    fn horizontal_predict(row: &[i8], result: &mut Vec<i8>) {
+        result.extend_from_slice(row);
+    }
+}
+
+/// 128 float32 samples per pixel.
+struct Float32x128;
+impl colortype::ColorType for Float32x128 {
+    type Inner = f32;
+    const TIFF_VALUE: tiff::tags::PhotometricInterpretation =
+        tiff::tags::PhotometricInterpretation::BlackIsZero;
+    const BITS_PER_SAMPLE: &'static [u16] = &[32; 128];
+    const SAMPLE_FORMAT: &'static [tiff::tags::SampleFormat] =
+        &[tiff::tags::SampleFormat::IEEEFP; 128];
+    fn horizontal_predict(row: &[f32], result: &mut Vec<f32>) {
+        result.extend_from_slice(row);
+    }
+}
+
+const GDAL_NODATA: u16 = 42113;
+
+/// One strip of a 128-band GeoTIFF: rows x width x 128 samples.
+pub enum Strip {
+    /// int8 embeddings.
+    Int8(Vec<i8>),
+    /// float32 dequantised embeddings (NaN = no data).
+    Float32(Vec<f32>),
+}
+
+/// Write a 128-band, pixel-interleaved BigTIFF with an EPSG georeference.
+///
+/// `next_strip` yields strips of `rows_per_strip` rows (the last may be shorter), north first,
+/// then `None`. Float files carry GDAL's NaN no-data tag.
+pub fn write_128_band(
+    path: &Path,
+    width: usize,
+    height: usize,
+    rows_per_strip: usize,
+    float: bool,
+    transform: &GeoTransform,
+    next_strip: &mut dyn FnMut() -> Result<Option<Strip>, String>,
+) -> Result<(), GeoTiffError> {
+    let file = BufWriter::new(std::fs::File::create(path)?);
+    let mut encoder = TiffEncoder::new_big(file)?;
+    macro_rules! write_with {
+        ($ct:ty, $variant:ident, $nodata:expr) => {{
+            let mut image = encoder.new_image::<$ct>(width as u32, height as u32)?;
+            image.rows_per_strip(rows_per_strip as u32)?;
+            let enc = image.encoder();
+            enc.write_tag(
+                Tag::Unknown(MODEL_PIXEL_SCALE),
+                &[transform.dx, transform.dy, 0.0][..],
+            )?;
+            enc.write_tag(
+                Tag::Unknown(MODEL_TIEPOINT),
+                &[0.0, 0.0, 0.0, transform.x0, transform.y0, 0.0][..],
+            )?;
+            enc.write_tag(
+                Tag::Unknown(GEO_KEY_DIRECTORY),
+                &geo_keys(transform.epsg)[..],
+            )?;
+            if let Some(nodata) = $nodata {
+                enc.write_tag(Tag::Unknown(GDAL_NODATA), nodata)?;
+            }
+            while let Some(strip) = next_strip().map_err(GeoTiffError::Source)? {
+                match strip {
+                    Strip::$variant(data) => image.write_strip(&data)?,
+                    _ => {
+                        return Err(GeoTiffError::Source(
+                            "strip of the wrong sample type".into(),
+                        ));
+                    }
+                }
+            }
+            image.finish()?;
+            Ok(())
+        }};
+    }
+    if float {
+        write_with!(Float32x128, Float32, Some("nan"))
+    } else {
+        write_with!(Int8x128, Int8, None::<&str>)
     }
 }

@@ -12,9 +12,12 @@ use tessera_mosaic::bands::BandsConfig;
 use tessera_mosaic::cell::Cell;
 use tessera_mosaic::grid::BandGrid;
 use tessera_mosaic::plan::{self, human_bytes};
-use tessera_mosaic::store::Store;
+use tessera_mosaic::preview::{self, BBox};
+use tessera_mosaic::query::{self, QueryPlan, QueryRequest};
+use tessera_mosaic::store::{ReadCounter, Store};
 use tessera_mosaic::synth::{self, SynthOptions};
 use tessera_mosaic::tiles::{Catalogue, ScanOptions};
+use tessera_mosaic::verify::{self, Coverage};
 use tessera_mosaic::writer::{self, BuildOptions, BuildReport};
 
 /// Restructure TESSERA embedding tiles into analysis-ready Zarr, one lat/lon array per band.
@@ -36,6 +39,87 @@ enum Command {
     Plan(PlanArgs),
     /// Write bands into a Zarr store, in parallel; rerun to resume.
     Build(BuildArgs),
+    /// Check a built band against its input, independently of the writer.
+    Verify(VerifyArgs),
+    /// Extract a lat/lon box (across band edges) to .npy + JSON, or GeoTIFF.
+    Query(QueryArgs),
+    /// Render a band as a PNG: PCA of the embeddings to RGB, or a coverage map.
+    Preview(PreviewArgs),
+}
+
+#[derive(clap::Args)]
+struct PreviewArgs {
+    /// The store.
+    #[arg(long)]
+    store: String,
+    /// The band.
+    #[arg(long, allow_hyphen_values = true)]
+    band: String,
+    /// Year (default: the latest with data).
+    #[arg(long)]
+    year: Option<u16>,
+    /// Box LON0,LAT0,LON1,LAT1 (default: the cells present).
+    #[arg(long, allow_hyphen_values = true)]
+    bbox: Option<String>,
+    /// Maximum image width in pixels.
+    #[arg(long, default_value_t = 1024)]
+    width: usize,
+    /// Draw which cells are present per year instead of the embeddings.
+    #[arg(long)]
+    coverage: bool,
+    /// Output PNG.
+    #[arg(short, long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// The store.
+    #[arg(long)]
+    store: String,
+    /// Latitude range LO:HI in degrees (pixel centres within it, bounds included).
+    #[arg(long, allow_hyphen_values = true)]
+    lat: String,
+    /// Longitude range LO:HI in degrees.
+    #[arg(long, allow_hyphen_values = true)]
+    lon: String,
+    /// One year (default: every year of the store).
+    #[arg(long)]
+    year: Option<u16>,
+    /// Write float32 embeddings * scales (NaN = no data) instead of int8 + scales.
+    #[arg(long)]
+    dequantize: bool,
+    /// Output file: OUT.npy (+ OUT_scales.npy, OUT.json) or OUT.tif (GeoTIFF, one year, + OUT.json).
+    #[arg(short, long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The TESSERA root the band was built from.
+    #[arg(long)]
+    input: PathBuf,
+    /// The store.
+    #[arg(long)]
+    store: String,
+    /// The band to check.
+    #[arg(long, allow_hyphen_values = true)]
+    band: String,
+    /// Random output pixels to check per tile.
+    #[arg(long, default_value_t = 2000, conflicts_with = "full")]
+    sample: usize,
+    /// Check every output pixel.
+    #[arg(long)]
+    full: bool,
+    /// Only these years, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    years: Vec<u16>,
+    /// Landmask folder (default: ROOT/global_0.1_degree_tiff_all or beside ROOT).
+    #[arg(long)]
+    landmasks: Option<PathBuf>,
+    /// Also write the summary as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -130,6 +214,9 @@ fn main() -> std::process::ExitCode {
         Command::Synth(a) => run_synth(a),
         Command::Plan(a) => run_plan(a),
         Command::Build(a) => run_build(a),
+        Command::Verify(a) => run_verify(a),
+        Command::Query(a) => run_query(a),
+        Command::Preview(a) => run_preview(a),
     };
     match result {
         Ok(code) => code,
@@ -418,4 +505,161 @@ fn print_build_report(r: &BuildReport) {
             eprintln!("  {p}");
         }
     }
+}
+
+fn run_verify(a: VerifyArgs) -> Result<std::process::ExitCode> {
+    let store = Store::open(&a.store)?;
+    let layout = store
+        .band_layout(&a.band)?
+        .with_context(|| format!("band {} is not in {}", a.band, a.store))?;
+    let catalogue = scan_lat_range(
+        &a.input,
+        a.landmasks.clone(),
+        a.years.clone(),
+        Some(layout.grid.lat_start_index..layout.grid.lat_end_index),
+    )?;
+    let coverage = if a.full {
+        Coverage::Full
+    } else {
+        Coverage::Sample(a.sample)
+    };
+    let bar = progress_bar(0, &format!("verify {}: tiles", a.band));
+    let s = verify::verify_band(&catalogue, &store, &a.band, coverage, &bar)?;
+    bar.finish_and_clear();
+    println!(
+        "band {}: {} tiles, {} pixels checked ({} with data): {} mismatches, {} tiles missing, {} unexpected shards, {} unreadable",
+        s.band,
+        s.tiles_checked,
+        s.pixels_checked,
+        s.data_pixels,
+        s.mismatch_count,
+        s.missing_tiles.len(),
+        s.unexpected_shards.len(),
+        s.errors.len()
+    );
+    for m in &s.mismatches {
+        println!(
+            "  mismatch {} {} row {} col {} (lat {:.7}, lon {:.7}): {}",
+            m.year, m.tile, m.row, m.col, m.lat, m.lon, m.detail
+        );
+    }
+    for t in &s.missing_tiles {
+        println!("  missing from the store: {t}");
+    }
+    for k in &s.unexpected_shards {
+        println!("  shard without an input tile: {k}");
+    }
+    for e in &s.errors {
+        println!("  error: {e}");
+    }
+    report_problems(&catalogue.problems);
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&s)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "{}",
+        if s.ok() {
+            "OK: the band matches its input"
+        } else {
+            "FAILED"
+        }
+    );
+    Ok(if s.ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+fn run_query(a: QueryArgs) -> Result<std::process::ExitCode> {
+    let request = QueryRequest {
+        lat: query::parse_range(&a.lat, "lat", 90.0)?,
+        lon: query::parse_range(&a.lon, "lon", 180.0)?,
+        year: a.year,
+        dequantize: a.dequantize,
+    };
+    let store = Store::open_existing(&a.store)?;
+    let (counted, counter) = ReadCounter::wrap(&store);
+    let plan = QueryPlan::new(&counted, &request)?;
+    let ext = a
+        .out
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let written = match ext.as_str() {
+        "npy" => plan.write_npy(&a.out)?,
+        "tif" | "tiff" => plan.write_geotiff(&a.out)?,
+        _ => bail!("-o {}: use a .npy or .tif file name", a.out.display()),
+    };
+    println!(
+        "{} years x {} rows x {} cols from {}; read {} in {} requests",
+        plan.years.len(),
+        plan.rows(),
+        plan.cols(),
+        plan.row_sources
+            .iter()
+            .map(|s| s.band.as_str())
+            .collect::<Vec<_>>()
+            .join(" + "),
+        human_bytes(counter.bytes.load(std::sync::atomic::Ordering::Relaxed)),
+        counter.requests.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    for w in written {
+        println!("wrote {}", w.display());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn run_preview(a: PreviewArgs) -> Result<std::process::ExitCode> {
+    let store = Store::open_existing(&a.store)?;
+    let bbox = match &a.bbox {
+        Some(b) => {
+            let [lon0, lat0, lon1, lat1] = parse_bbox(b)?;
+            if lon0 >= lon1 {
+                bail!("--bbox {b}: LON0 must be less than LON1");
+            }
+            Some(BBox {
+                lon0,
+                lat0,
+                lon1,
+                lat1,
+            })
+        }
+        None => None,
+    };
+    let start = std::time::Instant::now();
+    if a.coverage {
+        let (image, years, b) = preview::render_coverage(&store, &a.band, bbox)?;
+        image.write_png(&a.out)?;
+        println!(
+            "coverage of {} over lon {:.1}..{:.1}, lat {:.1}..{:.1}: one panel per year, top to bottom {:?}; {} x {} px -> {}",
+            a.band,
+            b.lon0,
+            b.lon1,
+            b.lat0,
+            b.lat1,
+            years,
+            image.width,
+            image.height,
+            a.out.display()
+        );
+    } else {
+        let (image, year, b) =
+            preview::render_embeddings(&store, &a.band, a.year, bbox, a.width.max(1))?;
+        image.write_png(&a.out)?;
+        println!(
+            "{} {year}, lon {:.3}..{:.3}, lat {:.3}..{:.3}: PCA of 128 channels as RGB, no data transparent; {} x {} px in {:.1} s -> {}",
+            a.band,
+            b.lon0,
+            b.lon1,
+            b.lat0,
+            b.lat1,
+            image.width,
+            image.height,
+            start.elapsed().as_secs_f64(),
+            a.out.display()
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -219,6 +219,22 @@ impl Store {
         Store::open_local(&PathBuf::from(location.trim_start_matches("file://")))
     }
 
+    /// Open a store that must already exist (for readers): a clear error otherwise.
+    pub fn open_existing(location: &str) -> Result<Store, StoreError> {
+        let local = !location.contains("://") || location.starts_with("file://");
+        if local
+            && !Path::new(location.trim_start_matches("file://"))
+                .join("zarr.json")
+                .exists()
+        {
+            return Err(StoreError::Open {
+                location: location.to_string(),
+                message: "no Zarr store here (zarr.json missing)".into(),
+            });
+        }
+        Store::open(location)
+    }
+
     /// Read a JSON document, `None` when absent.
     pub fn get_json(&self, key: &str) -> Result<Option<Value>, StoreError> {
         let key = StoreKey::new(key).map_err(|e| StoreError::Open {
@@ -752,4 +768,96 @@ pub fn band_group_metadata(layout: &BandLayout, source: &str) -> Value {
             "tessera_mosaic": layout,
         },
     })
+}
+
+/// A storage adapter counting the bytes and requests read through it (writes pass through).
+pub struct ReadCounter {
+    inner: Storage,
+    /// Bytes read so far.
+    pub bytes: AtomicU64,
+    /// Read requests (byte ranges) so far.
+    pub requests: AtomicU64,
+}
+
+impl ReadCounter {
+    /// Wrap a store so that reads through the returned store are counted.
+    pub fn wrap(store: &Store) -> (Store, Arc<ReadCounter>) {
+        let counter = Arc::new(ReadCounter {
+            inner: store.storage.clone(),
+            bytes: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        });
+        (
+            Store {
+                storage: counter.clone(),
+                location: store.location.clone(),
+            },
+            counter,
+        )
+    }
+}
+
+impl ReadableStorageTraits for ReadCounter {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        let ranges: Vec<_> = byte_ranges.collect();
+        self.requests
+            .fetch_add(ranges.len() as u64, Ordering::Relaxed);
+        let Some(parts) = self
+            .inner
+            .get_partial_many(key, Box::new(ranges.into_iter()))?
+        else {
+            return Ok(None);
+        };
+        let parts: Vec<Result<Bytes, StorageError>> = parts.collect();
+        let n: usize = parts.iter().flatten().map(|b| b.len()).sum();
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(Some(Box::new(parts.into_iter())))
+    }
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+impl WritableStorageTraits for ReadCounter {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        self.inner.set(key, value)
+    }
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator,
+    ) -> Result<(), StorageError> {
+        self.inner.set_partial_many(key, offset_values)
+    }
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.erase(key)
+    }
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.inner.erase_prefix(prefix)
+    }
+    fn supports_set_partial(&self) -> bool {
+        self.inner.supports_set_partial()
+    }
+}
+
+impl ListableStorageTraits for ReadCounter {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix)
+    }
 }

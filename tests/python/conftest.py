@@ -14,6 +14,8 @@ MOSAIC = Path(os.environ.get("MOSAIC_BIN", REPO / "target" / "release" / "mosaic
 # the antimeridian. 2023 has all of them; 2024 only the northern ones.
 NORTH = ["grid_5.95_70.05", "grid_6.05_70.05", "grid_179.95_70.05", "grid_-179.95_70.15"]
 SOUTH = ["grid_-66.05_-64.95", "grid_-65.95_-64.95", "grid_179.95_-64.95", "grid_-179.95_-64.85"]
+# South of NORTH[0], across the 70-degree band edge.
+EDGE = ["grid_5.95_69.95"]
 
 
 def mosaic(*args, check=True, **kw):
@@ -29,10 +31,10 @@ def sample(tmp_path_factory):
     """A synthetic TESSERA tree and a store with bands 70-80 and S70-S60 built from it."""
     d = tmp_path_factory.mktemp("sample")
     root = d / "tessera"
-    mosaic("synth", "--out", root, "--tiles", ",".join(NORTH + SOUTH), "--years", "2023,2024",
+    mosaic("synth", "--out", root, "--tiles", ",".join(NORTH + SOUTH + EDGE), "--years", "2023,2024",
            "--landmasks", "--land-fraction", "0.8", "--seed", "11")
     for name in SOUTH:
         shutil.rmtree(root / "2024" / name)
     store = d / "store.zarr"
-    mosaic("build", "--input", root, "--out", store, "--band", "70-80,S70-S60", cwd=REPO)
+    mosaic("build", "--input", root, "--out", store, "--band", "70-80,S70-S60,60-70", cwd=REPO)
     return {"root": root, "store": store, "landmasks": root / "global_0.1_degree_tiff_all"}

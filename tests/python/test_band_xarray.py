@@ -74,7 +74,7 @@ def test_rioxarray_finds_epsg_4326(sample):
 
 def test_zarr_python_lists_the_bands(sample):
     g = zarr.open_group(sample["store"], mode="r")
-    assert sorted(g.group_keys()) == ["70-80", "S70-S60"]
+    assert sorted(g.group_keys()) == ["60-70", "70-80", "S70-S60"]
     assert g["70-80"]["embeddings"].shape[0] == 2
 
 

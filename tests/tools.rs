@@ -1,0 +1,319 @@
+//! `mosaic verify`, `query` and `preview` on a built sample: results checked, not just exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn mosaic(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Two tiles at 80N in two years, built into band 80-90 (landmasks on).
+fn sample() -> &'static (PathBuf, PathBuf) {
+    static SAMPLE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    SAMPLE.get_or_init(|| {
+        let d =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tools-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let root = d.join("in");
+        let store = d.join("store.zarr");
+        let out = mosaic(&[
+            "synth",
+            "--out",
+            s(&root),
+            "--tiles",
+            "grid_-99.95_80.05,grid_-99.85_80.05",
+            "--years",
+            "2023,2024",
+            "--landmasks",
+            "--land-fraction",
+            "0.7",
+        ]);
+        assert!(out.status.success());
+        let out = mosaic(&[
+            "build",
+            "--input",
+            s(&root),
+            "--out",
+            s(&store),
+            "--band",
+            "80-90",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (root, store)
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let t = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &t)
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
+    let (root, store) = sample();
+    let out = mosaic(&[
+        "verify",
+        "--input",
+        s(root),
+        "--store",
+        s(store),
+        "--band",
+        "80-90",
+        "--full",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("4 tiles") && text.contains(" 0 mismatches"),
+        "{text}"
+    );
+
+    // Swap two valid shards: every byte decodes, but the pixels are wrong.
+    let bad = store.with_extension("swapped.zarr");
+    let _ = std::fs::remove_dir_all(&bad);
+    copy_dir(store, &bad);
+    let a = bad.join("80-90/embeddings/c/1/0/800/0");
+    let b = bad.join("80-90/embeddings/c/1/0/801/0");
+    let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, db).unwrap();
+    std::fs::write(&b, da).unwrap();
+    let out = mosaic(&[
+        "verify",
+        "--input",
+        s(root),
+        "--store",
+        s(&bad),
+        "--band",
+        "80-90",
+        "--sample",
+        "500",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("mismatch 2024 grid_-99.95_80.05 row"),
+        "{text}"
+    );
+    assert!(text.contains("FAILED"));
+
+    // Flip bytes inside a shard's compressed data: reported, not a crash.
+    let c = bad.join("80-90/scales/c/0/0/800");
+    let mut bytes = std::fs::read(&c).unwrap();
+    for x in bytes.iter_mut().skip(100).take(64) {
+        *x ^= 0x5A;
+    }
+    std::fs::write(&c, bytes).unwrap();
+    // And delete one shard: the tile is missing.
+    std::fs::remove_file(bad.join("80-90/scales/c/0/0/801")).unwrap();
+    let out = mosaic(&[
+        "verify",
+        "--input",
+        s(root),
+        "--store",
+        s(&bad),
+        "--band",
+        "80-90",
+        "--years",
+        "2023",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("missing from the store: 2023 grid_-99.85_80.05"),
+        "{text}"
+    );
+    // zstd checksums turn the flipped bytes into a read error naming the tile.
+    assert!(
+        text.contains("error: 2023 grid_-99.95_80.05: reading scales"),
+        "{text}"
+    );
+    assert!(text.contains("0 unexpected shards"), "{text}");
+}
+
+#[test]
+fn preview_pngs_show_data_and_transparent_no_data() {
+    let (_, store) = sample();
+    let png_path = store.with_extension("preview.png");
+    let out = mosaic(&[
+        "preview",
+        "--store",
+        s(store),
+        "--band",
+        "80-90",
+        "--year",
+        "2023",
+        "--width",
+        "300",
+        "-o",
+        s(&png_path),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.width, 300);
+    // Two cells side by side at 80N (2 x 218 columns, 1170 rows), scaled to 300 px wide.
+    assert_eq!(info.height, (1170.0 * 300.0 / 436.0_f64).ceil() as u32);
+    let px = buf.chunks(4);
+    let transparent = px.clone().filter(|p| p[3] == 0).count();
+    let opaque = px.clone().filter(|p| p[3] == 255).count();
+    assert_eq!(transparent + opaque, 300 * info.height as usize);
+    // Land fraction 0.7 with water masked: both present, land dominant.
+    assert!(
+        transparent > opaque / 20 && opaque > transparent,
+        "{transparent} {opaque}"
+    );
+    // Colours vary (PCA spreads the data over the RGB cube).
+    let reds: std::collections::BTreeSet<u8> = px.filter(|p| p[3] == 255).map(|p| p[0]).collect();
+    assert!(reds.len() > 100);
+
+    let cov = store.with_extension("coverage.png");
+    let out = mosaic(&[
+        "preview",
+        "--store",
+        s(store),
+        "--band",
+        "80-90",
+        "--coverage",
+        "-o",
+        s(&cov),
+    ]);
+    assert!(out.status.success());
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&cov).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    // Two years stacked, two cells wide, one cell tall: 2 panels of k x k squares + separator.
+    let k = info.width as usize / 2;
+    assert_eq!(info.height as usize, 2 * k + 2);
+    let at = |x: usize, y: usize| &buf[(y * info.width as usize + x) * 4..][..3];
+    assert_eq!(at(k / 2, k / 2), [64, 200, 160]);
+    assert_eq!(at(k + k / 2, k + 2 + k / 2), [64, 200, 160]);
+}
+
+#[test]
+fn query_rejects_bad_ranges_clearly() {
+    let (_, store) = sample();
+    let o = store.with_extension("q.npy");
+    for (lat, lon, msg) in [
+        ("81:80.5", "-100:-99.9", "must be less than"),
+        ("95:96", "-100:-99.9", "within -90..90"),
+        ("80.05:80.06", "-200:-99", "within -180..180"),
+        ("10:11", "0:1", "holds no pixel"),
+        ("abc:1", "0:1", "is not a number"),
+    ] {
+        let out = mosaic(&[
+            "query",
+            "--store",
+            s(store),
+            "--lat",
+            lat,
+            "--lon",
+            lon,
+            "-o",
+            s(&o),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(msg), "{lat} {lon}: {err}");
+    }
+    let out = mosaic(&[
+        "query",
+        "--store",
+        s(store),
+        "--lat",
+        "80.01:80.02",
+        "--lon",
+        "-99.99:-99.98",
+        "-o",
+        s(&store.with_extension("q.tif")),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("one year"),
+        "GeoTIFF needs --year"
+    );
+}
+
+#[test]
+fn query_reads_only_the_inner_chunks_it_needs() {
+    let (_, store) = sample();
+    let o = store.with_extension("small.npy");
+    let out = mosaic(&[
+        "query",
+        "--store",
+        s(store),
+        "--lat",
+        "80.01:80.011",
+        "--lon",
+        "-99.95:-99.949",
+        "--year",
+        "2024",
+        "-o",
+        s(&o),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "read N MB in K requests"
+    let read: f64 = text
+        .split("read ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let unit = text
+        .split("read ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap();
+    let bytes = read
+        * match unit {
+            "KB" => 1e3,
+            "MB" => 1e6,
+            "B" => 1.0,
+            _ => 1e9,
+        };
+    let shard = std::fs::metadata(store.join("80-90/embeddings/c/1/0/800/0"))
+        .unwrap()
+        .len() as f64;
+    assert!(
+        bytes < shard / 5.0,
+        "read {bytes} bytes, a shard is {shard}"
+    );
+}
