@@ -14,6 +14,12 @@ pub const LAT_CELLS: u16 = 1800;
 /// Cell size in degrees.
 pub const CELL_DEG: f64 = 0.1;
 
+/// Latitude in degrees of the southern edge of cell row `lat_index` (exact for every edge:
+/// the nearest double to the decimal value).
+pub fn lat_of_index(lat_index: u16) -> f64 {
+    (lat_index as f64 - 900.0) / 10.0
+}
+
 /// One 0.1 x 0.1 degree cell of the global grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cell {
@@ -36,6 +42,8 @@ pub enum CellNameError {
     NotCentre(String),
     #[error("coordinate `{0}` is out of range")]
     OutOfRange(String),
+    #[error("coordinate `{0}` is not written canonically (no leading zeros)")]
+    NotCanonical(String),
 }
 
 impl Cell {
@@ -169,6 +177,9 @@ fn parse_hundredths(text: &str) -> Result<i32, CellNameError> {
     if !digits(int) || frac.len() != 2 || !digits(frac) || int.len() > 3 {
         return Err(bad());
     }
+    if int.len() > 1 && int.starts_with('0') {
+        return Err(CellNameError::NotCanonical(text.to_string()));
+    }
     let v =
         int.parse::<i32>().map_err(|_| bad())? * 100 + frac.parse::<i32>().map_err(|_| bad())?;
     Ok(if negative { -v } else { v })
@@ -227,6 +238,8 @@ mod tests {
             "tile_0.85_49.95",
             "grid_-_49.95",
             "grid_.85_49.95",
+            "grid_00.85_49.95",
+            "grid_-00.05_49.95",
         ] {
             assert!(Cell::parse_name(bad).is_err(), "{bad} accepted");
         }

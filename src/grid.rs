@@ -16,7 +16,7 @@ use geo::{Distance, Geodesic, Point};
 use serde::{Deserialize, Serialize};
 
 use crate::bands::{BandSpec, BandsConfig};
-use crate::cell::{CELL_DEG, Cell, LON_CELLS};
+use crate::cell::{CELL_DEG, Cell, LON_CELLS, lat_of_index};
 use crate::geometry::{GeometryError, PIXEL_M, UtmProjection, UtmZone};
 
 /// Output pixel steps must fit in this many metres (10 m less a margin for the curvature of
@@ -77,12 +77,12 @@ impl BandGrid {
 
     /// Southern edge in degrees.
     pub fn lat_min(&self) -> f64 {
-        self.lat_start_index as f64 / 10.0 - 90.0
+        lat_of_index(self.lat_start_index)
     }
 
     /// Northern edge in degrees.
     pub fn lat_max(&self) -> f64 {
-        self.lat_end_index as f64 / 10.0 - 90.0
+        lat_of_index(self.lat_end_index)
     }
 
     /// Cells from south to north.
@@ -239,7 +239,7 @@ pub fn min_cols_per_cell(
     let mut need: f64 = 1.0;
     // Sample every cell edge of the band and a spread of offsets from the central meridian.
     for lat_index in lat_start_index..=lat_end_index {
-        let lat = (lat_index as f64 / 10.0 - 90.0).clamp(-89.95, 89.95);
+        let lat = lat_of_index(lat_index).clamp(-89.95, 89.95);
         for offset in [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0] {
             let (jx_lon, jy_lon, jx_lat, jy_lat) = jacobian(&proj, cm + offset, lat)?;
             // One row step, one cell-width step (C = 1).

@@ -45,6 +45,25 @@ enum Command {
     Query(QueryArgs),
     /// Render a band as a PNG: PCA of the embeddings to RGB, or a coverage map.
     Preview(PreviewArgs),
+    /// Benchmark helper: read a band's tiles and compress as many output bytes, no reprojection.
+    #[command(hide = true)]
+    Ceiling(CeilingArgs),
+}
+
+#[derive(clap::Args)]
+struct CeilingArgs {
+    /// The TESSERA root.
+    #[arg(long)]
+    input: PathBuf,
+    /// The band.
+    #[arg(long, allow_hyphen_values = true)]
+    band: String,
+    /// Band configuration.
+    #[arg(long)]
+    bands: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(clap::Args)]
@@ -217,6 +236,7 @@ fn main() -> std::process::ExitCode {
         Command::Verify(a) => run_verify(a),
         Command::Query(a) => run_query(a),
         Command::Preview(a) => run_preview(a),
+        Command::Ceiling(a) => run_ceiling(a),
     };
     match result {
         Ok(code) => code,
@@ -495,6 +515,13 @@ fn print_build_report(r: &BuildReport) {
         r.tiles_written as f64 / r.seconds.max(1e-9),
         100.0 * r.exact_fallbacks as f64 / (r.pixels_placed.max(1)) as f64,
     );
+    let t = &r.thread_seconds;
+    tracing::info!(
+        "thread time: read {:.1} s, place {:.1} s, encode+write {:.1} s",
+        t.read,
+        t.place,
+        t.encode_write
+    );
     report_problems(&r.input_problems);
     if !r.failed.is_empty() {
         eprintln!(
@@ -661,5 +688,33 @@ fn run_preview(a: PreviewArgs) -> Result<std::process::ExitCode> {
             a.out.display()
         );
     }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn run_ceiling(a: CeilingArgs) -> Result<std::process::ExitCode> {
+    let config = load_bands(a.bands.as_deref())?;
+    let spec = config.band(&a.band)?;
+    let grid = BandGrid::for_band(spec, &config)?;
+    let catalogue = scan_lat_range(
+        &a.input,
+        None,
+        vec![],
+        Some(spec.lat_start_index()..spec.lat_end_index()),
+    )?;
+    let options = BuildOptions {
+        threads: a.threads,
+        worker: None,
+        compression: config.compression.clone(),
+        embeddings_fill: config.embeddings_fill,
+    };
+    let bar = progress_bar(0, "ceiling: tiles");
+    let (bytes, secs) = writer::ceiling(&catalogue, &grid, &options, &bar)?;
+    bar.finish_and_clear();
+    println!(
+        "ceiling {}: read + compress {} in {secs:.2} s = {:.1} MB/s",
+        a.band,
+        human_bytes(bytes),
+        bytes as f64 / 1e6 / secs.max(1e-9)
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }

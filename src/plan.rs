@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::bands::{BandSpec, BandsConfig, band_name};
-use crate::cell::{LAT_CELLS, LON_CELLS};
+use crate::cell::{LAT_CELLS, LON_CELLS, lat_of_index};
 use crate::grid::{BandGrid, GridError, min_cols_per_cell};
 use crate::tiles::{CHANNELS, Catalogue, TileProblem};
 
@@ -231,9 +231,9 @@ impl Plan {
 /// Stretch of a prospective band given as cell latitude indices.
 fn stretch_of(lo: u16, hi: u16, config: &BandsConfig) -> Result<f64, GridError> {
     let spec = BandSpec {
-        name: band_name(lo as f64 / 10.0 - 90.0, hi as f64 / 10.0 - 90.0),
-        lat_min: lo as f64 / 10.0 - 90.0,
-        lat_max: hi as f64 / 10.0 - 90.0,
+        name: band_name(lat_of_index(lo), lat_of_index(hi)),
+        lat_min: lat_of_index(lo),
+        lat_max: lat_of_index(hi),
     };
     // Cheap pre-check of feasibility (errors on too few rows).
     min_cols_per_cell(&spec.name, lo, hi, config.rows_per_cell)?;
@@ -274,7 +274,7 @@ pub fn propose_bands(
     bands.sort();
     let mut specs = Vec::new();
     for (a, b) in bands {
-        let (lat_min, lat_max) = (a as f64 / 10.0 - 90.0, b as f64 / 10.0 - 90.0);
+        let (lat_min, lat_max) = (lat_of_index(a), lat_of_index(b));
         let s = stretch_of(a, b, config)?;
         if s > max_stretch {
             over.push(format!(

@@ -265,37 +265,86 @@ fn scan_year(
             );
         }
     };
-    let results: Vec<Option<Result<InputTile, TileProblem>>> = entries
+    // Tile folders `grid_X/`, and flat files `grid_X.npy` directly in the year folder.
+    let results: Vec<Option<(Cell, Result<InputTile, TileProblem>)>> = entries
         .par_iter()
         .map(|path| {
             let name = path.file_name()?.to_string_lossy().into_owned();
             if name.starts_with('.') {
                 return None;
             }
-            let cell = match Cell::parse_name(&name) {
+            let flat = !path.is_dir() && name.ends_with(".npy");
+            let stem = if flat {
+                if name.ends_with("_scales.npy") {
+                    return None;
+                }
+                name.strip_suffix(".npy").expect("checked")
+            } else {
+                name.as_str()
+            };
+            let cell = match Cell::parse_name(stem) {
                 Ok(c) => c,
-                Err(e) => return Some(Err(problem(path, format!("bad tile name: {e}")))),
+                Err(e) => {
+                    return Some((
+                        Cell {
+                            lat_index: u16::MAX,
+                            lon_index: 0,
+                        },
+                        Err(problem(path, format!("bad tile name: {e}"))),
+                    ));
+                }
             };
             if let Some(range) = &options.lat_index_range
                 && !range.contains(&cell.lat_index)
             {
                 return None;
             }
-            let tile = read_tile(year, cell, path);
+            let tile = if flat {
+                read_tile_files(
+                    year,
+                    cell,
+                    path.clone(),
+                    dir.join(format!("{stem}_scales.npy")),
+                )
+            } else {
+                read_tile(year, cell, path)
+            };
             if let Some(p) = &options.progress {
                 p.inc(1);
             }
-            Some(tile)
+            Some((cell, tile))
         })
         .collect();
     let mut tiles = BTreeMap::new();
     let mut problems = Vec::new();
-    for r in results.into_iter().flatten() {
+    let mut seen: BTreeMap<Cell, PathBuf> = BTreeMap::new();
+    let mut duplicates = std::collections::BTreeSet::new();
+    for (cell, r) in results.into_iter().flatten() {
         match r {
             Ok(t) => {
-                tiles.insert(t.cell, t);
+                if let Some(first) = seen.get(&cell) {
+                    problems.push(problem(
+                        &t.embeddings,
+                        format!(
+                            "duplicate tile: {cell} is also at {}; neither is used",
+                            first.display()
+                        ),
+                    ));
+                    duplicates.insert(cell);
+                } else {
+                    seen.insert(cell, t.embeddings.clone());
+                    tiles.insert(cell, t);
+                }
             }
             Err(p) => problems.push(p),
+        }
+    }
+    for cell in duplicates {
+        if let Some(t) = tiles.remove(&cell) {
+            problems.push(problem(
+                &t.embeddings,
+                format!("duplicate tile: {cell} appears twice in {year}; neither is used"),
+            ));
         }
     }
     (tiles, problems)
@@ -307,8 +356,21 @@ fn read_tile(year: u16, cell: Cell, dir: &Path) -> Result<InputTile, TileProblem
         return Err(problem(dir, "expected a tile folder, found a file"));
     }
     let name = cell.name();
-    let embeddings = dir.join(format!("{name}.npy"));
-    let scales = dir.join(format!("{name}_scales.npy"));
+    read_tile_files(
+        year,
+        cell,
+        dir.join(format!("{name}.npy")),
+        dir.join(format!("{name}_scales.npy")),
+    )
+}
+
+/// Check a tile's embeddings and scales headers.
+fn read_tile_files(
+    year: u16,
+    cell: Cell,
+    embeddings: PathBuf,
+    scales: PathBuf,
+) -> Result<InputTile, TileProblem> {
     let header = |path: &Path| {
         if path.is_dir() {
             return Err(problem(path, "is a directory, expected a .npy file"));

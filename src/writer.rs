@@ -63,6 +63,44 @@ pub struct BuildReport {
     pub exact_fallbacks: u64,
     /// Output pixels placed in total.
     pub pixels_placed: u64,
+    /// Thread-seconds spent reading tiles, placing (maps + gather), and encoding + writing shards.
+    pub thread_seconds: PhaseSeconds,
+}
+
+/// Where the build's thread time went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PhaseSeconds {
+    /// Reading input files.
+    pub read: f64,
+    /// Placement maps and gathering pixels.
+    pub place: f64,
+    /// Encoding (compressing) and writing shards.
+    pub encode_write: f64,
+}
+
+/// Thread-nanoseconds per phase, summed across threads.
+#[derive(Default)]
+struct PhaseClock {
+    read: AtomicU64,
+    place: AtomicU64,
+    encode_write: AtomicU64,
+}
+
+impl PhaseClock {
+    fn add(counter: &AtomicU64, since: Instant) -> Instant {
+        let now = Instant::now();
+        counter.fetch_add((now - since).as_nanos() as u64, Ordering::Relaxed);
+        now
+    }
+
+    fn seconds(&self) -> PhaseSeconds {
+        let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
+        PhaseSeconds {
+            read: s(&self.read),
+            place: s(&self.place),
+            encode_write: s(&self.encode_write),
+        }
+    }
 }
 
 impl BuildReport {
@@ -233,6 +271,7 @@ pub fn build_band(
     let bytes_read = AtomicU64::new(0);
     let fallbacks = AtomicU64::new(0);
     let placed = AtomicU64::new(0);
+    let clock = PhaseClock::default();
     let threads = if options.threads == 0 {
         rayon::current_num_threads()
     } else {
@@ -255,7 +294,9 @@ pub fn build_band(
                 ));
                 progress.inc(1);
             };
+            let t = Instant::now();
             let prepared = prepare_cell(grid, w);
+            PhaseClock::add(&clock.place, t);
             let (map, mask) = match prepared {
                 Ok(p) => p,
                 Err((path, reason)) => {
@@ -278,6 +319,7 @@ pub fn build_band(
                     &map,
                     mask.as_deref(),
                     options.embeddings_fill,
+                    &clock,
                 ) {
                     Ok(bytes) => {
                         bytes_read.fetch_add(bytes, Ordering::Relaxed);
@@ -304,6 +346,7 @@ pub fn build_band(
     report.bytes_read = bytes_read.into_inner();
     report.exact_fallbacks = fallbacks.into_inner();
     report.pixels_placed = placed.into_inner();
+    report.thread_seconds = clock.seconds();
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -370,10 +413,27 @@ fn write_tile(
     map: &PlacementMap,
     landmask: Option<&[u8]>,
     fill: i8,
+    clock: &PhaseClock,
 ) -> Result<u64, Failure> {
     debug_assert_eq!((tile.height, tile.width), (geometry.height, geometry.width));
+    let t = Instant::now();
     let (emb, scales) = read_tile_data(tile)?;
+    let t = PhaseClock::add(&clock.read, t);
+    if !scales.iter().any(|s| scale_is_valid(*s)) {
+        let nan = scales.iter().filter(|s| s.is_nan()).count();
+        let non_positive = scales.iter().filter(|s| **s <= 0.0).count();
+        return Err((
+            Some(tile.scales.clone()),
+            format!(
+                "no valid scale in {} pixels ({nan} NaN, {non_positive} <= 0, {} infinite or >= 1e6): the tile holds no data",
+                scales.len(),
+                scales.len() - nan - non_positive
+            ),
+        ));
+    }
     let (out_emb, out_scales) = gather(map, &emb, &scales, landmask, fill);
+    drop((emb, scales));
+    let t = PhaseClock::add(&clock.place, t);
     let idx = arrays
         .shard_indices(tile.cell, tile.year)
         .expect("year on the axis");
@@ -394,6 +454,7 @@ fn write_tile(
         .scales
         .store_chunk_opt(&idx[..3], out_scales.as_slice(), &options)
         .map_err(write_err)?;
+    PhaseClock::add(&clock.encode_write, t);
     Ok(tile.bytes)
 }
 
@@ -425,4 +486,102 @@ pub fn gather(
         out_scales[p] = scale;
     }
     (out_emb, out_scales)
+}
+
+/// What the hardware allows for a band's tiles: read every input file and compress the same
+/// number of output bytes with the band's codec through the same sharding path (into memory),
+/// without reprojection or gathering. Returns (input bytes, seconds).
+///
+/// The output bytes of a tile are its own embeddings repeated to the shard's size, so the
+/// compressor sees data of the same kind and amount as in a build.
+pub fn ceiling(
+    catalogue: &Catalogue,
+    grid: &BandGrid,
+    options: &BuildOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<(u64, f64), BuildError> {
+    let layout = crate::store::BandLayout {
+        format_version: crate::store::FORMAT_VERSION,
+        grid: grid.clone(),
+        first_year: 0,
+        years: 1,
+        compression: options.compression.clone(),
+        embeddings_fill: options.embeddings_fill,
+    };
+    let metadata = crate::store::band_array_metadata(&layout);
+    let meta = |name: &str| {
+        metadata
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("array")
+            .1
+            .clone()
+    };
+    let tiles: Vec<&InputTile> = catalogue
+        .years
+        .values()
+        .flat_map(|t| t.values())
+        .filter(|t| grid.contains(t.cell))
+        .collect();
+    progress.set_length(tiles.len() as u64);
+    let threads = if options.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        options.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| BuildError::Threads(threads, e.to_string()))?;
+    let start = Instant::now();
+    let bytes = AtomicU64::new(0);
+    pool.install(|| {
+        tiles.par_iter().for_each(|tile| {
+            // A fresh in-memory array per tile so memory does not accumulate.
+            let store: crate::store::Storage =
+                std::sync::Arc::new(zarrs::storage::store::MemoryStore::new());
+            let emb_array = crate::store::array_from_metadata(
+                store.clone(),
+                "/b/embeddings",
+                &meta("embeddings"),
+            )
+            .expect("valid metadata");
+            let scales_array =
+                crate::store::array_from_metadata(store, "/b/scales", &meta("scales"))
+                    .expect("valid metadata");
+            let Ok((emb, scales)) = read_tile_data(tile) else {
+                return;
+            };
+            let n = grid.rows_per_cell * grid.cols_per_cell;
+            let out = repeat_to(&emb, n * CHANNELS);
+            let out_scales = repeat_to(&scales, n);
+            let (i, j) = grid.cell_shard(tile.cell);
+            let codec = zarrs::array::CodecOptions::default()
+                .with_store_empty_chunks(true)
+                .with_concurrent_target(1);
+            let _ = emb_array.store_chunk_opt(
+                &[0, i as u64, j as u64, 0],
+                crate::store::raw_bytes(&out),
+                &codec,
+            );
+            let _ = scales_array.store_chunk_opt(
+                &[0, i as u64, j as u64],
+                out_scales.as_slice(),
+                &codec,
+            );
+            bytes.fetch_add(tile.bytes, Ordering::Relaxed);
+            progress.inc(1);
+        });
+    });
+    Ok((bytes.into_inner(), start.elapsed().as_secs_f64()))
+}
+
+/// `data` repeated (or cut) to `len` elements.
+fn repeat_to<T: Copy>(data: &[T], len: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len && !data.is_empty() {
+        let take = data.len().min(len - out.len());
+        out.extend_from_slice(&data[..take]);
+    }
+    out
 }

@@ -143,7 +143,7 @@ fn max_stretch_proposes_valid_bands() {
         "--input",
         root.to_str().unwrap(),
         "--max-stretch",
-        "1.1",
+        "1.25",
     ]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -152,17 +152,24 @@ fn max_stretch_proposes_valid_bands() {
     let path = dir.join("proposed.toml");
     std::fs::write(&path, toml_text).unwrap();
     let config = tessera_mosaic::bands::BandsConfig::load(&path).unwrap();
-    // Contiguous from 70 to 81 and every band within the stretch bound.
-    assert_eq!(config.bands.first().unwrap().lat_min, 70.0);
+    // Contiguous from 76 to 81 and every band within the stretch bound.
+    assert_eq!(config.bands.first().unwrap().lat_min, 76.0); // 76.85 rounded down to a degree
     assert_eq!(config.bands.last().unwrap().lat_max, 81.0);
     for w in config.bands.windows(2) {
         assert_eq!(w[0].lat_max, w[1].lat_min);
     }
     for b in &config.bands {
         let g = tessera_mosaic::grid::BandGrid::for_band(b, &config).unwrap();
-        assert!(g.stretch() <= 1.1, "{} {}", b.name, g.stretch());
+        assert!(g.stretch() <= 1.25, "{} {}", b.name, g.stretch());
     }
-    assert!(config.bands.len() > 5);
+    // Narrow bands near the pole, wider ones further south, none of a single cell throughout.
+    assert!(
+        config.bands.len() > 3 && config.bands.len() < 40,
+        "{}",
+        config.bands.len()
+    );
+    let widths: Vec<f64> = config.bands.iter().map(|b| b.lat_max - b.lat_min).collect();
+    assert!(widths[0] > widths[widths.len() - 1], "{widths:?}");
 }
 
 #[test]
