@@ -104,10 +104,13 @@ impl ReadableStorageTraits for AtomicFilesystemStore {
 impl WritableStorageTraits for AtomicFilesystemStore {
     fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
         let tmp = self.temporary_key(key);
-        self.inner.set(&tmp, value)?;
-        self.inner.rename(&tmp, key).inspect_err(|_| {
-            let _ = self.inner.erase(&tmp);
-        })
+        self.inner
+            .set(&tmp, value)
+            .and_then(|()| self.inner.rename(&tmp, key))
+            .inspect_err(|_| {
+                // A failed write (e.g. a full disk) leaves nothing behind.
+                let _ = self.inner.erase(&tmp);
+            })
     }
     fn set_partial_many(
         &self,

@@ -375,10 +375,10 @@ fn read_tile_files(
         if path.is_dir() {
             return Err(problem(path, "is a directory, expected a .npy file"));
         }
-        if !path.exists() {
+        if std::fs::symlink_metadata(path).is_err() {
             return Err(problem(path, "missing"));
         }
-        npy::read_header(path).map_err(|e| problem(path, e.to_string()))
+        npy::read_header(path).map_err(|e| problem(path, format!("cannot read: {e}")))
     };
     let eh = header(&embeddings)?;
     if eh.dtype != NpyDtype::Int8 {

@@ -1,0 +1,271 @@
+//! A write that fails (disk full) is reported, leaves no shard that counts as done, and a rerun
+//! completes the band to the same bytes as an undisturbed build. Two builds of one band running
+//! at the same time share the work safely.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tessera_mosaic::bands::BandsConfig;
+use tessera_mosaic::grid::BandGrid;
+use tessera_mosaic::store::{AtomicFilesystemStore, Store};
+use tessera_mosaic::tiles::{Catalogue, ScanOptions};
+use tessera_mosaic::writer::{BuildOptions, build_band};
+use zarrs::storage::{
+    Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
+    StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
+    byte_range::ByteRangeIterator,
+};
+
+fn mosaic(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(d: &Path, root: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, root, out)
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = Default::default();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A filesystem store whose disk "fills up": after `ok_shards` shard writes, each shard write
+/// leaves half its bytes in a temporary file and fails with ENOSPC.
+struct DiskFull {
+    inner: AtomicFilesystemStore,
+    root: PathBuf,
+    ok_shards: usize,
+    shards: AtomicUsize,
+}
+
+impl ReadableStorageTraits for DiskFull {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        r: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        self.inner.get_partial_many(key, r)
+    }
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+    fn supports_get_partial(&self) -> bool {
+        true
+    }
+}
+impl WritableStorageTraits for DiskFull {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        if key.as_str().contains("/embeddings/c/") || key.as_str().contains("/scales/c/") {
+            let n = self.shards.fetch_add(1, Ordering::SeqCst);
+            if n >= self.ok_shards {
+                // As a writer killed mid-write would leave it (a pid that cannot be alive).
+                let tmp = self.root.join(format!("{}.tmp.4194305.1", key.as_str()));
+                std::fs::create_dir_all(tmp.parent().unwrap()).unwrap();
+                std::fs::write(&tmp, &value[..value.len() / 2]).unwrap();
+                return Err(StorageError::IOError(
+                    std::io::Error::from_raw_os_error(28).into(),
+                ));
+            }
+        }
+        self.inner.set(key, value)
+    }
+    fn set_partial_many(&self, key: &StoreKey, v: OffsetBytesIterator) -> Result<(), StorageError> {
+        self.inner.set_partial_many(key, v)
+    }
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.erase(key)
+    }
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.inner.erase_prefix(prefix)
+    }
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+impl ListableStorageTraits for DiskFull {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+    fn list_prefix(&self, p: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(p)
+    }
+    fn list_dir(&self, p: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(p)
+    }
+    fn size_prefix(&self, p: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(p)
+    }
+}
+
+fn setup(tag: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let out = mosaic(&[
+        "synth",
+        "--out",
+        s(&d.join("in")),
+        "--tiles",
+        "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.75_80.05",
+        "--years",
+        "2023,2024",
+    ]);
+    assert!(out.status.success());
+    let out = mosaic(&[
+        "build",
+        "--input",
+        s(&d.join("in")),
+        "--out",
+        s(&d.join("ref.zarr")),
+        "--band",
+        "80-90",
+    ]);
+    assert!(out.status.success());
+    d
+}
+
+#[test]
+fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
+    let d = setup("diskfull");
+    let config = BandsConfig::default();
+    let grid = BandGrid::for_band(config.band("80-90").unwrap(), &config).unwrap();
+    let catalogue = Catalogue::scan(&d.join("in"), &ScanOptions::default()).unwrap();
+    let path = d.join("store.zarr");
+    let disk = DiskFull {
+        inner: AtomicFilesystemStore::new(&path).unwrap(),
+        root: path.clone(),
+        ok_shards: 5,
+        shards: AtomicUsize::new(0),
+    };
+    let store = Store {
+        storage: Arc::new(disk),
+        location: s(&path).to_string(),
+    };
+    let options = BuildOptions {
+        threads: 1,
+        worker: None,
+        compression: config.compression.clone(),
+        embeddings_fill: 0,
+    };
+    let report = build_band(
+        &catalogue,
+        &store,
+        &grid,
+        &options,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    // 6 tiles = 12 shard writes; the first 5 succeed: 2 tiles complete, the third half done.
+    assert_eq!(report.tiles_written, 2, "{report:?}");
+    assert_eq!(report.failed.len(), 4);
+    assert!(
+        report
+            .failed
+            .iter()
+            .all(|f| f.reason.contains("writing the shard failed")
+                && f.reason.contains("No space left")),
+        "{:?}",
+        report.failed
+    );
+
+    // Half-written files are only temporaries; verify sees 4 tiles missing, none corrupt.
+    let out = mosaic(&[
+        "verify",
+        "--input",
+        s(&d.join("in")),
+        "--store",
+        s(&path),
+        "--band",
+        "80-90",
+        "--sample",
+        "100",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains("2 tiles,")
+            && text.contains("0 mismatches")
+            && text.contains("4 tiles missing")
+            && text.contains("0 unreadable"),
+        "{text}"
+    );
+
+    // With space again, a rerun completes the band: identical to the undisturbed build.
+    let out = mosaic(&[
+        "build",
+        "--input",
+        s(&d.join("in")),
+        "--out",
+        s(&path),
+        "--band",
+        "80-90",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 tiles written, 2 already present"));
+    assert_same(&path, &d.join("ref.zarr"));
+}
+
+fn assert_same(a: &Path, b: &Path) {
+    let (sa, sb) = (snapshot(a), snapshot(b));
+    assert_eq!(sa.keys().collect::<Vec<_>>(), sb.keys().collect::<Vec<_>>());
+    for (k, v) in &sa {
+        assert!(v == &sb[k], "{k} differs");
+    }
+}
+
+#[test]
+fn two_processes_building_one_band_share_it_safely() {
+    let d = setup("concurrent");
+    let store = d.join("shared.zarr");
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .args([
+                "build",
+                "--input",
+                s(&d.join("in")),
+                "--out",
+                s(&store),
+                "--band",
+                "80-90",
+                "--threads",
+                "1",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+    };
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(spawn);
+        let b = scope.spawn(spawn);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert_same(&store, &d.join("ref.zarr"));
+}
