@@ -910,3 +910,51 @@ mod tests {
         assert_eq!(img.rgba.chunks(4).filter(|p| p[3] != 0).count(), 2);
     }
 }
+
+#[cfg(test)]
+mod scale {
+    use super::*;
+
+    /// A land-like mask over a whole year (`cargo test --release -- --ignored --nocapture`):
+    /// prints footprint, bbox and coverage-image times for ~1.8 million cells.
+    #[test]
+    #[ignore]
+    fn a_whole_year_of_cells() {
+        let mut cells_by_band: Vec<BTreeSet<Cell>> = vec![BTreeSet::new(); 18];
+        let mut n = 0;
+        for lat in 0..LAT_CELLS {
+            for lon in 0..LON_CELLS {
+                let (x, y) = (lon as f64 / 60.0, lat as f64 / 40.0);
+                let v = (x.sin() * y.cos()
+                    + (2.3 * x + 0.7).sin() * (1.7 * y).sin() * 0.6
+                    + (((lon as u32).wrapping_mul(2654435761) ^ (lat as u32 * 40503)) % 1000)
+                        as f64
+                        / 4000.0)
+                    .abs();
+                if v > 0.55 && lat > 300 {
+                    cells_by_band[lat as usize / 100].insert(Cell::new(lon, lat).unwrap());
+                    n += 1;
+                }
+            }
+        }
+        let start = std::time::Instant::now();
+        let mut parts = 0;
+        let mut vertices = 0;
+        for cells in &cells_by_band {
+            let fp = footprint_indices(cells);
+            parts += fp.0.len();
+            vertices += fp.0.iter().map(|p| p.exterior().0.len()).sum::<usize>();
+            let _ = cells_bbox(cells.iter());
+        }
+        let footprints = start.elapsed().as_secs_f64();
+        let start = std::time::Instant::now();
+        let image = coverage_image(cells_by_band.iter().flatten(), 0, LAT_CELLS);
+        let path = std::env::temp_dir().join("mosaic-coverage-scale.png");
+        image.write_png(&path).unwrap();
+        println!(
+            "{n} cells in 18 bands: footprints {footprints:.2} s ({parts} polygons, {vertices} exterior vertices); coverage PNG {:.2} s, {} bytes",
+            start.elapsed().as_secs_f64(),
+            std::fs::metadata(&path).unwrap().len()
+        );
+    }
+}
