@@ -4,7 +4,7 @@
 # that read our output with independent tools (pyproj, xarray, zarr-python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --tests
 cargo build --release --locked
 cargo test --release --locked
 MOSAIC_BIN="$PWD/target/release/mosaic" .venv/bin/python -m pytest -q tests/python

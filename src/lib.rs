@@ -22,6 +22,7 @@ pub mod placement;
 pub mod plan;
 pub mod preview;
 pub mod query;
+pub mod stac;
 pub mod store;
 pub mod synth;
 pub mod tiles;

@@ -45,6 +45,8 @@ enum Command {
     Query(QueryArgs),
     /// Render a band as a PNG: PCA of the embeddings to RGB, or a coverage map.
     Preview(PreviewArgs),
+    /// Write a static STAC catalog of a store and an HTML map beside it.
+    Stac(StacArgs),
     /// Benchmark helper: read a band's tiles and compress as many output bytes, no reprojection.
     #[command(hide = true)]
     Ceiling(CeilingArgs),
@@ -237,6 +239,7 @@ fn main() -> std::process::ExitCode {
         Command::Query(a) => run_query(a),
         Command::Preview(a) => run_preview(a),
         Command::Ceiling(a) => run_ceiling(a),
+        Command::Stac(a) => run_stac(a),
     };
     match result {
         Ok(code) => code,
@@ -716,5 +719,102 @@ fn run_ceiling(a: CeilingArgs) -> Result<std::process::ExitCode> {
         human_bytes(bytes),
         bytes as f64 / 1e6 / secs.max(1e-9)
     );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+struct StacArgs {
+    /// The store (a local folder).
+    #[arg(long)]
+    store: String,
+    /// Output folder: catalog.json, one folder per year, and the map (index.html).
+    #[arg(long)]
+    out: PathBuf,
+    /// URL of the store for asset hrefs (`URL/{band}`); default: paths relative to each item.
+    #[arg(long)]
+    href_base: Option<String>,
+    /// Leaflet's package or dist folder (default: node_modules/leaflet here or above).
+    #[arg(long)]
+    leaflet: Option<PathBuf>,
+    /// Write the catalog only, no map.
+    #[arg(long, conflicts_with = "leaflet")]
+    no_map: bool,
+    /// Maximum width and height in pixels of each preview image (one per band, year and
+    /// 10-degree block of longitude).
+    #[arg(long, default_value_t = 512)]
+    preview_size: usize,
+    /// No previews for a band-year with more cells than this (previews read data per cell).
+    #[arg(long, default_value_t = 2000)]
+    max_preview_cells: usize,
+}
+
+fn run_stac(a: StacArgs) -> Result<std::process::ExitCode> {
+    use tessera_mosaic::stac::{self, AssetHref, MapOptions, StacOptions};
+    let start = std::time::Instant::now();
+    let store = Store::open_existing(&a.store)?;
+    let href = match &a.href_base {
+        Some(url) => AssetHref::Base(url.clone()),
+        None => {
+            if a.store.contains("://") && !a.store.starts_with("file://") {
+                bail!(
+                    "--store {} is a URL: pass --href-base for the asset hrefs",
+                    a.store
+                );
+            }
+            let path = Path::new(a.store.trim_start_matches("file://"));
+            AssetHref::Relative(
+                std::fs::canonicalize(path)
+                    .with_context(|| format!("cannot resolve {}", path.display()))?,
+            )
+        }
+    };
+    let map = if a.no_map {
+        None
+    } else {
+        let dir = match &a.leaflet {
+            Some(d) => d.clone(),
+            None => {
+                let cwd = std::env::current_dir().context("no current directory")?;
+                stac::find_leaflet(&cwd).with_context(|| {
+                    format!(
+                        "Leaflet not found under node_modules in {} or above: run `npm ci` in the repository (scripts/setup.sh does), pass --leaflet DIR, or --no-map",
+                        cwd.display()
+                    )
+                })?
+            }
+        };
+        Some(MapOptions {
+            leaflet_dist: stac::leaflet_dist(&dir)?,
+            preview_size: a.preview_size,
+            max_preview_cells: a.max_preview_cells,
+        })
+    };
+    let options = StacOptions {
+        out: a.out.clone(),
+        href,
+        map,
+    };
+    let s = stac::write_stac(&store, &options)
+        .with_context(|| format!("writing the STAC catalog of {}", a.store))?;
+    println!(
+        "catalog {}: {} collections (years {}), {} items, {} cells; footprints in {:.2} s",
+        a.out.join("catalog.json").display(),
+        s.years.len(),
+        s.years
+            .iter()
+            .map(|y| y.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.items,
+        s.cells,
+        s.footprint_seconds
+    );
+    if let Some(page) = &s.map {
+        println!("map {}: {} previews", page.display(), s.previews);
+    }
+    for skipped in &s.skipped_previews {
+        println!("  no previews for {skipped}");
+    }
+    println!("done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(std::process::ExitCode::SUCCESS)
 }

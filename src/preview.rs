@@ -144,6 +144,9 @@ fn pixel_window(grid: &BandGrid, bbox: &BBox) -> (std::ops::Range<usize>, std::o
     (r0..r1.max(r0), c0..c1.max(c0))
 }
 
+/// (image index, dequantised vector) of sampled pixels with data.
+type Samples = Vec<(usize, Vec<f32>)>;
+
 /// Render the PCA picture of one year.
 pub fn render_embeddings(
     store: &Store,
@@ -201,7 +204,7 @@ pub fn render_embeddings(
         .ok_or_else(|| PreviewError::Empty(format!("year {year} is not in band {band}")))?;
     let coarse = scale >= grid.rows_per_cell as f64 / 2.0;
     // (image index, dequantised vector) for every sampled pixel with data.
-    let per_cell: Vec<Result<Vec<(usize, Vec<f32>)>, PreviewError>> = by_cell
+    let per_cell: Vec<Result<Samples, PreviewError>> = by_cell
         .par_iter()
         .map(|(cell, pixels)| {
             let (cr, cc) = grid.cell_origin(*cell);

@@ -153,7 +153,7 @@ impl QueryPlan {
                 candidates.push((band.clone(), layout, rows));
             }
         }
-        candidates.sort_by(|a, b| a.1.grid.lat_start_index.cmp(&b.1.grid.lat_start_index));
+        candidates.sort_by_key(|a| a.1.grid.lat_start_index);
         let finest = candidates.iter().max_by_key(|c| c.1.grid.cols_per_cell);
         let Some((_, finest, _)) = finest else {
             return Err(QueryError::Empty {
