@@ -15,7 +15,7 @@ bands=${BENCH_BANDS:-"70-80 0-10"}
 command -v /usr/bin/time >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -q time >/dev/null; }
 command -v cmake >/dev/null 2>&1 || scripts/setup.sh
 cargo build --release --locked --quiet
-bin=$PWD/target/release/mosaic
+bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release/mosaic
 threads=$(nproc)
 mkdir -p "$work"
 

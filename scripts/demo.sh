@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 out=${1:-sample}
 scripts/setup.sh
 cargo build --release --locked --quiet
-bin=target/release/mosaic
+bin=${CARGO_TARGET_DIR:-target}/release/mosaic
 set -x
 rm -rf "$out"
 $bin synth --out "$out/tessera" --bbox 10.0,69.9,10.3,70.1 --years 2023,2024 --landmasks --land-fraction 0.8

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
 cargo build --release --locked
 cargo test --release --locked
-MOSAIC_BIN="$PWD/target/release/mosaic" .venv/bin/python -m pytest -q tests/python
+MOSAIC_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/mosaic" .venv/bin/python -m pytest -q tests/python
