@@ -14,6 +14,7 @@ use tessera_mosaic::grid::BandGrid;
 use tessera_mosaic::plan::{self, human_bytes};
 use tessera_mosaic::preview::{self, BBox};
 use tessera_mosaic::query::{self, QueryPlan, QueryRequest};
+use tessera_mosaic::status;
 use tessera_mosaic::store::{ReadCounter, Store};
 use tessera_mosaic::synth::{self, SynthOptions};
 use tessera_mosaic::tiles::{Catalogue, ScanOptions};
@@ -47,9 +48,24 @@ enum Command {
     Preview(PreviewArgs),
     /// Write a static STAC catalog of a store and an HTML map beside it.
     Stac(StacArgs),
+    /// Per band and year: cells built, failed and (with --input) missing.
+    Status(StatusArgs),
     /// Benchmark helper: read a band's tiles and compress as many output bytes, no reprojection.
     #[command(hide = true)]
     Ceiling(CeilingArgs),
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// The store.
+    #[arg(long)]
+    store: String,
+    /// The TESSERA root, to count input tiles not built yet.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -148,9 +164,14 @@ struct BuildArgs {
     /// The TESSERA root (`ROOT/{year}/grid_*/...`).
     #[arg(long)]
     input: PathBuf,
-    /// Output store: a local folder.
+    /// Output store: a local folder, or an object store URL (s3://bucket/prefix, gs://, az://)
+    /// with credentials and endpoint from the usual environment variables.
     #[arg(long)]
     out: String,
+    /// Build only share I of N (1-based, e.g. 2/8) of the band's cells: N processes with
+    /// I = 1..N build the band together, coordinating through the store only.
+    #[arg(long, value_parser = parse_worker)]
+    worker: Option<(usize, usize)>,
     /// Band(s) to build, by name (e.g. 70-80); several are built one after the other.
     #[arg(
         long,
@@ -240,6 +261,7 @@ fn main() -> std::process::ExitCode {
         Command::Preview(a) => run_preview(a),
         Command::Ceiling(a) => run_ceiling(a),
         Command::Stac(a) => run_stac(a),
+        Command::Status(a) => run_status(a),
     };
     match result {
         Ok(code) => code,
@@ -285,6 +307,25 @@ fn load_bands(path: Option<&Path>) -> Result<BandsConfig> {
         None if Path::new("bands.toml").exists() => Ok(BandsConfig::load(Path::new("bands.toml"))?),
         None => Ok(BandsConfig::default()),
     }
+}
+
+/// Parse `I/N` (1-based) into a 0-based share.
+fn parse_worker(text: &str) -> Result<(usize, usize), String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}`: expected I/N, e.g. 2/8"))?;
+    let (i, n): (usize, usize) = (
+        i.trim()
+            .parse()
+            .map_err(|_| format!("`{text}`: I is not a number"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("`{text}`: N is not a number"))?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("`{text}`: need 1 <= I <= N"));
+    }
+    Ok((i - 1, n))
 }
 
 fn parse_bbox(text: &str) -> Result<[f64; 4]> {
@@ -476,7 +517,7 @@ fn run_build(a: BuildArgs) -> Result<std::process::ExitCode> {
         )?;
         let options = BuildOptions {
             threads: a.threads,
-            worker: None,
+            worker: a.worker,
             compression: config.compression.clone(),
             embeddings_fill: config.embeddings_fill,
         };
@@ -711,13 +752,20 @@ fn run_ceiling(a: CeilingArgs) -> Result<std::process::ExitCode> {
         embeddings_fill: config.embeddings_fill,
     };
     let bar = progress_bar(0, "ceiling: tiles");
-    let (bytes, secs) = writer::ceiling(&catalogue, &grid, &options, &bar)?;
+    let c = writer::ceiling(&catalogue, &grid, &options, &bar)?;
     bar.finish_and_clear();
     println!(
-        "ceiling {}: read + compress {} in {secs:.2} s = {:.1} MB/s",
+        "ceiling {} ({:?}, {} threads): read {:.1} s + compress {:.1} s (thread-seconds) for {} in, {} out, {} stored (stored/out {:.3}) = {:.1} MB/s",
         a.band,
-        human_bytes(bytes),
-        bytes as f64 / 1e6 / secs.max(1e-9)
+        config.compression,
+        c.threads,
+        c.read_seconds,
+        c.compress_seconds,
+        human_bytes(c.input_bytes),
+        human_bytes(c.output_bytes),
+        human_bytes(c.stored_bytes),
+        c.stored_bytes as f64 / c.output_bytes.max(1) as f64,
+        c.input_mb_per_s()
     );
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -816,5 +864,32 @@ fn run_stac(a: StacArgs) -> Result<std::process::ExitCode> {
         println!("  no previews for {skipped}");
     }
     println!("done in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn run_status(a: StatusArgs) -> Result<std::process::ExitCode> {
+    let store = Store::open_existing(&a.store)?;
+    let catalogue = match &a.input {
+        Some(root) => Some(scan(root, None, vec![])?),
+        None => None,
+    };
+    let bands = status::status(&store, catalogue.as_ref())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&bands)?);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<10} {:>6} {:>8} {:>8} {:>8}",
+        "band", "year", "built", "failed", "missing"
+    );
+    for b in &bands {
+        for y in &b.years {
+            let missing = y.missing.map_or("-".to_string(), |m| m.to_string());
+            println!(
+                "{:<10} {:>6} {:>8} {:>8} {:>8}",
+                b.band, y.year, y.built, y.failed, missing
+            );
+        }
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }

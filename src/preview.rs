@@ -6,7 +6,7 @@
 //! Reads are per cell: when an image pixel covers about a cell or more, only the inner chunk at
 //! the cell's centre is read, so the cost grows with the number of cells shown, not their size.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use nalgebra::{DMatrix, SymmetricEigen};
@@ -15,7 +15,7 @@ use zarrs::array::ArraySubset;
 
 use crate::cell::Cell;
 use crate::grid::BandGrid;
-use crate::store::{BandArrays, Store, StoreError, is_temporary_key};
+use crate::store::{Store, StoreError};
 use crate::tiles::CHANNELS;
 
 /// Errors of a preview.
@@ -74,41 +74,6 @@ impl Image {
     }
 }
 
-/// Cells with both shards present, per year index.
-pub fn present_cells(
-    store: &Store,
-    arrays: &BandArrays,
-) -> Result<BTreeMap<u16, BTreeSet<Cell>>, StoreError> {
-    let grid = &arrays.layout.grid;
-    let band = &grid.name;
-    let mut found: BTreeMap<(u16, Cell), u8> = BTreeMap::new();
-    for array in ["embeddings", "scales"] {
-        for key in store.list_prefix(&format!("{band}/{array}/c/"))? {
-            if is_temporary_key(&key) {
-                continue;
-            }
-            let rest = &key[format!("{band}/{array}/c/").len()..];
-            let idx: Vec<u64> = rest.split('/').filter_map(|p| p.parse().ok()).collect();
-            if idx.len() < 3 {
-                continue;
-            }
-            let year = arrays.layout.first_year + idx[0] as u16;
-            let cell = Cell {
-                lat_index: grid.lat_start_index + idx[1] as u16,
-                lon_index: idx[2] as u16,
-            };
-            *found.entry((year, cell)).or_default() += 1;
-        }
-    }
-    let mut out: BTreeMap<u16, BTreeSet<Cell>> = BTreeMap::new();
-    for ((year, cell), n) in found {
-        if n == 2 {
-            out.entry(year).or_default().insert(cell);
-        }
-    }
-    Ok(out)
-}
-
 /// The box around a set of cells.
 fn cells_bbox(cells: impl Iterator<Item = Cell>) -> Option<BBox> {
     let mut b: Option<BBox> = None;
@@ -157,7 +122,7 @@ pub fn render_embeddings(
 ) -> Result<(Image, u16, BBox), PreviewError> {
     let arrays = store.band_arrays(band)?;
     let grid = arrays.layout.grid.clone();
-    let present = present_cells(store, &arrays)?;
+    let present = store.built_cells(&arrays)?;
     let year = match year {
         Some(y) => y,
         None => *present
@@ -379,7 +344,7 @@ pub fn render_coverage(
     bbox: Option<BBox>,
 ) -> Result<(Image, Vec<u16>, BBox), PreviewError> {
     let arrays = store.band_arrays(band)?;
-    let present = present_cells(store, &arrays)?;
+    let present = store.built_cells(&arrays)?;
     let years = arrays.layout.year_values();
     let bbox = match bbox {
         Some(b) => b,

@@ -139,7 +139,7 @@ pub fn read_coverage(store: &Store) -> Result<Vec<BandCoverage>, StacError> {
     let mut out = Vec::new();
     for name in store.bands()? {
         let arrays = store.band_arrays(&name)?;
-        let cells = preview::present_cells(store, &arrays)?;
+        let cells = store.built_cells(&arrays)?;
         out.push(BandCoverage {
             name,
             layout: arrays.layout.clone(),

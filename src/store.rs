@@ -6,6 +6,7 @@
 //! so a killed build never leaves a half-written shard under a real key. Metadata documents are
 //! generated here (not by zarrs) so that their bytes are deterministic.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +77,11 @@ impl AtomicFilesystemStore {
         StoreKey::new(format!("{}.tmp.{}.{n}", key.as_str(), std::process::id()))
             .expect("a valid key with a suffix is valid")
     }
+}
+
+/// True for a location that is a URL other than `file://`.
+pub fn is_url(location: &str) -> bool {
+    location.contains("://") && !location.starts_with("file://")
 }
 
 /// True for the temporary keys [`AtomicFilesystemStore`] writes before renaming.
@@ -211,31 +217,44 @@ impl Store {
         })
     }
 
-    /// Open a store from a path or URL.
+    /// Open a store from a local path or an object store URL (`s3://bucket/prefix`,
+    /// `gs://...`, `az://...`, `http(s)://...`); credentials and endpoint come from the usual
+    /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`,
+    /// `AWS_REGION`, `AWS_ALLOW_HTTP`, ...).
     pub fn open(location: &str) -> Result<Store, StoreError> {
-        if location.contains("://") && !location.starts_with("file://") {
-            return Err(StoreError::Open {
-                location: location.to_string(),
-                message: "object store URLs are not supported yet".into(),
-            });
+        if is_url(location) {
+            crate::object_store::open(location)
+        } else {
+            Store::open_local(&PathBuf::from(location.trim_start_matches("file://")))
         }
-        Store::open_local(&PathBuf::from(location.trim_start_matches("file://")))
+    }
+
+    /// True for stores that write through temporary files (local folders).
+    pub fn is_local(&self) -> bool {
+        !is_url(&self.location)
     }
 
     /// Open a store that must already exist (for readers): a clear error otherwise.
     pub fn open_existing(location: &str) -> Result<Store, StoreError> {
-        let local = !location.contains("://") || location.starts_with("file://");
-        if local
-            && !Path::new(location.trim_start_matches("file://"))
-                .join("zarr.json")
-                .exists()
-        {
+        let store = if is_url(location) {
+            Store::open(location)?
+        } else {
+            let path = Path::new(location.trim_start_matches("file://"));
+            if !path.join("zarr.json").exists() {
+                return Err(StoreError::Open {
+                    location: location.to_string(),
+                    message: "no Zarr store here (zarr.json missing)".into(),
+                });
+            }
+            Store::open_local(path)?
+        };
+        if !store.exists("zarr.json")? {
             return Err(StoreError::Open {
                 location: location.to_string(),
                 message: "no Zarr store here (zarr.json missing)".into(),
             });
         }
-        Store::open(location)
+        Ok(store)
     }
 
     /// Read a JSON document, `None` when absent.
@@ -328,6 +347,42 @@ impl Store {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// Cells of a band with both shards (embeddings and scales) present, per year: the built
+    /// tiles. Temporary objects are ignored.
+    pub fn built_cells(
+        &self,
+        arrays: &BandArrays,
+    ) -> Result<BTreeMap<u16, BTreeSet<Cell>>, StoreError> {
+        let grid = &arrays.layout.grid;
+        let band = &grid.name;
+        let mut found: BTreeMap<(u16, Cell), u8> = BTreeMap::new();
+        for array in ["embeddings", "scales"] {
+            for key in self.list_prefix(&format!("{band}/{array}/c/"))? {
+                if is_temporary_key(&key) {
+                    continue;
+                }
+                let rest = &key[format!("{band}/{array}/c/").len()..];
+                let idx: Vec<u64> = rest.split('/').filter_map(|p| p.parse().ok()).collect();
+                if idx.len() < 3 {
+                    continue;
+                }
+                let year = arrays.layout.first_year + idx[0] as u16;
+                let cell = Cell {
+                    lat_index: grid.lat_start_index + idx[1] as u16,
+                    lon_index: idx[2] as u16,
+                };
+                *found.entry((year, cell)).or_default() += 1;
+            }
+        }
+        let mut out: BTreeMap<u16, BTreeSet<Cell>> = BTreeMap::new();
+        for ((year, cell), n) in found {
+            if n == 2 {
+                out.entry(year).or_default().insert(cell);
+            }
+        }
+        Ok(out)
     }
 
     fn band_error(&self, band: &str, message: &str) -> StoreError {
@@ -851,6 +906,138 @@ impl WritableStorageTraits for ReadCounter {
 }
 
 impl ListableStorageTraits for ReadCounter {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix)
+    }
+}
+
+/// A storage adapter that hands shard writes to background threads, so compression on the
+/// worker threads overlaps with the disk (or network) and its fsyncs. Other writes (metadata)
+/// pass through synchronously.
+///
+/// At most `capacity` shards wait in the queue (bounded memory); [`BackgroundWrites::finish`]
+/// waits for every queued write and returns the ones that failed. A shard that was queued but
+/// never written (the process was killed) is simply absent, so a rerun redoes its tile.
+pub struct BackgroundWrites {
+    inner: Storage,
+    queue: std::sync::Mutex<Option<std::sync::mpsc::SyncSender<(StoreKey, Bytes)>>>,
+    writers: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    errors: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl BackgroundWrites {
+    /// Wrap a store: shard writes go through `writers` threads with `capacity` queued shards.
+    pub fn wrap(store: &Store, writers: usize, capacity: usize) -> (Store, Arc<BackgroundWrites>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(StoreKey, Bytes)>(capacity);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handles = (0..writers.max(1))
+            .map(|i| {
+                let (rx, errors, inner) = (rx.clone(), errors.clone(), store.storage.clone());
+                std::thread::Builder::new()
+                    .name(format!("mosaic-writer-{i}"))
+                    .spawn(move || {
+                        loop {
+                            let job = rx.lock().expect("no poisoning").recv();
+                            let Ok((key, value)) = job else { break };
+                            if let Err(e) = inner.set(&key, value) {
+                                errors
+                                    .lock()
+                                    .expect("no poisoning")
+                                    .push((key.as_str().to_string(), e.to_string()));
+                            }
+                        }
+                    })
+                    .expect("a writer thread")
+            })
+            .collect();
+        let bg = Arc::new(BackgroundWrites {
+            inner: store.storage.clone(),
+            queue: std::sync::Mutex::new(Some(tx)),
+            writers: std::sync::Mutex::new(handles),
+            errors,
+        });
+        (
+            Store {
+                storage: bg.clone(),
+                location: store.location.clone(),
+            },
+            bg,
+        )
+    }
+
+    /// Wait for every queued write; return the keys that failed, with the error.
+    pub fn finish(&self) -> Vec<(String, String)> {
+        drop(self.queue.lock().expect("no poisoning").take());
+        for h in self.writers.lock().expect("no poisoning").drain(..) {
+            let _ = h.join();
+        }
+        std::mem::take(&mut *self.errors.lock().expect("no poisoning"))
+    }
+
+    fn is_shard(key: &StoreKey) -> bool {
+        let k = key.as_str();
+        k.contains("/embeddings/c/") || k.contains("/scales/c/")
+    }
+}
+
+impl ReadableStorageTraits for BackgroundWrites {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        self.inner.get_partial_many(key, byte_ranges)
+    }
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+impl WritableStorageTraits for BackgroundWrites {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        if !Self::is_shard(key) {
+            return self.inner.set(key, value);
+        }
+        let sender = self.queue.lock().expect("no poisoning").clone();
+        match sender {
+            Some(tx) => tx
+                .send((key.clone(), value))
+                .map_err(|_| StorageError::Other("the background writers stopped".into())),
+            None => self.inner.set(key, value),
+        }
+    }
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator,
+    ) -> Result<(), StorageError> {
+        self.inner.set_partial_many(key, offset_values)
+    }
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.erase(key)
+    }
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.inner.erase_prefix(prefix)
+    }
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+impl ListableStorageTraits for BackgroundWrites {
     fn list(&self) -> Result<StoreKeys, StorageError> {
         self.inner.list()
     }

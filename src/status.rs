@@ -1,0 +1,102 @@
+//! `mosaic status`: per band and year, how many cells are built, failed and (given the input)
+//! still missing — read from the store itself, so it works for any worker or machine.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::cell::Cell;
+use crate::store::{Store, StoreError};
+use crate::tiles::Catalogue;
+use crate::writer::FailedTile;
+
+/// Counts of one band in one year.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct YearStatus {
+    /// Year.
+    pub year: u16,
+    /// Cells with both shards written.
+    pub built: usize,
+    /// Cells whose last build failed and that are not built.
+    pub failed: usize,
+    /// Input tiles neither built nor failed (only known with the input).
+    pub missing: Option<usize>,
+}
+
+/// Status of one band.
+#[derive(Debug, Clone, Serialize)]
+pub struct BandStatus {
+    /// Band name.
+    pub band: String,
+    /// Per year, ascending.
+    pub years: Vec<YearStatus>,
+}
+
+/// Failed tiles recorded by the builds of a band (all workers), by year.
+fn recorded_failures(
+    store: &Store,
+    band: &str,
+) -> Result<BTreeMap<u16, BTreeSet<String>>, StoreError> {
+    let mut out: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
+    for key in store.list_prefix(&format!("_mosaic/failures/{band}/"))? {
+        let Some(record) = store.get_json(&key)? else {
+            continue;
+        };
+        let failed: Vec<FailedTile> =
+            serde_json::from_value(record["failed"].clone()).unwrap_or_default();
+        for f in failed {
+            out.entry(f.year).or_default().insert(f.tile);
+        }
+    }
+    Ok(out)
+}
+
+/// Status of every band of a store (and of the input's tiles, when given).
+pub fn status(store: &Store, input: Option<&Catalogue>) -> Result<Vec<BandStatus>, StoreError> {
+    let mut bands = Vec::new();
+    for band in store.bands()? {
+        let arrays = store.band_arrays(&band)?;
+        let built = store.built_cells(&arrays)?;
+        let failures = recorded_failures(store, &band)?;
+        let grid = &arrays.layout.grid;
+        let years = arrays
+            .layout
+            .year_values()
+            .into_iter()
+            .map(|year| {
+                let empty = BTreeSet::new();
+                let built_cells = built.get(&year).unwrap_or(&empty);
+                let failed: BTreeSet<&String> = failures
+                    .get(&year)
+                    .map(|f| {
+                        f.iter()
+                            .filter(|name| {
+                                Cell::parse_name(name).is_ok_and(|c| !built_cells.contains(&c))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let missing = input.map(|catalogue| {
+                    catalogue.years.get(&year).map_or(0, |tiles| {
+                        tiles
+                            .keys()
+                            .filter(|c| {
+                                grid.contains(**c)
+                                    && !built_cells.contains(c)
+                                    && !failed.contains(&c.name())
+                            })
+                            .count()
+                    })
+                });
+                YearStatus {
+                    year,
+                    built: built_cells.len(),
+                    failed: failed.len(),
+                    missing,
+                }
+            })
+            .collect();
+        bands.push(BandStatus { band, years });
+    }
+    Ok(bands)
+}
