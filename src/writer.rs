@@ -7,7 +7,6 @@
 //! build resumes and ends byte-identical to an uninterrupted one. Memory per thread is one
 //! source tile plus one output shard, whatever the band's size.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,7 +21,7 @@ use crate::geotiff;
 use crate::grid::BandGrid;
 use crate::npy::{self, NpyDtype};
 use crate::placement::{NO_SOURCE, PlacementMap, place_cell};
-use crate::store::{BandArrays, Store, StoreError, is_temporary_key};
+use crate::store::{BackgroundWrites, BandArrays, Store, StoreError};
 use crate::tiles::{CHANNELS, Catalogue, InputTile, ScalesLayout, TileProblem};
 
 /// Options of one build.
@@ -52,7 +51,7 @@ pub struct BuildReport {
     /// Tiles already in the store (skipped).
     pub tiles_skipped: usize,
     /// Tiles that failed (not written), with the reason.
-    pub failed: Vec<TileProblem>,
+    pub failed: Vec<FailedTile>,
     /// Problems found while scanning the input (never written).
     pub input_problems: Vec<TileProblem>,
     /// Input bytes read.
@@ -65,6 +64,25 @@ pub struct BuildReport {
     pub pixels_placed: u64,
     /// Thread-seconds spent reading tiles, placing (maps + gather), and encoding + writing shards.
     pub thread_seconds: PhaseSeconds,
+}
+
+/// A tile that could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedTile {
+    /// Year.
+    pub year: u16,
+    /// Tile (cell) name.
+    pub tile: String,
+    /// The file at fault.
+    pub path: std::path::PathBuf,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for FailedTile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
 }
 
 /// Where the build's thread time went.
@@ -180,19 +198,6 @@ fn temporary_key_pid(name: &str) -> Option<u32> {
     rest.split('.').next()?.parse().ok()
 }
 
-/// Set of store keys of shards already written (temporary keys excluded).
-fn existing_shards(store: &Store, band: &str) -> Result<HashSet<String>, StoreError> {
-    let mut keys = HashSet::new();
-    for array in ["embeddings", "scales"] {
-        for k in store.list_prefix(&format!("{band}/{array}/c/"))? {
-            if !is_temporary_key(&k) {
-                keys.insert(k);
-            }
-        }
-    }
-    Ok(keys)
-}
-
 /// Work of one cell: its geometry and the tiles still to write.
 struct CellWork<'a> {
     cell: Cell,
@@ -224,11 +229,23 @@ pub fn build_band(
         options.embeddings_fill,
         &source,
     )?;
-    let stale = remove_stale_temporaries(store, &band)?;
+    let stale = if store.is_local() {
+        remove_stale_temporaries(store, &band)?
+    } else {
+        0
+    };
     if stale > 0 {
         tracing::info!(band = %band, stale, "removed temporary objects of an interrupted build");
     }
-    let done = existing_shards(store, &band)?;
+    let built = store.built_cells(&arrays)?;
+    // Shard writes go to background threads so compression overlaps the disk's fsyncs.
+    let threads = if options.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        options.threads
+    };
+    let (writing_store, background) = BackgroundWrites::wrap(store, 2, threads);
+    let arrays = writing_store.band_arrays(&band)?;
 
     let mut report = BuildReport {
         band: band.clone(),
@@ -244,10 +261,10 @@ pub fn build_band(
         let mut tiles = Vec::new();
         for tile in catalogue.tiles_of_cell(cell) {
             report.tiles_total += 1;
-            let (ek, sk) = arrays
-                .shard_keys(cell, tile.year)
-                .expect("year on the axis");
-            if done.contains(&ek) && done.contains(&sk) {
+            if built
+                .get(&tile.year)
+                .is_some_and(|cells| cells.contains(&cell))
+            {
                 report.tiles_skipped += 1;
             } else {
                 tiles.push(tile);
@@ -272,11 +289,6 @@ pub fn build_band(
     let fallbacks = AtomicU64::new(0);
     let placed = AtomicU64::new(0);
     let clock = PhaseClock::default();
-    let threads = if options.threads == 0 {
-        rayon::current_num_threads()
-    } else {
-        options.threads
-    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -340,9 +352,41 @@ pub fn build_band(
         });
     });
     let mut failed = failed.into_inner().expect("no poisoning");
+    let mut written = written.into_inner();
+    // Writes that failed in the background fail their tile.
+    let write_errors: std::collections::HashMap<String, String> =
+        background.finish().into_iter().collect();
+    if !write_errors.is_empty() {
+        for w in &work {
+            for tile in &w.tiles {
+                let (ek, sk) = arrays
+                    .shard_keys(w.cell, tile.year)
+                    .expect("year on the axis");
+                if let Some(e) = write_errors.get(&ek).or_else(|| write_errors.get(&sk)) {
+                    written -= 1;
+                    failed.push((
+                        tile.year,
+                        w.cell,
+                        TileProblem {
+                            path: tile.embeddings.clone(),
+                            reason: format!("writing the shard failed: {e}"),
+                        },
+                    ));
+                }
+            }
+        }
+    }
     failed.sort_by_key(|f| (f.0, f.1));
-    report.failed = failed.into_iter().map(|(_, _, p)| p).collect();
-    report.tiles_written = written.into_inner();
+    report.failed = failed
+        .into_iter()
+        .map(|(year, cell, p)| FailedTile {
+            year,
+            tile: cell.name(),
+            path: p.path,
+            reason: p.reason,
+        })
+        .collect();
+    report.tiles_written = written;
     report.bytes_read = bytes_read.into_inner();
     report.exact_fallbacks = fallbacks.into_inner();
     report.pixels_placed = placed.into_inner();
@@ -459,6 +503,7 @@ fn write_tile(
 }
 
 /// Copy source pixels into a cell's output buffers (embeddings as bytes, scales as f32).
+/// Every output byte is written once: a source vector or the fill.
 pub fn gather(
     map: &PlacementMap,
     embeddings: &[u8],
@@ -467,39 +512,63 @@ pub fn gather(
     fill: i8,
 ) -> (Vec<u8>, Vec<f32>) {
     let n = map.source.len();
-    let mut out_emb = vec![fill as u8; n * CHANNELS];
-    let mut out_scales = vec![f32::NAN; n];
-    for (p, &s) in map.source.iter().enumerate() {
-        if s == NO_SOURCE {
-            continue;
-        }
+    let fill_vector = [fill as u8; CHANNELS];
+    let mut out_emb = Vec::with_capacity(n * CHANNELS);
+    let mut out_scales = Vec::with_capacity(n);
+    for &s in &map.source {
         let s = s as usize;
-        if landmask.is_some_and(|m| m[s] == 0) {
-            continue;
+        let source = (s != NO_SOURCE as usize && landmask.is_none_or(|m| m[s] != 0))
+            .then(|| scales[s])
+            .filter(|scale| scale_is_valid(*scale));
+        match source {
+            Some(scale) => {
+                out_emb.extend_from_slice(&embeddings[s * CHANNELS..(s + 1) * CHANNELS]);
+                out_scales.push(scale);
+            }
+            None => {
+                out_emb.extend_from_slice(&fill_vector);
+                out_scales.push(f32::NAN);
+            }
         }
-        let scale = scales[s];
-        if !scale_is_valid(scale) {
-            continue;
-        }
-        out_emb[p * CHANNELS..(p + 1) * CHANNELS]
-            .copy_from_slice(&embeddings[s * CHANNELS..(s + 1) * CHANNELS]);
-        out_scales[p] = scale;
     }
     (out_emb, out_scales)
 }
 
-/// What the hardware allows for a band's tiles: read every input file and compress the same
-/// number of output bytes with the band's codec through the same sharding path (into memory),
-/// without reprojection or gathering. Returns (input bytes, seconds).
-///
-/// The output bytes of a tile are its own embeddings repeated to the shard's size, so the
-/// compressor sees data of the same kind and amount as in a build.
+/// The result of [`ceiling`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Ceiling {
+    /// Input bytes of the tiles.
+    pub input_bytes: u64,
+    /// Output (shard) bytes compressed.
+    pub output_bytes: u64,
+    /// Compressed bytes.
+    pub stored_bytes: u64,
+    /// Thread-seconds reading input files.
+    pub read_seconds: f64,
+    /// Thread-seconds compressing the output.
+    pub compress_seconds: f64,
+    /// Threads used.
+    pub threads: usize,
+}
+
+impl Ceiling {
+    /// Input MB/s the threads could reach doing only the reads and the compression.
+    pub fn input_mb_per_s(&self) -> f64 {
+        let wall = (self.read_seconds + self.compress_seconds) / self.threads as f64;
+        self.input_bytes as f64 / 1e6 / wall.max(1e-9)
+    }
+}
+
+/// What the hardware allows for a band's tiles: the time to read every input file plus the
+/// time to compress the very output bytes a build compresses (the gathered shards, computed
+/// outside the timed parts) with the band's codec, into memory. Reprojection, gathering and
+/// writing are what a build adds on top.
 pub fn ceiling(
     catalogue: &Catalogue,
     grid: &BandGrid,
     options: &BuildOptions,
     progress: &indicatif::ProgressBar,
-) -> Result<(u64, f64), BuildError> {
+) -> Result<Ceiling, BuildError> {
     let layout = crate::store::BandLayout {
         format_version: crate::store::FORMAT_VERSION,
         grid: grid.clone(),
@@ -517,13 +586,13 @@ pub fn ceiling(
             .1
             .clone()
     };
-    let tiles: Vec<&InputTile> = catalogue
-        .years
-        .values()
-        .flat_map(|t| t.values())
-        .filter(|t| grid.contains(t.cell))
+    let cells: Vec<(Cell, TileGeometry, Vec<&InputTile>)> = catalogue
+        .geometry
+        .iter()
+        .filter(|(c, _)| grid.contains(**c))
+        .map(|(c, g)| (*c, *g, catalogue.tiles_of_cell(*c).collect()))
         .collect();
-    progress.set_length(tiles.len() as u64);
+    progress.set_length(cells.iter().map(|c| c.2.len() as u64).sum());
     let threads = if options.threads == 0 {
         rayon::current_num_threads()
     } else {
@@ -533,55 +602,143 @@ pub fn ceiling(
         .num_threads(threads)
         .build()
         .map_err(|e| BuildError::Threads(threads, e.to_string()))?;
-    let start = Instant::now();
-    let bytes = AtomicU64::new(0);
+    let clock = PhaseClock::default();
+    let (input, output, stored) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     pool.install(|| {
-        tiles.par_iter().for_each(|tile| {
-            // A fresh in-memory array per tile so memory does not accumulate.
-            let store: crate::store::Storage =
-                std::sync::Arc::new(zarrs::storage::store::MemoryStore::new());
-            let emb_array = crate::store::array_from_metadata(
-                store.clone(),
-                "/b/embeddings",
-                &meta("embeddings"),
-            )
-            .expect("valid metadata");
-            let scales_array =
-                crate::store::array_from_metadata(store, "/b/scales", &meta("scales"))
-                    .expect("valid metadata");
-            let Ok((emb, scales)) = read_tile_data(tile) else {
+        cells.par_iter().for_each(|(cell, geometry, tiles)| {
+            let w = CellWork {
+                cell: *cell,
+                geometry: *geometry,
+                tiles: tiles.clone(),
+                landmask: None,
+            };
+            let Ok((map, _)) = prepare_cell(grid, &w) else {
                 return;
             };
-            let n = grid.rows_per_cell * grid.cols_per_cell;
-            let out = repeat_to(&emb, n * CHANNELS);
-            let out_scales = repeat_to(&scales, n);
-            let (i, j) = grid.cell_shard(tile.cell);
-            let codec = zarrs::array::CodecOptions::default()
-                .with_store_empty_chunks(true)
-                .with_concurrent_target(1);
-            let _ = emb_array.store_chunk_opt(
-                &[0, i as u64, j as u64, 0],
-                crate::store::raw_bytes(&out),
-                &codec,
-            );
-            let _ = scales_array.store_chunk_opt(
-                &[0, i as u64, j as u64],
-                out_scales.as_slice(),
-                &codec,
-            );
-            bytes.fetch_add(tile.bytes, Ordering::Relaxed);
-            progress.inc(1);
+            for tile in tiles {
+                let t = Instant::now();
+                let Ok((emb, scales)) = read_tile_data(tile) else {
+                    continue;
+                };
+                PhaseClock::add(&clock.read, t);
+                let (out, out_scales) = gather(&map, &emb, &scales, None, options.embeddings_fill);
+                drop((emb, scales));
+                let counter = std::sync::Arc::new(DiscardWrites::default());
+                let store: crate::store::Storage = counter.clone();
+                let emb_array = crate::store::array_from_metadata(
+                    store.clone(),
+                    "/b/embeddings",
+                    &meta("embeddings"),
+                )
+                .expect("valid metadata");
+                let scales_array =
+                    crate::store::array_from_metadata(store.clone(), "/b/scales", &meta("scales"))
+                        .expect("valid metadata");
+                let (i, j) = grid.cell_shard(*cell);
+                let codec = zarrs::array::CodecOptions::default()
+                    .with_store_empty_chunks(true)
+                    .with_concurrent_target(1);
+                let t = Instant::now();
+                let _ = emb_array.store_chunk_opt(
+                    &[0, i as u64, j as u64, 0],
+                    crate::store::raw_bytes(&out),
+                    &codec,
+                );
+                let _ = scales_array.store_chunk_opt(
+                    &[0, i as u64, j as u64],
+                    out_scales.as_slice(),
+                    &codec,
+                );
+                PhaseClock::add(&clock.encode_write, t);
+                input.fetch_add(tile.bytes, Ordering::Relaxed);
+                output.fetch_add((out.len() + out_scales.len() * 4) as u64, Ordering::Relaxed);
+                stored.fetch_add(counter.bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+                progress.inc(1);
+            }
         });
     });
-    Ok((bytes.into_inner(), start.elapsed().as_secs_f64()))
+    let t = clock.seconds();
+    Ok(Ceiling {
+        input_bytes: input.into_inner(),
+        output_bytes: output.into_inner(),
+        stored_bytes: stored.into_inner(),
+        read_seconds: t.read,
+        compress_seconds: t.encode_write,
+        threads,
+    })
 }
 
-/// `data` repeated (or cut) to `len` elements.
-fn repeat_to<T: Copy>(data: &[T], len: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len && !data.is_empty() {
-        let take = data.len().min(len - out.len());
-        out.extend_from_slice(&data[..take]);
+/// A store that keeps nothing and counts the bytes written to it (for [`ceiling`]).
+#[derive(Default)]
+struct DiscardWrites {
+    bytes: AtomicU64,
+}
+
+mod discard {
+    use std::sync::atomic::Ordering;
+
+    use zarrs::storage::{
+        Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator,
+        ReadableStorageTraits, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix,
+        WritableStorageTraits, byte_range::ByteRangeIterator,
+    };
+
+    use super::DiscardWrites;
+
+    impl ReadableStorageTraits for DiscardWrites {
+        fn get_partial_many<'a>(
+            &'a self,
+            _: &StoreKey,
+            _: ByteRangeIterator<'a>,
+        ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+            Ok(None)
+        }
+        fn size_key(&self, _: &StoreKey) -> Result<Option<u64>, StorageError> {
+            Ok(None)
+        }
+        fn supports_get_partial(&self) -> bool {
+            false
+        }
     }
-    out
+
+    impl WritableStorageTraits for DiscardWrites {
+        fn set(&self, _: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+            self.bytes.fetch_add(value.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+        fn set_partial_many(
+            &self,
+            _: &StoreKey,
+            values: OffsetBytesIterator,
+        ) -> Result<(), StorageError> {
+            for (_, v) in values {
+                self.bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
+            }
+            Ok(())
+        }
+        fn erase(&self, _: &StoreKey) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn erase_prefix(&self, _: &StorePrefix) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn supports_set_partial(&self) -> bool {
+            false
+        }
+    }
+
+    impl ListableStorageTraits for DiscardWrites {
+        fn list(&self) -> Result<StoreKeys, StorageError> {
+            Ok(vec![])
+        }
+        fn list_prefix(&self, _: &StorePrefix) -> Result<StoreKeys, StorageError> {
+            Ok(vec![])
+        }
+        fn list_dir(&self, _: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+            Ok(StoreKeysPrefixes::new(vec![], vec![]))
+        }
+        fn size_prefix(&self, _: &StorePrefix) -> Result<u64, StorageError> {
+            Ok(0)
+        }
+    }
 }

@@ -174,9 +174,11 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
         &indicatif::ProgressBar::hidden(),
     )
     .unwrap();
-    // 6 tiles = 12 shard writes; the first 5 succeed: 2 tiles complete, the third half done.
-    assert_eq!(report.tiles_written, 2, "{report:?}");
-    assert_eq!(report.failed.len(), 4);
+    // 6 tiles = 12 shard writes; the first 5 succeed (in the background writers' order):
+    // at most 2 tiles complete, every other tile is reported failed.
+    let written = report.tiles_written;
+    assert!((1..=2).contains(&written), "{report:?}");
+    assert_eq!(report.failed.len() + written, 6);
     assert!(
         report
             .failed
@@ -187,7 +189,7 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
         report.failed
     );
 
-    // Half-written files are only temporaries; verify sees 4 tiles missing, none corrupt.
+    // Half-written files are only temporaries; verify sees the rest missing, none corrupt.
     let out = mosaic(&[
         "verify",
         "--input",
@@ -202,9 +204,9 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text.contains("2 tiles,")
+        text.contains(&format!("{written} tiles,"))
             && text.contains("0 mismatches")
-            && text.contains("4 tiles missing")
+            && text.contains(&format!("{} tiles missing", 6 - written))
             && text.contains("0 unreadable"),
         "{text}"
     );
@@ -224,7 +226,8 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("4 tiles written, 2 already present"));
+    let summary = format!("{} tiles written, {written} already present", 6 - written);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&summary));
     assert_same(&path, &d.join("ref.zarr"));
 }
 
