@@ -82,6 +82,9 @@ struct CeilingArgs {
     /// Worker threads (default: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -561,9 +564,10 @@ fn print_build_report(r: &BuildReport) {
     );
     let t = &r.thread_seconds;
     tracing::info!(
-        "thread time: read {:.1} s, place {:.1} s, encode+write {:.1} s",
+        "thread time: read {:.1} s, transform {:.1} s, gather {:.1} s, encode+write {:.1} s",
         t.read,
-        t.place,
+        t.transform,
+        t.gather,
         t.encode_write
     );
     report_problems(&r.input_problems);
@@ -754,8 +758,16 @@ fn run_ceiling(a: CeilingArgs) -> Result<std::process::ExitCode> {
     let bar = progress_bar(0, "ceiling: tiles");
     let c = writer::ceiling(&catalogue, &grid, &options, &bar)?;
     bar.finish_and_clear();
+    if a.json {
+        let mut v = serde_json::to_value(&c)?;
+        v["compression"] = serde_json::to_value(&config.compression)?;
+        v["input_mb_per_s"] = c.input_mb_per_s().into();
+        v["decode_mb_per_s"] = c.decode_mb_per_s().into();
+        println!("{v}");
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     println!(
-        "ceiling {} ({:?}, {} threads): read {:.1} s + compress {:.1} s (thread-seconds) for {} in, {} out, {} stored (stored/out {:.3}) = {:.1} MB/s",
+        "ceiling {} ({:?}, {} threads): read {:.1} s + compress {:.1} s (thread-seconds) for {} in, {} out, {} stored (stored/out {:.3}, stored/in {:.3}); decode {:.0} MB/s per thread; read+compress = {:.1} MB/s",
         a.band,
         config.compression,
         c.threads,
@@ -765,6 +777,8 @@ fn run_ceiling(a: CeilingArgs) -> Result<std::process::ExitCode> {
         human_bytes(c.output_bytes),
         human_bytes(c.stored_bytes),
         c.stored_bytes as f64 / c.output_bytes.max(1) as f64,
+        c.stored_bytes as f64 / c.input_bytes.max(1) as f64,
+        c.decode_mb_per_s(),
         c.input_mb_per_s()
     );
     Ok(std::process::ExitCode::SUCCESS)

@@ -151,14 +151,17 @@ pub fn place_cell(
     let mut source = vec![NO_SOURCE; rows * cols];
     let mut fallbacks = 0;
     let (w, h) = (tile.width as f64, tile.height as f64);
+    let col_intervals: Vec<(usize, usize, f64)> = (0..cols).map(|c| interval(&node_c, c)).collect();
+    let mut row_nodes = vec![(0.0, 0.0); nc];
     for r in 0..rows {
+        // Interpolate the lattice columns to this row once; each pixel then needs one lerp.
         let (i, i1, ty) = interval(&node_r, r);
+        for (j, p) in row_nodes.iter_mut().enumerate() {
+            *p = lerp(node(i, j), node(i1, j), ty);
+        }
         for c in 0..cols {
-            let (j, j1, tx) = interval(&node_c, c);
-            // Interpolating along columns first keeps the per-row work small enough to inline.
-            let left = lerp(node(i, j), node(i1, j), ty);
-            let right = lerp(node(i, j1), node(i1, j1), ty);
-            let (e, n) = lerp(left, right, tx);
+            let (j, j1, tx) = col_intervals[c];
+            let (e, n) = lerp(row_nodes[j], row_nodes[j1], tx);
             let x = (e - tile.origin_e) / PIXEL_M;
             let y = (tile.origin_n - n) / PIXEL_M;
             let near_edge = (x - x.round()).abs() <= bound_px || (y - y.round()).abs() <= bound_px;

@@ -74,9 +74,24 @@ impl AtomicFilesystemStore {
 
     fn temporary_key(&self, key: &StoreKey) -> StoreKey {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        StoreKey::new(format!("{}.tmp.{}.{n}", key.as_str(), std::process::id()))
+        let (pid, host) = (std::process::id(), host_tag());
+        StoreKey::new(format!("{}.tmp.{pid}.{n}.{host}", key.as_str()))
             .expect("a valid key with a suffix is valid")
     }
+}
+
+/// A short tag of this machine's host name (8 hex digits), part of temporary names so that a
+/// build cleaning up after killed processes only judges processes of its own machine when
+/// several machines share one folder.
+pub fn host_tag() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default();
+    // FNV-1a: stable across runs and Rust versions.
+    let hash = name.trim().bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
 }
 
 /// True for a location that is a URL other than `file://`.

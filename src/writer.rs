@@ -90,8 +90,10 @@ impl std::fmt::Display for FailedTile {
 pub struct PhaseSeconds {
     /// Reading input files.
     pub read: f64,
-    /// Placement maps and gathering pixels.
-    pub place: f64,
+    /// Placement maps: the coordinate transform (PROJ) of each cell.
+    pub transform: f64,
+    /// Copying source pixels into the output shards (and checking scales).
+    pub gather: f64,
     /// Encoding (compressing) and writing shards.
     pub encode_write: f64,
 }
@@ -100,7 +102,8 @@ pub struct PhaseSeconds {
 #[derive(Default)]
 struct PhaseClock {
     read: AtomicU64,
-    place: AtomicU64,
+    transform: AtomicU64,
+    gather: AtomicU64,
     encode_write: AtomicU64,
 }
 
@@ -115,7 +118,8 @@ impl PhaseClock {
         let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
         PhaseSeconds {
             read: s(&self.read),
-            place: s(&self.place),
+            transform: s(&self.transform),
+            gather: s(&self.gather),
             encode_write: s(&self.encode_write),
         }
     }
@@ -175,14 +179,19 @@ pub fn in_worker_share(cell: Cell, worker: Option<(usize, usize)>) -> bool {
     }
 }
 
-/// Remove temporary objects left in a band by killed builds: keys `*.tmp.{pid}.{n}` whose
-/// process no longer runs on this machine. Only local stores write temporaries.
+/// Remove temporary objects left in a band by killed builds: keys `*.tmp.{pid}.{n}.{host}`
+/// written on this machine by a process that no longer runs. Temporaries of other machines
+/// sharing the folder are left alone. Only local stores write temporaries.
 pub fn remove_stale_temporaries(store: &Store, band: &str) -> Result<usize, StoreError> {
     let mut removed = 0;
+    let this_host = crate::store::host_tag();
     for key in store.list_prefix(&format!("{band}/"))? {
-        let Some(pid) = key.rsplit('/').next().and_then(temporary_key_pid) else {
+        let Some((pid, host)) = key.rsplit('/').next().and_then(temporary_key_owner) else {
             continue;
         };
+        if host.is_some_and(|h| h != this_host) {
+            continue;
+        }
         let alive = Path::new(&format!("/proc/{pid}")).exists();
         if !alive && Path::new("/proc/self").exists() {
             store.erase(&key)?;
@@ -192,10 +201,13 @@ pub fn remove_stale_temporaries(store: &Store, band: &str) -> Result<usize, Stor
     Ok(removed)
 }
 
-/// The process id in a temporary object name `name.tmp.{pid}.{n}`.
-fn temporary_key_pid(name: &str) -> Option<u32> {
+/// The process id and host tag in a temporary object name `name.tmp.{pid}.{n}[.{host}]`.
+fn temporary_key_owner(name: &str) -> Option<(u32, Option<String>)> {
     let (_, rest) = name.rsplit_once(".tmp.")?;
-    rest.split('.').next()?.parse().ok()
+    let mut parts = rest.split('.');
+    let pid = parts.next()?.parse().ok()?;
+    let host = parts.nth(1).map(str::to_string);
+    Some((pid, host))
 }
 
 /// Work of one cell: its geometry and the tiles still to write.
@@ -308,7 +320,7 @@ pub fn build_band(
             };
             let t = Instant::now();
             let prepared = prepare_cell(grid, w);
-            PhaseClock::add(&clock.place, t);
+            PhaseClock::add(&clock.transform, t);
             let (map, mask) = match prepared {
                 Ok(p) => p,
                 Err((path, reason)) => {
@@ -397,9 +409,26 @@ pub fn build_band(
 
 type Failure = (Option<std::path::PathBuf>, String);
 
+thread_local! {
+    /// The projections this thread has created, by zone: creating one (a PROJ context and
+    /// its database) costs more than placing a whole cell with it.
+    static PROJECTIONS: std::cell::RefCell<std::collections::HashMap<UtmZone, std::rc::Rc<UtmProjection>>> =
+        std::cell::RefCell::default();
+}
+
+/// This thread's projection for a zone, created on first use.
+fn projection(zone: UtmZone) -> Result<std::rc::Rc<UtmProjection>, crate::geometry::GeometryError> {
+    if let Some(p) = PROJECTIONS.with_borrow(|m| m.get(&zone).cloned()) {
+        return Ok(p);
+    }
+    let p = std::rc::Rc::new(UtmProjection::new(zone)?);
+    PROJECTIONS.with_borrow_mut(|m| m.insert(zone, p.clone()));
+    Ok(p)
+}
+
 /// The placement map and the landmask (if any) of a cell.
 fn prepare_cell(grid: &BandGrid, w: &CellWork) -> Result<(PlacementMap, Option<Vec<u8>>), Failure> {
-    let proj = UtmProjection::new(UtmZone::for_cell(w.cell)).map_err(|e| (None, e.to_string()))?;
+    let proj = projection(UtmZone::for_cell(w.cell)).map_err(|e| (None, e.to_string()))?;
     let map = place_cell(grid, &w.geometry, &proj).map_err(|e| (None, e.to_string()))?;
     let mask = match w.landmask {
         None => None,
@@ -419,10 +448,34 @@ fn prepare_cell(grid: &BandGrid, w: &CellWork) -> Result<(PlacementMap, Option<V
     Ok((map, mask))
 }
 
-/// Read one tile's data (header re-checked against the catalogue) and its scales as f32.
-fn read_tile_data(tile: &InputTile) -> Result<(Vec<u8>, Vec<f32>), Failure> {
+/// Buffers of tile size that a thread reuses from tile to tile: fresh 50-160 MB allocations
+/// per tile cost a page fault per 4 KiB page (about a tenth of the build time).
+#[derive(Default)]
+struct TileBuffers {
+    /// The tile's embeddings as read.
+    input: Vec<u8>,
+    /// The gathered embeddings shard.
+    output: Vec<u8>,
+}
+
+thread_local! {
+    static TILE_BUFFERS: std::cell::Cell<TileBuffers> = std::cell::Cell::default();
+}
+
+/// Run `f` with this thread's tile buffers. They are taken out while `f` runs, so a task that
+/// rayon nests on the same thread gets fresh buffers instead of a conflict.
+fn with_tile_buffers<T>(f: impl FnOnce(&mut TileBuffers) -> T) -> T {
+    let mut buffers = TILE_BUFFERS.take();
+    let result = f(&mut buffers);
+    TILE_BUFFERS.set(buffers);
+    result
+}
+
+/// Read one tile's embeddings into `emb` (header re-checked against the catalogue) and return
+/// its scales as f32.
+fn read_tile_data(tile: &InputTile, emb: &mut Vec<u8>) -> Result<Vec<f32>, Failure> {
     let (h, w) = (tile.height, tile.width);
-    let (eh, emb) = npy::read_npy(&tile.embeddings)
+    let eh = npy::read_npy_into(&tile.embeddings, emb)
         .map_err(|e| (Some(tile.embeddings.clone()), e.to_string()))?;
     if eh.dtype != NpyDtype::Int8 || eh.shape != [h, w, CHANNELS] {
         return Err((
@@ -446,7 +499,7 @@ fn read_tile_data(tile: &InputTile) -> Result<(Vec<u8>, Vec<f32>), Failure> {
         .chunks_exact(4 * per_channel)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    Ok((emb, scales))
+    Ok(scales)
 }
 
 /// Gather one tile into its two output shards and write them. Returns input bytes read.
@@ -460,8 +513,21 @@ fn write_tile(
     clock: &PhaseClock,
 ) -> Result<u64, Failure> {
     debug_assert_eq!((tile.height, tile.width), (geometry.height, geometry.width));
+    with_tile_buffers(|buffers| write_tile_with(arrays, tile, map, landmask, fill, clock, buffers))
+}
+
+fn write_tile_with(
+    arrays: &BandArrays,
+    tile: &InputTile,
+    map: &PlacementMap,
+    landmask: Option<&[u8]>,
+    fill: i8,
+    clock: &PhaseClock,
+    buffers: &mut TileBuffers,
+) -> Result<u64, Failure> {
     let t = Instant::now();
-    let (emb, scales) = read_tile_data(tile)?;
+    let emb = &mut buffers.input;
+    let scales = read_tile_data(tile, emb)?;
     let t = PhaseClock::add(&clock.read, t);
     if !scales.iter().any(|s| scale_is_valid(*s)) {
         let nan = scales.iter().filter(|s| s.is_nan()).count();
@@ -475,9 +541,10 @@ fn write_tile(
             ),
         ));
     }
-    let (out_emb, out_scales) = gather(map, &emb, &scales, landmask, fill);
-    drop((emb, scales));
-    let t = PhaseClock::add(&clock.place, t);
+    let out_emb = &mut buffers.output;
+    let out_scales = gather_into(map, emb, &scales, landmask, fill, out_emb);
+    drop(scales);
+    let t = PhaseClock::add(&clock.gather, t);
     let idx = arrays
         .shard_indices(tile.cell, tile.year)
         .expect("year on the axis");
@@ -492,7 +559,7 @@ fn write_tile(
     };
     arrays
         .embeddings
-        .store_chunk_opt(&idx, crate::store::raw_bytes(&out_emb), &options)
+        .store_chunk_opt(&idx, crate::store::raw_bytes(out_emb), &options)
         .map_err(write_err)?;
     arrays
         .scales
@@ -511,9 +578,24 @@ pub fn gather(
     landmask: Option<&[u8]>,
     fill: i8,
 ) -> (Vec<u8>, Vec<f32>) {
+    let mut out_emb = Vec::new();
+    let out_scales = gather_into(map, embeddings, scales, landmask, fill, &mut out_emb);
+    (out_emb, out_scales)
+}
+
+/// [`gather`] into a reused embeddings buffer (cleared first); returns the scales.
+pub fn gather_into(
+    map: &PlacementMap,
+    embeddings: &[u8],
+    scales: &[f32],
+    landmask: Option<&[u8]>,
+    fill: i8,
+    out_emb: &mut Vec<u8>,
+) -> Vec<f32> {
     let n = map.source.len();
     let fill_vector = [fill as u8; CHANNELS];
-    let mut out_emb = Vec::with_capacity(n * CHANNELS);
+    out_emb.clear();
+    out_emb.reserve_exact(n * CHANNELS);
     let mut out_scales = Vec::with_capacity(n);
     for &s in &map.source {
         let s = s as usize;
@@ -531,7 +613,7 @@ pub fn gather(
             }
         }
     }
-    (out_emb, out_scales)
+    out_scales
 }
 
 /// The result of [`ceiling`].
@@ -547,11 +629,18 @@ pub struct Ceiling {
     pub read_seconds: f64,
     /// Thread-seconds compressing the output.
     pub compress_seconds: f64,
+    /// Thread-seconds decompressing the embeddings shards again (what a reader pays).
+    pub decompress_seconds: f64,
     /// Threads used.
     pub threads: usize,
 }
 
 impl Ceiling {
+    /// Output MB/s of embeddings one thread decompresses.
+    pub fn decode_mb_per_s(&self) -> f64 {
+        self.output_bytes as f64 / 1e6 / self.decompress_seconds.max(1e-9)
+    }
+
     /// Input MB/s the threads could reach doing only the reads and the compression.
     pub fn input_mb_per_s(&self) -> f64 {
         let wall = (self.read_seconds + self.compress_seconds) / self.threads as f64;
@@ -616,44 +705,73 @@ pub fn ceiling(
                 return;
             };
             for tile in tiles {
-                let t = Instant::now();
-                let Ok((emb, scales)) = read_tile_data(tile) else {
-                    continue;
-                };
-                PhaseClock::add(&clock.read, t);
-                let (out, out_scales) = gather(&map, &emb, &scales, None, options.embeddings_fill);
-                drop((emb, scales));
-                let counter = std::sync::Arc::new(DiscardWrites::default());
-                let store: crate::store::Storage = counter.clone();
-                let emb_array = crate::store::array_from_metadata(
-                    store.clone(),
-                    "/b/embeddings",
-                    &meta("embeddings"),
-                )
-                .expect("valid metadata");
-                let scales_array =
-                    crate::store::array_from_metadata(store.clone(), "/b/scales", &meta("scales"))
-                        .expect("valid metadata");
-                let (i, j) = grid.cell_shard(*cell);
-                let codec = zarrs::array::CodecOptions::default()
-                    .with_store_empty_chunks(true)
-                    .with_concurrent_target(1);
-                let t = Instant::now();
-                let _ = emb_array.store_chunk_opt(
-                    &[0, i as u64, j as u64, 0],
-                    crate::store::raw_bytes(&out),
-                    &codec,
-                );
-                let _ = scales_array.store_chunk_opt(
-                    &[0, i as u64, j as u64],
-                    out_scales.as_slice(),
-                    &codec,
-                );
-                PhaseClock::add(&clock.encode_write, t);
-                input.fetch_add(tile.bytes, Ordering::Relaxed);
-                output.fetch_add((out.len() + out_scales.len() * 4) as u64, Ordering::Relaxed);
-                stored.fetch_add(counter.bytes.load(Ordering::Relaxed), Ordering::Relaxed);
-                progress.inc(1);
+                with_tile_buffers(|buffers| {
+                    let t = Instant::now();
+                    let Ok(scales) = read_tile_data(tile, &mut buffers.input) else {
+                        return;
+                    };
+                    PhaseClock::add(&clock.read, t);
+                    let fill = options.embeddings_fill;
+                    let out_scales = gather_into(
+                        &map,
+                        &buffers.input,
+                        &scales,
+                        None,
+                        fill,
+                        &mut buffers.output,
+                    );
+                    let out = &buffers.output;
+                    let arrays = ["embeddings", "scales"].map(|name| {
+                        let store: crate::store::Storage =
+                            std::sync::Arc::new(zarrs::storage::store::MemoryStore::new());
+                        crate::store::array_from_metadata(store, &format!("/b/{name}"), &meta(name))
+                            .expect("valid metadata")
+                    });
+                    let (i, j) = grid.cell_shard(*cell);
+                    let codec = zarrs::array::CodecOptions::default()
+                        .with_store_empty_chunks(true)
+                        .with_concurrent_target(1);
+                    // The shard codec chain itself, as `store_chunk` runs it, with no store.
+                    let encode = |array: &zarrs::array::Array<_>, shard: &[u64], bytes| {
+                        let shape = array.chunk_shape(shard).expect("shard in grid");
+                        array
+                            .codecs()
+                            .encode(
+                                crate::store::raw_bytes(bytes),
+                                &shape,
+                                array.data_type(),
+                                array.fill_value(),
+                                &codec,
+                            )
+                            .map(|encoded| (encoded.into_owned(), shape))
+                    };
+                    use zarrs::array::ArrayToBytesCodecTraits;
+                    let scales_bytes: Vec<u8> =
+                        out_scales.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    let t = Instant::now();
+                    let emb_shard = [0, i as u64, j as u64, 0];
+                    let Ok((encoded, shape)) = encode(&arrays[0], &emb_shard, out) else {
+                        return;
+                    };
+                    let scales_len = encode(&arrays[1], &emb_shard[..3], &scales_bytes)
+                        .map_or(0, |(e, _)| e.len());
+                    PhaseClock::add(&clock.encode_write, t);
+                    stored.fetch_add((encoded.len() + scales_len) as u64, Ordering::Relaxed);
+                    // Decoding the embeddings again, as a reader does (kept in the gather slot).
+                    let t = Instant::now();
+                    let decoded = arrays[0].codecs().decode(
+                        encoded.into(),
+                        &shape,
+                        arrays[0].data_type(),
+                        arrays[0].fill_value(),
+                        &codec,
+                    );
+                    PhaseClock::add(&clock.gather, t);
+                    debug_assert!(decoded.is_ok());
+                    input.fetch_add(tile.bytes, Ordering::Relaxed);
+                    output.fetch_add((out.len() + out_scales.len() * 4) as u64, Ordering::Relaxed);
+                    progress.inc(1);
+                });
             }
         });
     });
@@ -664,81 +782,7 @@ pub fn ceiling(
         stored_bytes: stored.into_inner(),
         read_seconds: t.read,
         compress_seconds: t.encode_write,
+        decompress_seconds: t.gather,
         threads,
     })
-}
-
-/// A store that keeps nothing and counts the bytes written to it (for [`ceiling`]).
-#[derive(Default)]
-struct DiscardWrites {
-    bytes: AtomicU64,
-}
-
-mod discard {
-    use std::sync::atomic::Ordering;
-
-    use zarrs::storage::{
-        Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator,
-        ReadableStorageTraits, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix,
-        WritableStorageTraits, byte_range::ByteRangeIterator,
-    };
-
-    use super::DiscardWrites;
-
-    impl ReadableStorageTraits for DiscardWrites {
-        fn get_partial_many<'a>(
-            &'a self,
-            _: &StoreKey,
-            _: ByteRangeIterator<'a>,
-        ) -> Result<MaybeBytesIterator<'a>, StorageError> {
-            Ok(None)
-        }
-        fn size_key(&self, _: &StoreKey) -> Result<Option<u64>, StorageError> {
-            Ok(None)
-        }
-        fn supports_get_partial(&self) -> bool {
-            false
-        }
-    }
-
-    impl WritableStorageTraits for DiscardWrites {
-        fn set(&self, _: &StoreKey, value: Bytes) -> Result<(), StorageError> {
-            self.bytes.fetch_add(value.len() as u64, Ordering::Relaxed);
-            Ok(())
-        }
-        fn set_partial_many(
-            &self,
-            _: &StoreKey,
-            values: OffsetBytesIterator,
-        ) -> Result<(), StorageError> {
-            for (_, v) in values {
-                self.bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
-            }
-            Ok(())
-        }
-        fn erase(&self, _: &StoreKey) -> Result<(), StorageError> {
-            Ok(())
-        }
-        fn erase_prefix(&self, _: &StorePrefix) -> Result<(), StorageError> {
-            Ok(())
-        }
-        fn supports_set_partial(&self) -> bool {
-            false
-        }
-    }
-
-    impl ListableStorageTraits for DiscardWrites {
-        fn list(&self) -> Result<StoreKeys, StorageError> {
-            Ok(vec![])
-        }
-        fn list_prefix(&self, _: &StorePrefix) -> Result<StoreKeys, StorageError> {
-            Ok(vec![])
-        }
-        fn list_dir(&self, _: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
-            Ok(StoreKeysPrefixes::new(vec![], vec![]))
-        }
-        fn size_prefix(&self, _: &StorePrefix) -> Result<u64, StorageError> {
-            Ok(0)
-        }
-    }
 }

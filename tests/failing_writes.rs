@@ -211,6 +211,11 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
         "{text}"
     );
 
+    // A temporary of another machine sharing the folder (a pid that is dead here) is not this
+    // machine's to judge: the rerun leaves it, and removes this machine's stale ones.
+    let foreign = path.join("80-90/embeddings/c/0.tmp.4194305.9.00000000");
+    std::fs::write(&foreign, b"in flight on another machine").unwrap();
+
     // With space again, a rerun completes the band: identical to the undisturbed build.
     let out = mosaic(&[
         "build",
@@ -228,6 +233,8 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
     );
     let summary = format!("{} tiles written, {written} already present", 6 - written);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&summary));
+    assert!(foreign.exists());
+    std::fs::remove_file(&foreign).unwrap();
     assert_same(&path, &d.join("ref.zarr"));
 }
 
