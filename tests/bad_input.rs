@@ -1,36 +1,13 @@
 //! Every kind of bad input gets a clear message naming the file, the build goes on with the
 //! rest, the failure report lists it, and nothing already written changes.
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::{mosaic, s, snapshot};
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tessera_mosaic::npy::{NpyDtype, write_npy};
-
-fn mosaic(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.insert(p.clone(), std::fs::read(&p).unwrap());
-        }
-    }
-    out
-}
 
 /// Write a small fake tile folder with the given embeddings / scales headers and data.
 fn fake_tile(
@@ -121,7 +98,7 @@ fn bad_inputs_are_reported_and_nothing_written_changes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let before = files(&store.join("80-90/embeddings/c"));
+    let before = snapshot(&store.join("80-90/embeddings/c"));
     assert_eq!(before.len(), 1);
 
     // Real tiles whose scales are all NaN, all zero, all FLT_MAX.
@@ -295,7 +272,7 @@ fn bad_inputs_are_reported_and_nothing_written_changes() {
 
     // The duplicated cell is no longer built... but its shard from the first build is untouched,
     // as is everything else already written; nothing from the bad tiles was added.
-    assert_eq!(files(&store.join("80-90/embeddings/c")), before);
+    assert_eq!(snapshot(&store.join("80-90/embeddings/c")), before);
     assert!(!store.join("79.9").exists() && !store.join("70-80").exists());
     assert_eq!(r["tiles_written"], 0, "{r}");
 }

@@ -1,16 +1,11 @@
 //! Bad tiles are reported (path + reason, on stderr and in the report file), the rest of the
 //! band is still written, and the exit code is non-zero.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn mosaic(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
+use common::mosaic;
+
+use std::path::Path;
 
 #[test]
 fn bad_tiles_are_reported_and_the_rest_is_written() {

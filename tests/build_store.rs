@@ -1,7 +1,10 @@
 //! Builds that are killed and resumed, and builds with different thread counts, all end with
 //! byte-identical stores.
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::{assert_same_snapshots, snapshot};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -64,36 +67,11 @@ fn build(store: &Path, threads: usize) {
     );
 }
 
-/// Every file of a store, by relative path.
-fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, root, out);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(store, store, &mut out);
-    out
-}
-
 fn assert_same(a: &Path, b: &Path) {
     let (sa, sb) = (snapshot(a), snapshot(b));
-    let ka: Vec<_> = sa.keys().collect();
-    let kb: Vec<_> = sb.keys().collect();
-    assert_eq!(ka, kb, "same files");
-    for (k, v) in &sa {
-        assert!(v == &sb[k], "{k} differs");
-    }
-    let shards = ka
-        .iter()
+    assert_same_snapshots(&sa, &sb);
+    let shards = sa
+        .keys()
         .filter(|k| k.starts_with("80-90/embeddings/c/") || k.starts_with("80-90/scales/c/"))
         .count();
     assert_eq!(shards, 2 * 8, "8 tiles, two shards each");

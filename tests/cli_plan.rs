@@ -1,18 +1,16 @@
 //! `mosaic synth` at real size and `mosaic plan` on a tree spanning two bands, with
 //! malformed names and files that must be reported, not fatal.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+
+use common::scratch_dir;
 
 use tessera_mosaic::cell::Cell;
 use tessera_mosaic::geometry::TileGeometry;
 use tessera_mosaic::npy;
 
 fn mosaic(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(args)
-        .output()
-        .expect("run mosaic");
+    let out = common::mosaic(args);
     if !out.status.success() {
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     }
@@ -40,7 +38,7 @@ fn fixture_sizes() -> std::collections::HashMap<String, (usize, usize)> {
 
 #[test]
 fn synth_then_plan_two_bands_with_bad_inputs() {
-    let dir = tempdir("plan");
+    let dir = scratch_dir("plan");
     let root = dir.join("tessera");
     let root_s = root.to_str().unwrap();
     // Two tiles in band 70-80 and two in 80-90, all rows of the PROJ fixture.
@@ -126,7 +124,7 @@ fn synth_then_plan_two_bands_with_bad_inputs() {
 
 #[test]
 fn max_stretch_proposes_valid_bands() {
-    let dir = tempdir("stretch");
+    let dir = scratch_dir("stretch");
     let root = dir.join("t");
     let out = mosaic(&[
         "synth",
@@ -174,7 +172,7 @@ fn max_stretch_proposes_valid_bands() {
 
 #[test]
 fn synth_tiles_have_the_rule_geometry_at_the_equator_and_antimeridian() {
-    let dir = tempdir("eq");
+    let dir = scratch_dir("eq");
     let root = dir.join("t");
     let out = mosaic(&[
         "synth",
@@ -201,11 +199,4 @@ fn synth_tiles_have_the_rule_geometry_at_the_equator_and_antimeridian() {
         n, 2,
         "grid_179.95_-0.05 and grid_-179.95_-0.05 are the box's cells"
     );
-}
-
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }

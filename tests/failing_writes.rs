@@ -2,6 +2,10 @@
 //! completes the band to the same bytes as an undisturbed build. Two builds of one band running
 //! at the same time share the work safely.
 
+mod common;
+
+use common::{assert_same_files, mosaic, s};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -17,37 +21,6 @@ use zarrs::storage::{
     StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
     byte_range::ByteRangeIterator,
 };
-
-fn mosaic(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    fn walk(d: &Path, root: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, root, out)
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    let mut out = Default::default();
-    walk(dir, dir, &mut out);
-    out
-}
 
 /// A filesystem store whose disk "fills up": after `ok_shards` shard writes, each shard write
 /// leaves half its bytes in a temporary file and fails with ENOSPC.
@@ -235,15 +208,7 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&summary));
     assert!(foreign.exists());
     std::fs::remove_file(&foreign).unwrap();
-    assert_same(&path, &d.join("ref.zarr"));
-}
-
-fn assert_same(a: &Path, b: &Path) {
-    let (sa, sb) = (snapshot(a), snapshot(b));
-    assert_eq!(sa.keys().collect::<Vec<_>>(), sb.keys().collect::<Vec<_>>());
-    for (k, v) in &sa {
-        assert!(v == &sb[k], "{k} differs");
-    }
+    assert_same_files(&path, &d.join("ref.zarr"));
 }
 
 #[test]
@@ -277,5 +242,5 @@ fn two_processes_building_one_band_share_it_safely() {
         String::from_utf8_lossy(&a.stderr),
         String::from_utf8_lossy(&b.stderr)
     );
-    assert_same(&store, &d.join("ref.zarr"));
+    assert_same_files(&store, &d.join("ref.zarr"));
 }

@@ -1,21 +1,8 @@
 //! `mosaic stac` errors: a clear message and exit code 2, nothing written.
 
-use std::process::Command;
+mod common;
 
-fn mosaic(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("stac-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{mosaic, scratch_dir};
 
 /// A store with a root group and no band.
 fn empty_store(d: &std::path::Path) -> String {
@@ -31,7 +18,7 @@ fn empty_store(d: &std::path::Path) -> String {
 
 #[test]
 fn missing_leaflet_is_reported() {
-    let d = scratch("leaflet");
+    let d = scratch_dir("stac-cli-leaflet");
     let store = empty_store(&d);
     let out = d.join("out");
     let nowhere = d.join("no-leaflet");
@@ -52,7 +39,7 @@ fn missing_leaflet_is_reported() {
 
 #[test]
 fn a_store_without_data_is_an_error() {
-    let d = scratch("empty");
+    let d = scratch_dir("stac-cli-empty");
     let store = empty_store(&d);
     let out = d.join("out");
     let r = mosaic(&[

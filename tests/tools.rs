@@ -1,20 +1,11 @@
 //! `mosaic verify`, `query` and `preview` on a built sample: results checked, not just exit codes.
 
+mod common;
+
+use common::{mosaic, s};
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
-
-fn mosaic(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Two tiles at 80N in two years, built into band 80-90 (landmasks on).
 fn sample() -> &'static (PathBuf, PathBuf) {

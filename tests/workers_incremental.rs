@@ -1,18 +1,14 @@
 //! Distributed and incremental builds: N worker processes together equal one process; adding a
 //! year or late tiles writes only the new shards; `mosaic status` counts built, failed, missing.
 
+mod common;
+
+use common::{assert_same_snapshots, mosaic, s, scratch_dir, snapshot};
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn mosaic(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
 
 fn ok(out: std::process::Output) -> String {
     assert!(
@@ -23,51 +19,22 @@ fn ok(out: std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Every file under a store except the per-worker failure records, by relative path.
-fn zarr_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(d: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            if rel.starts_with("_mosaic") {
-                continue;
-            }
-            if p.is_dir() {
-                walk(&p, root, out)
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
+/// Assert two stores hold the same files, leaving out the per-worker failure records.
 fn assert_same(a: &Path, b: &Path) {
-    let (fa, fb) = (zarr_files(a), zarr_files(b));
-    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
-    for (k, v) in &fa {
-        assert!(v == &fb[k], "{k} differs");
-    }
-}
-
-fn tmp(tag: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    let zarr_files = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        snapshot(dir)
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("_mosaic"))
+            .collect()
+    };
+    assert_same_snapshots(&zarr_files(a), &zarr_files(b));
 }
 
 const CELLS: &str = "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.75_80.05,grid_-99.65_80.05,grid_-99.95_80.15,grid_-99.85_80.15";
 
 #[test]
 fn three_worker_processes_equal_one_process() {
-    let d = tmp("workers");
+    let d = scratch_dir("workers");
     let input = d.join("in");
     ok(mosaic(&[
         "synth",
@@ -153,7 +120,7 @@ fn three_worker_processes_equal_one_process() {
 
 #[test]
 fn adding_a_year_and_late_tiles_writes_only_new_shards() {
-    let d = tmp("incremental");
+    let d = scratch_dir("incremental");
     let input = d.join("in");
     let store = d.join("store.zarr");
     let early = "grid_-99.95_80.05,grid_-99.85_80.05";
