@@ -229,7 +229,12 @@ fn take_quoted(s: &str) -> Option<(&str, &str)> {
 
 /// Read just the header of a `.npy` file and check that the file size matches it.
 pub fn read_header(path: &std::path::Path) -> Result<NpyHeader, NpyError> {
-    let mut file = std::fs::File::open(path)?;
+    read_header_from(&mut std::fs::File::open(path)?)
+}
+
+/// [`read_header`] on an open file, which is left positioned somewhere in the header.
+fn read_header_from(file: &mut std::fs::File) -> Result<NpyHeader, NpyError> {
+    use std::io::Seek;
     let size = file.metadata()?.len();
     let mut buf = vec![0u8; 4096.min(size as usize)];
     file.read_exact(&mut buf)?;
@@ -240,8 +245,8 @@ pub fn read_header(path: &std::path::Path) -> Result<NpyHeader, NpyError> {
             let want = 12 + u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as u64;
             if want <= size && want <= 1 << 20 {
                 let mut all = vec![0u8; want as usize];
-                let mut f = std::fs::File::open(path)?;
-                f.read_exact(&mut all)?;
+                file.seek(std::io::SeekFrom::Start(0))?;
+                file.read_exact(&mut all)?;
                 header = parse_header(&all);
             }
         }
@@ -306,8 +311,8 @@ pub fn read_npy(path: &std::path::Path) -> Result<(NpyHeader, Vec<u8>), NpyError
 /// for many files of the same size saves a fresh allocation, and its page faults, per file.
 pub fn read_npy_into(path: &std::path::Path, data: &mut Vec<u8>) -> Result<NpyHeader, NpyError> {
     use std::io::Seek;
-    let header = read_header(path)?;
     let mut file = std::fs::File::open(path)?;
+    let header = read_header_from(&mut file)?;
     file.seek(std::io::SeekFrom::Start(header.data_offset as u64))?;
     let expected = header.data_bytes();
     data.clear();

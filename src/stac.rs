@@ -148,6 +148,18 @@ pub fn read_coverage(store: &Store) -> Result<Vec<BandCoverage>, StacError> {
     Ok(out)
 }
 
+/// A lattice ring without the points where it goes straight on.
+fn drop_straight_points(ring: Vec<(i32, i32)>) -> Vec<(i32, i32)> {
+    let n = ring.len();
+    (0..n)
+        .filter(|&i| {
+            let (a, b, c) = (ring[(i + n - 1) % n], ring[i], ring[(i + 1) % n]);
+            (b.0 - a.0) * (c.1 - b.1) != (b.1 - a.1) * (c.0 - b.0)
+        })
+        .map(|i| ring[i])
+        .collect()
+}
+
 /// Polygons covering exactly the given cells, in cell-index units (x = lon index, y = lat
 /// index, corners at integers), exterior rings counter-clockwise and holes clockwise.
 ///
@@ -229,18 +241,6 @@ pub fn footprint_indices(cells: &BTreeSet<Cell>) -> MultiPolygon<f64> {
             stack.push(p);
         }
         rings.extend(simple.into_iter().map(drop_straight_points));
-    }
-    /// The ring without the points where it goes straight on.
-    fn drop_straight_points(ring: Vec<(i32, i32)>) -> Vec<(i32, i32)> {
-        let n = ring.len();
-        let corners: Vec<Point> = (0..n)
-            .filter(|&i| {
-                let (a, b, c) = (ring[(i + n - 1) % n], ring[i], ring[(i + 1) % n]);
-                (b.0 - a.0) * (c.1 - b.1) != (b.1 - a.1) * (c.0 - b.0)
-            })
-            .map(|i| ring[i])
-            .collect();
-        corners
     }
     // Twice the signed area: positive for exteriors, negative for holes.
     let area2 = |r: &[Point]| -> i64 {

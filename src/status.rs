@@ -38,7 +38,7 @@ fn recorded_failures(
     band: &str,
 ) -> Result<BTreeMap<u16, BTreeSet<String>>, StoreError> {
     let mut out: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
-    for key in store.list_prefix(&format!("_mosaic/failures/{band}/"))? {
+    for key in store.list_prefix(&crate::writer::failures_prefix(band))? {
         let Some(record) = store.get_json(&key)? else {
             continue;
         };

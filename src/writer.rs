@@ -125,6 +125,11 @@ impl PhaseClock {
     }
 }
 
+/// Store prefix of a band's failure records (one per build or worker).
+pub fn failures_prefix(band: &str) -> String {
+    format!("_mosaic/failures/{band}/")
+}
+
 impl BuildReport {
     /// True when every input tile of the band was written (no input problem, no failure).
     pub fn ok(&self) -> bool {
@@ -136,7 +141,7 @@ impl BuildReport {
         let who = self.worker.as_deref().map_or("all".to_string(), |w| {
             format!("worker-{}", w.replace('/', "-of-"))
         });
-        format!("_mosaic/failures/{}/{who}.json", self.band)
+        format!("{}{who}.json", failures_prefix(&self.band))
     }
 
     /// The failure record kept in the store: deterministic (no timings), empty when all went well.
@@ -251,11 +256,7 @@ pub fn build_band(
     }
     let built = store.built_cells(&arrays)?;
     // Shard writes go to background threads so compression overlaps the disk's fsyncs.
-    let threads = if options.threads == 0 {
-        rayon::current_num_threads()
-    } else {
-        options.threads
-    };
+    let (threads, pool) = thread_pool(options.threads)?;
     let (writing_store, background) = BackgroundWrites::wrap(store, 2, threads);
     let arrays = writing_store.band_arrays(&band)?;
 
@@ -301,10 +302,6 @@ pub fn build_band(
     let fallbacks = AtomicU64::new(0);
     let placed = AtomicU64::new(0);
     let clock = PhaseClock::default();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| BuildError::Threads(threads, e.to_string()))?;
     pool.install(|| {
         work.par_iter().for_each(|w| {
             let fail = |tile: &InputTile, path: &Path, reason: String| {
@@ -616,6 +613,20 @@ pub fn gather_into(
     out_scales
 }
 
+/// The number of worker threads (`0`: all cores) and a rayon pool of that size.
+fn thread_pool(threads: usize) -> Result<(usize, rayon::ThreadPool), BuildError> {
+    let threads = if threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| BuildError::Threads(threads, e.to_string()))?;
+    Ok((threads, pool))
+}
+
 /// The result of [`ceiling`].
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Ceiling {
@@ -666,14 +677,32 @@ pub fn ceiling(
         compression: options.compression.clone(),
         embeddings_fill: options.embeddings_fill,
     };
+    // The band's two arrays over a store that is never written: only their codec chains run.
     let metadata = crate::store::band_array_metadata(&layout);
-    let meta = |name: &str| {
-        metadata
-            .iter()
-            .find(|(n, _)| *n == name)
-            .expect("array")
-            .1
-            .clone()
+    let arrays = ["embeddings", "scales"].map(|name| {
+        let store: crate::store::Storage =
+            std::sync::Arc::new(zarrs::storage::store::MemoryStore::new());
+        let meta = &metadata.iter().find(|(n, _)| *n == name).expect("array").1;
+        crate::store::array_from_metadata(store, &format!("/b/{name}"), meta)
+            .expect("valid metadata")
+    });
+    let codec = zarrs::array::CodecOptions::default()
+        .with_store_empty_chunks(true)
+        .with_concurrent_target(1);
+    // The shard codec chain itself, as `store_chunk` runs it, with no store.
+    use zarrs::array::ArrayToBytesCodecTraits;
+    let encode = |array: &zarrs::array::Array<_>, shard: &[u64], bytes: &[u8]| {
+        let shape = array.chunk_shape(shard).expect("shard in grid");
+        array
+            .codecs()
+            .encode(
+                crate::store::raw_bytes(bytes),
+                &shape,
+                array.data_type(),
+                array.fill_value(),
+                &codec,
+            )
+            .map(|encoded| (encoded.into_owned(), shape))
     };
     let cells: Vec<(Cell, TileGeometry, Vec<&InputTile>)> = catalogue
         .geometry
@@ -682,15 +711,7 @@ pub fn ceiling(
         .map(|(c, g)| (*c, *g, catalogue.tiles_of_cell(*c).collect()))
         .collect();
     progress.set_length(cells.iter().map(|c| c.2.len() as u64).sum());
-    let threads = if options.threads == 0 {
-        rayon::current_num_threads()
-    } else {
-        options.threads
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| BuildError::Threads(threads, e.to_string()))?;
+    let (threads, pool) = thread_pool(options.threads)?;
     let clock = PhaseClock::default();
     let (input, output, stored) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     pool.install(|| {
@@ -704,6 +725,8 @@ pub fn ceiling(
             let Ok((map, _)) = prepare_cell(grid, &w) else {
                 return;
             };
+            let (i, j) = grid.cell_shard(*cell);
+            let emb_shard = [0, i as u64, j as u64, 0];
             for tile in tiles {
                 with_tile_buffers(|buffers| {
                     let t = Instant::now();
@@ -711,45 +734,18 @@ pub fn ceiling(
                         return;
                     };
                     PhaseClock::add(&clock.read, t);
-                    let fill = options.embeddings_fill;
                     let out_scales = gather_into(
                         &map,
                         &buffers.input,
                         &scales,
                         None,
-                        fill,
+                        options.embeddings_fill,
                         &mut buffers.output,
                     );
                     let out = &buffers.output;
-                    let arrays = ["embeddings", "scales"].map(|name| {
-                        let store: crate::store::Storage =
-                            std::sync::Arc::new(zarrs::storage::store::MemoryStore::new());
-                        crate::store::array_from_metadata(store, &format!("/b/{name}"), &meta(name))
-                            .expect("valid metadata")
-                    });
-                    let (i, j) = grid.cell_shard(*cell);
-                    let codec = zarrs::array::CodecOptions::default()
-                        .with_store_empty_chunks(true)
-                        .with_concurrent_target(1);
-                    // The shard codec chain itself, as `store_chunk` runs it, with no store.
-                    let encode = |array: &zarrs::array::Array<_>, shard: &[u64], bytes| {
-                        let shape = array.chunk_shape(shard).expect("shard in grid");
-                        array
-                            .codecs()
-                            .encode(
-                                crate::store::raw_bytes(bytes),
-                                &shape,
-                                array.data_type(),
-                                array.fill_value(),
-                                &codec,
-                            )
-                            .map(|encoded| (encoded.into_owned(), shape))
-                    };
-                    use zarrs::array::ArrayToBytesCodecTraits;
                     let scales_bytes: Vec<u8> =
                         out_scales.iter().flat_map(|v| v.to_le_bytes()).collect();
                     let t = Instant::now();
-                    let emb_shard = [0, i as u64, j as u64, 0];
                     let Ok((encoded, shape)) = encode(&arrays[0], &emb_shard, out) else {
                         return;
                     };
