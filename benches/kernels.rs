@@ -5,16 +5,12 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tessera_mosaic::bands::BandsConfig;
-use tessera_mosaic::cell::Cell;
-use tessera_mosaic::geometry::{TileGeometry, UtmProjection, UtmZone};
-use tessera_mosaic::grid::BandGrid;
-use tessera_mosaic::placement::{place_cell, place_cell_exact};
-use tessera_mosaic::store::{
+use tessera_mosaic::grid::{BandGrid, BandsConfig, Cell, TileGeometry, UtmProjection, UtmZone};
+use tessera_mosaic::input::synth::{Landscape, synth_tile};
+use tessera_mosaic::placement::{gather, place_cell, place_cell_exact};
+use tessera_mosaic::zarr::{
     BandLayout, FORMAT_VERSION, array_from_metadata, band_array_metadata, raw_bytes,
 };
-use tessera_mosaic::synth::{Landscape, bytemuck_i8, synth_tile};
-use tessera_mosaic::writer::gather;
 
 struct Fixture {
     grid: BandGrid,
@@ -38,10 +34,10 @@ fn fixture(name: &str) -> Fixture {
     let dir = std::env::temp_dir().join("mosaic-bench");
     std::fs::create_dir_all(&dir).unwrap();
     let npy_path = dir.join(format!("{name}.npy"));
-    let bytes = bytemuck_i8(&tile.embeddings).to_vec();
-    tessera_mosaic::npy::write_npy(
+    let bytes = bytemuck::cast_slice::<i8, u8>(&tile.embeddings).to_vec();
+    tessera_mosaic::input::npy::write_npy(
         &npy_path,
-        tessera_mosaic::npy::NpyDtype::Int8,
+        tessera_mosaic::input::npy::NpyDtype::Int8,
         &[geometry.height, geometry.width, 128],
         &bytes,
     )
@@ -66,7 +62,7 @@ fn kernels(c: &mut Criterion) {
 
         group.throughput(Throughput::Bytes(tile_bytes));
         group.bench_function("npy_read", |b| {
-            b.iter(|| tessera_mosaic::npy::read_npy(&f.npy_path).unwrap())
+            b.iter(|| tessera_mosaic::input::npy::read_npy(&f.npy_path).unwrap())
         });
 
         let pixels = (f.grid.rows_per_cell * f.grid.cols_per_cell) as u64;

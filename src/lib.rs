@@ -1,32 +1,24 @@
 //! tessera-mosaic: restructure TESSERA embedding tiles (one UTM tile per 0.1-degree cell) into
 //! analysis-ready Zarr, one lat/lon array per latitude band.
 //!
-//! Modules, in pipeline order:
-//! - [`cell`]: the 0.1-degree cell and its `grid_{lon}_{lat}` name.
-//! - [`npy`], [`geotiff`]: the input file formats.
-//! - [`tiles`]: scanning a TESSERA tree into a catalogue of input tiles.
-//! - [`geometry`]: each tile's UTM CRS, origin and size (PROJ).
-//! - [`bands`]: `bands.toml`. [`grid`]: the lat/lon grid of a band.
-//! - [`plan`]: which tiles go where, shapes and costs.
-//! - [`synth`]: realistic synthetic input.
-//! - [`codec`]: the Zarr codec chains.
+//! Modules in the order the data travels (docs/architecture.md draws the route):
+//! - [`input`]: where tiles come from ([`input::TileSource`]; the local tree), the `.npy` and
+//!   GeoTIFF formats, synthetic trees.
+//! - [`grid`]: cells, each tile's UTM georeference, `bands.toml`, each band's lat/lon grid.
+//! - [`plan`]: which tiles go to which band, shapes and costs.
+//! - [`placement`]: which source pixel each output pixel copies; the no-data rule; the gather.
+//! - [`build`]: the parallel, resumable band writer and its outputs ([`build::ShardSink`]).
+//! - [`zarr`]: the output format: layout, key names, metadata documents, codecs.
+//! - [`store`]: where bytes go (local folders, object stores); imports nothing of the crate.
+//! - [`tools`]: verify, query, preview, status, stac.
+//! - [`hash`]: the one deterministic hash (synthetic content, verify's samples).
 
-pub mod bands;
-pub mod cell;
-pub mod codec;
-pub mod geometry;
-pub mod geotiff;
+pub mod build;
 pub mod grid;
-pub mod npy;
-pub mod object_store;
+pub mod hash;
+pub mod input;
 pub mod placement;
 pub mod plan;
-pub mod preview;
-pub mod query;
-pub mod stac;
-pub mod status;
 pub mod store;
-pub mod synth;
-pub mod tiles;
-pub mod verify;
-pub mod writer;
+pub mod tools;
+pub mod zarr;

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bands::{BandSpec, BandsConfig, band_name};
-use crate::cell::{LAT_CELLS, LON_CELLS, lat_of_index};
-use crate::grid::{BandGrid, GridError, min_cols_per_cell};
-use crate::tiles::{CHANNELS, Catalogue, TileProblem};
+use crate::grid::{
+    BandGrid, BandSpec, BandsConfig, CHANNELS, CompressionConfig, GridError, LAT_CELLS, LON_CELLS,
+    band_name, lat_of_index, min_cols_per_cell,
+};
+use crate::input::{Catalogue, TileProblem, TileSource};
+use crate::zarr::encoded_size;
 
 /// The plan of one band.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -327,4 +329,42 @@ fn grow_down(
         if f(mid)? <= max { ok = mid } else { bad = mid }
     }
     Ok(ok)
+}
+
+/// Stored / raw size of embeddings plus scales, measured by compressing the start of up to
+/// three tiles of the catalogue (1.0 when there are none).
+pub fn sample_compression_ratio(
+    source: &dyn TileSource,
+    catalogue: &Catalogue,
+    compression: &CompressionConfig,
+) -> Result<f64, TileProblem> {
+    const EMB_SAMPLE: usize = 4 << 20;
+    let tiles: Vec<_> = catalogue.years.values().flat_map(|t| t.values()).collect();
+    if tiles.is_empty() {
+        return Ok(1.0);
+    }
+    let picks: Vec<_> = (0..3.min(tiles.len()))
+        .map(|i| tiles[i * tiles.len() / 3.min(tiles.len())])
+        .collect();
+    let (mut raw, mut stored) = (0usize, 0usize);
+    for tile in picks {
+        for (path, dtype, sample) in [
+            (&tile.embeddings, "int8", EMB_SAMPLE),
+            (&tile.scales, "float32", EMB_SAMPLE / 32),
+        ] {
+            let bytes = source.read_data_prefix(path, sample)?;
+            let bytes = &bytes[..bytes.len() / 4 * 4];
+            if bytes.is_empty() {
+                continue;
+            }
+            raw += bytes.len();
+            stored += encoded_size(bytes, dtype, compression)
+                .map_err(|e| TileProblem::new(path, e.to_string()))?;
+        }
+    }
+    Ok(if raw == 0 {
+        1.0
+    } else {
+        stored as f64 / raw as f64
+    })
 }

@@ -7,7 +7,7 @@ use common::{mosaic, s, snapshot};
 
 use std::path::{Path, PathBuf};
 
-use tessera_mosaic::npy::{NpyDtype, write_npy};
+use tessera_mosaic::input::npy::{NpyDtype, write_npy};
 
 /// Write a small fake tile folder with the given embeddings / scales headers and data.
 fn fake_tile(
@@ -42,7 +42,7 @@ fn fake_tile(
 /// Replace a real tile's scales by a constant.
 fn set_scales(root: &Path, name: &str, value: f32) -> PathBuf {
     let path = root.join(format!("2024/{name}/{name}_scales.npy"));
-    let header = tessera_mosaic::npy::read_header(&path).unwrap();
+    let header = tessera_mosaic::input::npy::read_header(&path).unwrap();
     let data: Vec<u8> = (0..header.len())
         .flat_map(|_| value.to_le_bytes())
         .collect();
@@ -261,7 +261,7 @@ fn bad_inputs_are_reported_and_nothing_written_changes() {
         );
     }
     // The NaN tile's reason counts its pixels.
-    let n = tessera_mosaic::npy::read_header(&nan).unwrap().len();
+    let n = tessera_mosaic::input::npy::read_header(&nan).unwrap().len();
     assert!(
         stderr.contains(&format!(
             "{}: no valid scale in {n} pixels ({n} NaN, 0 <= 0, 0 infinite",

@@ -34,12 +34,12 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
         .set_len(len / 2)
         .unwrap();
     let mask = root.join("global_0.1_degree_tiff_all/grid_-99.85_80.05.tiff");
-    tessera_mosaic::geotiff::write_u8(
+    tessera_mosaic::input::geotiff::write_u8(
         &mask,
         3,
         2,
         &[1; 6],
-        &tessera_mosaic::geotiff::GeoTransform {
+        &tessera_mosaic::input::geotiff::GeoTransform {
             epsg: 32614,
             x0: 0.0,
             y0: 0.0,

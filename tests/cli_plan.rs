@@ -5,9 +5,9 @@ mod common;
 
 use common::scratch_dir;
 
-use tessera_mosaic::cell::Cell;
-use tessera_mosaic::geometry::TileGeometry;
-use tessera_mosaic::npy;
+use tessera_mosaic::grid::Cell;
+use tessera_mosaic::grid::TileGeometry;
+use tessera_mosaic::input::npy;
 
 fn mosaic(args: &[&str]) -> std::process::Output {
     let out = common::mosaic(args);
@@ -149,7 +149,7 @@ fn max_stretch_proposes_valid_bands() {
     let toml_text = &toml_text[toml_text.find('\n').unwrap()..];
     let path = dir.join("proposed.toml");
     std::fs::write(&path, toml_text).unwrap();
-    let config = tessera_mosaic::bands::BandsConfig::load(&path).unwrap();
+    let config = tessera_mosaic::grid::BandsConfig::load(&path).unwrap();
     // Contiguous from 76 to 81 and every band within the stretch bound.
     assert_eq!(config.bands.first().unwrap().lat_min, 76.0); // 76.85 rounded down to a degree
     assert_eq!(config.bands.last().unwrap().lat_max, 81.0);

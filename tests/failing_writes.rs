@@ -11,11 +11,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tessera_mosaic::bands::BandsConfig;
-use tessera_mosaic::grid::BandGrid;
+use tessera_mosaic::build::{BuildOptions, build_band};
+use tessera_mosaic::grid::{BandGrid, BandsConfig};
+use tessera_mosaic::input::{LocalTree, ScanOptions, TileSource};
 use tessera_mosaic::store::{AtomicFilesystemStore, Store};
-use tessera_mosaic::tiles::{Catalogue, ScanOptions};
-use tessera_mosaic::writer::{BuildOptions, build_band};
+use tessera_mosaic::zarr::MosaicStore;
 use zarrs::storage::{
     Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
     StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
@@ -121,7 +121,8 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
     let d = setup("diskfull");
     let config = BandsConfig::default();
     let grid = BandGrid::for_band(config.band("80-90").unwrap(), &config).unwrap();
-    let catalogue = Catalogue::scan(&d.join("in"), &ScanOptions::default()).unwrap();
+    let source = LocalTree::new(&d.join("in"));
+    let catalogue = source.catalogue(&ScanOptions::default()).unwrap();
     let path = d.join("store.zarr");
     let disk = DiskFull {
         inner: AtomicFilesystemStore::new(&path).unwrap(),
@@ -129,9 +130,11 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
         ok_shards: 5,
         shards: AtomicUsize::new(0),
     };
-    let store = Store {
-        storage: Arc::new(disk),
-        location: s(&path).to_string(),
+    let store = MosaicStore {
+        store: Store {
+            storage: Arc::new(disk),
+            location: s(&path).to_string(),
+        },
     };
     let options = BuildOptions {
         threads: 1,
@@ -140,6 +143,7 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
         embeddings_fill: 0,
     };
     let report = build_band(
+        &source,
         &catalogue,
         &store,
         &grid,

@@ -3,8 +3,8 @@
 //! Run longer with e.g. `PROPTEST_CASES=1000000 cargo test --release --test fuzz_parsers`.
 
 use proptest::prelude::*;
-use tessera_mosaic::cell::{Cell, LAT_CELLS, LON_CELLS};
-use tessera_mosaic::npy::{NpyDtype, encode_header, parse_header};
+use tessera_mosaic::grid::{Cell, LAT_CELLS, LON_CELLS};
+use tessera_mosaic::input::npy::{NpyDtype, encode_header, parse_header};
 
 /// Header-like byte strings: magic, version, length and a dict built from plausible pieces.
 fn header_like() -> impl Strategy<Value = Vec<u8>> {

@@ -1,8 +1,8 @@
 //! Tile geometry against the PROJ-computed reference fixture (copied from
 //! `../shared/fixtures/tile_geometry.csv`): EPSG and size exact, origin within 1 mm.
 
-use tessera_mosaic::cell::Cell;
-use tessera_mosaic::geometry::TileGeometry;
+use tessera_mosaic::grid::Cell;
+use tessera_mosaic::grid::TileGeometry;
 
 #[test]
 fn every_fixture_row_matches() {

@@ -2,10 +2,10 @@
 //! cell is skipped, for cells at many latitudes, both hemispheres, zone edges and the
 //! antimeridian.
 
-use tessera_mosaic::bands::BandsConfig;
-use tessera_mosaic::cell::Cell;
-use tessera_mosaic::geometry::{PIXEL_M, TileGeometry, UtmProjection, UtmZone};
 use tessera_mosaic::grid::BandGrid;
+use tessera_mosaic::grid::BandsConfig;
+use tessera_mosaic::grid::Cell;
+use tessera_mosaic::grid::{PIXEL_M, TileGeometry, UtmProjection, UtmZone};
 use tessera_mosaic::placement::{NO_SOURCE, place_cell, place_cell_exact};
 
 const CELLS: &[&str] = &[

@@ -14,7 +14,7 @@ use zarrs::storage::storage_adapter::async_to_sync::{
 };
 use zarrs_object_store::AsyncObjectStore;
 
-use crate::store::{Store, StoreError};
+use super::handle::{Store, StoreError};
 
 /// Blocks on futures with the shared runtime.
 struct TokioBlockOn(tokio::runtime::Handle);

@@ -15,12 +15,15 @@
 use geo::{Distance, Geodesic, Point};
 use serde::{Deserialize, Serialize};
 
-use crate::bands::{BandSpec, BandsConfig};
-use crate::cell::{CELL_DEG, Cell, LON_CELLS, lat_of_index};
-use crate::geometry::{GeometryError, PIXEL_M, UtmProjection, UtmZone};
+use super::bands::{BandSpec, BandsConfig};
+use super::cell::{CELL_DEG, Cell, LON_CELLS, lat_of_index};
+use super::utm::{GeometryError, PIXEL_M, UtmProjection, UtmZone};
 
 /// Output pixel steps must fit in this many metres (10 m less a margin for the curvature of
 /// the projection across one pixel).
+/// Channels of every embedding: the last axis of the band arrays.
+pub const CHANNELS: usize = 128;
+
 const COVERAGE_LIMIT_M: f64 = PIXEL_M * (1.0 - 1e-3);
 
 /// The grid of one band.
@@ -165,7 +168,7 @@ impl BandGrid {
             years as u64,
             self.rows() as u64,
             self.cols() as u64,
-            crate::tiles::CHANNELS as u64,
+            CHANNELS as u64,
         ]
     }
 
@@ -175,7 +178,7 @@ impl BandGrid {
             1,
             self.rows_per_cell as u64,
             self.cols_per_cell as u64,
-            crate::tiles::CHANNELS as u64,
+            CHANNELS as u64,
         ]
     }
 
@@ -185,7 +188,7 @@ impl BandGrid {
             1,
             self.chunk_rows as u64,
             self.chunk_cols as u64,
-            crate::tiles::CHANNELS as u64,
+            CHANNELS as u64,
         ]
     }
 

@@ -13,13 +13,15 @@ use rayon::prelude::*;
 use serde::Serialize;
 use zarrs::array::ArraySubset;
 
-use crate::cell::Cell;
-use crate::geometry::{TileGeometry, UtmProjection, UtmZone};
-use crate::geotiff;
-use crate::npy;
-use crate::store::{BandArrays, Store, StoreError, is_temporary_key};
-use crate::tiles::{CHANNELS, Catalogue, InputTile};
-use crate::writer::scale_is_valid;
+use crate::grid::{CHANNELS, Cell, TileGeometry, UtmProjection, UtmZone};
+use crate::hash::splitmix64_next;
+use crate::input::{Catalogue, InputTile, TileSource};
+use crate::placement::has_data;
+use crate::store::is_temporary_key;
+use crate::zarr::{
+    BandArrays, EMBEDDINGS, FormatError, MosaicStore, SCALES, array_path, parse_shard_key,
+    shard_prefix,
+};
 
 /// How many pixels to check.
 #[derive(Debug, Clone, Copy)]
@@ -84,26 +86,18 @@ impl VerifySummary {
 
 const KEEP_MISMATCHES: usize = 50;
 
-/// Small deterministic generator for sample positions.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Read a 1-D float64 coordinate array from the store.
-fn read_coordinate(store: &Store, band: &str, name: &str) -> Result<Vec<f64>, StoreError> {
-    let path = format!("/{band}/{name}");
-    let array =
-        zarrs::array::Array::open(store.storage.clone(), &path).map_err(|e| StoreError::Array {
+fn read_coordinate(store: &MosaicStore, band: &str, name: &str) -> Result<Vec<f64>, FormatError> {
+    let path = array_path(band, name);
+    let array = zarrs::array::Array::open(store.store.storage.clone(), &path).map_err(|e| {
+        FormatError::Array {
             path: path.clone(),
             message: e.to_string(),
-        })?;
+        }
+    })?;
     array
         .retrieve_array_subset::<Vec<f64>>(&array.subset_all())
-        .map_err(|e| StoreError::Array {
+        .map_err(|e| FormatError::Array {
             path,
             message: e.to_string(),
         })
@@ -111,12 +105,13 @@ fn read_coordinate(store: &Store, band: &str, name: &str) -> Result<Vec<f64>, St
 
 /// Verify a band of a store against a catalogue of its input.
 pub fn verify_band(
+    source: &dyn TileSource,
     catalogue: &Catalogue,
-    store: &Store,
+    store: &MosaicStore,
     band: &str,
     coverage: Coverage,
     progress: &indicatif::ProgressBar,
-) -> Result<VerifySummary, StoreError> {
+) -> Result<VerifySummary, FormatError> {
     let arrays = store.band_arrays(band)?;
     let grid = arrays.layout.grid.clone();
     let lats = read_coordinate(store, band, "lat")?;
@@ -128,8 +123,8 @@ pub fn verify_band(
 
     // Shards present, and the ones the input calls for.
     let mut present = HashSet::new();
-    for array in ["embeddings", "scales"] {
-        for key in store.list_prefix(&format!("{band}/{array}/c/"))? {
+    for array in [EMBEDDINGS, SCALES] {
+        for key in store.store.list_prefix(&shard_prefix(band, array))? {
             if !is_temporary_key(&key) {
                 present.insert(key);
             }
@@ -163,8 +158,11 @@ pub fn verify_band(
         .keys()
         .filter_map(|y| arrays.layout.year_index(*y))
         .collect();
-    let year_of =
-        |key: &str| -> Option<u64> { key.split("/c/").nth(1)?.split('/').next()?.parse().ok() };
+    let year_of = |key: &str| -> Option<u64> {
+        parse_shard_key(key, band, EMBEDDINGS)
+            .or_else(|| parse_shard_key(key, band, SCALES))
+            .and_then(|idx| idx.first().copied())
+    };
     let mut unexpected: Vec<String> = present
         .iter()
         .filter(|k| {
@@ -179,7 +177,7 @@ pub fn verify_band(
     let results: Vec<Result<TileCheck, String>> = to_check
         .par_iter()
         .map(|tile| {
-            let r = check_tile(catalogue, &arrays, &lats, &lons, tile, coverage);
+            let r = check_tile(source, catalogue, &arrays, &lats, &lons, tile, coverage);
             progress.inc(1);
             r
         })
@@ -213,6 +211,7 @@ struct TileCheck {
 }
 
 fn check_tile(
+    source: &dyn TileSource,
     catalogue: &Catalogue,
     arrays: &BandArrays,
     lats: &[f64],
@@ -224,10 +223,11 @@ fn check_tile(
     let cell = tile.cell;
     let proj = UtmProjection::new(UtmZone::for_cell(cell)).map_err(|e| e.to_string())?;
     let geometry = TileGeometry::with_projection(cell, &proj).map_err(|e| e.to_string())?;
-    let (_, emb) = npy::read_npy(&tile.embeddings)
-        .map_err(|e| format!("{}: {e}", tile.embeddings.display()))?;
-    let (_, raw_scales) =
-        npy::read_npy(&tile.scales).map_err(|e| format!("{}: {e}", tile.scales.display()))?;
+    let mut emb = Vec::new();
+    source
+        .read_embeddings(tile, &mut emb)
+        .map_err(|p| p.to_string())?;
+    let (_, raw_scales) = source.read_scales(tile).map_err(|p| p.to_string())?;
     let per_pixel = raw_scales.len() / 4 / (tile.height * tile.width);
     let scale_at = |s: usize| {
         let o = s * per_pixel * 4;
@@ -240,8 +240,9 @@ fn check_tile(
     };
     let mask = match catalogue.landmasks.get(&cell) {
         Some(p) => Some(
-            geotiff::read_u8(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
+            source
+                .read_landmask(p)
+                .map_err(|problem| problem.to_string())?
                 .2,
         ),
         None => None,
@@ -285,8 +286,8 @@ fn check_tile(
             (0..n)
                 .map(|_| {
                     (
-                        (splitmix(&mut state) % rows as u64) as usize,
-                        (splitmix(&mut state) % cols as u64) as usize,
+                        (splitmix64_next(&mut state) % rows as u64) as usize,
+                        (splitmix64_next(&mut state) % cols as u64) as usize,
                     )
                 })
                 .collect()
@@ -309,11 +310,10 @@ fn check_tile(
             ));
         }
         let (e, n) = proj.forward(lon, lat).map_err(|e| e.to_string())?;
-        let source = geometry
+        let source_pixel = geometry
             .pixel_at(e, n)
             .map(|(sr, sc)| sr * geometry.width + sc);
-        let expected = source
-            .filter(|&s| mask.as_ref().is_none_or(|m| m[s] != 0) && scale_is_valid(scale_at(s)));
+        let expected = source_pixel.filter(|&s| has_data(mask.as_deref(), s, scale_at(s)));
         let p = r * cols + c;
         let got_emb = &out_emb[p * CHANNELS..(p + 1) * CHANNELS];
         let got_scale = out_scales[p];

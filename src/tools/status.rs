@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::cell::Cell;
-use crate::store::{Store, StoreError};
-use crate::tiles::Catalogue;
-use crate::writer::FailedTile;
+use crate::build::FailedTile;
+use crate::grid::Cell;
+use crate::input::Catalogue;
+use crate::zarr::{FormatError, MosaicStore, failures_prefix};
 
 /// Counts of one band in one year.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -34,12 +34,12 @@ pub struct BandStatus {
 
 /// Failed tiles recorded by the builds of a band (all workers), by year.
 fn recorded_failures(
-    store: &Store,
+    store: &MosaicStore,
     band: &str,
-) -> Result<BTreeMap<u16, BTreeSet<String>>, StoreError> {
+) -> Result<BTreeMap<u16, BTreeSet<String>>, FormatError> {
     let mut out: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
-    for key in store.list_prefix(&crate::writer::failures_prefix(band))? {
-        let Some(record) = store.get_json(&key)? else {
+    for key in store.store.list_prefix(&failures_prefix(band))? {
+        let Some(record) = store.store.get_json(&key)? else {
             continue;
         };
         let failed: Vec<FailedTile> =
@@ -52,7 +52,10 @@ fn recorded_failures(
 }
 
 /// Status of every band of a store (and of the input's tiles, when given).
-pub fn status(store: &Store, input: Option<&Catalogue>) -> Result<Vec<BandStatus>, StoreError> {
+pub fn status(
+    store: &MosaicStore,
+    input: Option<&Catalogue>,
+) -> Result<Vec<BandStatus>, FormatError> {
     let mut bands = Vec::new();
     for band in store.bands()? {
         let arrays = store.band_arrays(&band)?;

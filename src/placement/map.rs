@@ -13,8 +13,7 @@
 //! summed; the bound is twice that sum plus 1 micrometre for rounding. Second derivatives vary
 //! by well under 1% across a 0.1-degree cell, so the factor 2 is a wide margin.
 
-use crate::geometry::{GeometryError, PIXEL_M, TileGeometry, UtmProjection};
-use crate::grid::BandGrid;
+use crate::grid::{BandGrid, GeometryError, PIXEL_M, TileGeometry, UtmProjection};
 
 /// Marks an output pixel with no source pixel (outside the tile).
 pub const NO_SOURCE: u32 = u32::MAX;

@@ -1,7 +1,7 @@
 //! Tile geometry: each cell's UTM projection, origin and pixel size, by the rule TESSERA's own
 //! tools use (DESIGN.md section 1), computed with PROJ.
 
-use crate::cell::Cell;
+use super::cell::Cell;
 
 /// Source pixel size in metres.
 pub const PIXEL_M: f64 = 10.0;

@@ -10,11 +10,14 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::cell::Cell;
-use crate::geometry::{GeometryError, PIXEL_M, TileGeometry, UtmProjection, UtmZone};
-use crate::geotiff::{self, GeoTransform};
-use crate::npy::{self, NpyDtype};
-use crate::tiles::{CHANNELS, LANDMASK_DIR};
+use super::LANDMASK_DIR;
+use super::geotiff::{self, GeoTransform};
+use super::npy::{self, NpyDtype};
+use crate::grid::{
+    CHANNELS, Cell, GeometryError, LAT_CELLS, LON_CELLS, PIXEL_M, TileGeometry, UtmProjection,
+    UtmZone,
+};
+use crate::hash::splitmix64;
 
 /// What to synthesise.
 #[derive(Debug, Clone)]
@@ -68,8 +71,8 @@ pub enum SynthError {
 /// The cells whose centres lie in a lon/lat box; `lon0 > lon1` wraps across the antimeridian.
 pub fn cells_in_bbox(lon0: f64, lat0: f64, lon1: f64, lat1: f64) -> Vec<Cell> {
     let mut cells = Vec::new();
-    for lat_index in 0..crate::cell::LAT_CELLS {
-        for lon_index in 0..crate::cell::LON_CELLS {
+    for lat_index in 0..LAT_CELLS {
+        for lon_index in 0..LON_CELLS {
             let c = Cell {
                 lat_index,
                 lon_index,
@@ -249,7 +252,7 @@ pub fn synth_tile(
             let mut noise = [0u8; CHANNELS];
             for (k, chunk) in noise.chunks_mut(8).enumerate() {
                 chunk.copy_from_slice(
-                    &splitmix(pixel_hash ^ (k as u64).wrapping_mul(0x9E37)).to_le_bytes(),
+                    &splitmix64(pixel_hash ^ (k as u64).wrapping_mul(0x9E37)).to_le_bytes(),
                 );
             }
             for ch in 0..CHANNELS {
@@ -318,7 +321,7 @@ pub fn synthesize(
             std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
             let (h, w) = (geometry.height, geometry.width);
             let emb_path = dir.join(format!("{name}.npy"));
-            let bytes: &[u8] = bytemuck_i8(&tile.embeddings);
+            let bytes: &[u8] = bytemuck::cast_slice(&tile.embeddings);
             npy::write_npy(&emb_path, NpyDtype::Int8, &[h, w, CHANNELS], bytes)
                 .map_err(write_err(&emb_path))?;
             let scales_path = dir.join(format!("{name}_scales.npy"));
@@ -351,22 +354,8 @@ pub fn synthesize(
     Ok(summary)
 }
 
-/// View int8 data as bytes.
-pub fn bytemuck_i8(v: &[i8]) -> &[u8] {
-    // SAFETY: i8 and u8 have the same size, alignment and validity.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) }
-}
-
-/// SplitMix64 finaliser: a fast, well-mixed 64-bit hash.
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 fn hash3(seed: u64, a: u64, b: u64, c: u64) -> u64 {
-    splitmix(splitmix(splitmix(seed ^ a).wrapping_add(b)).wrapping_add(c))
+    splitmix64(splitmix64(splitmix64(seed ^ a).wrapping_add(b)).wrapping_add(c))
 }
 
 fn to01(h: u64) -> f64 {

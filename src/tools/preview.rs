@@ -13,16 +13,14 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use rayon::prelude::*;
 use zarrs::array::ArraySubset;
 
-use crate::cell::Cell;
-use crate::grid::BandGrid;
-use crate::store::{Store, StoreError};
-use crate::tiles::CHANNELS;
+use crate::grid::{BandGrid, CHANNELS, Cell};
+use crate::zarr::{FormatError, MosaicStore};
 
 /// Errors of a preview.
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Format(#[from] FormatError),
     #[error("reading {0}: {1}")]
     Read(String, String),
     #[error("{0}")]
@@ -114,7 +112,7 @@ type Samples = Vec<(usize, Vec<f32>)>;
 
 /// Render the PCA picture of one year.
 pub fn render_embeddings(
-    store: &Store,
+    store: &MosaicStore,
     band: &str,
     year: Option<u16>,
     bbox: Option<BBox>,
@@ -339,7 +337,7 @@ pub fn pca_rgb(vectors: &[&[f32]]) -> Vec<[u8; 3]> {
 /// Render a coverage map: one panel per year (oldest on top), one square per cell, present
 /// cells light, absent cells dark, a light line between panels.
 pub fn render_coverage(
-    store: &Store,
+    store: &MosaicStore,
     band: &str,
     bbox: Option<BBox>,
 ) -> Result<(Image, Vec<u16>, BBox), PreviewError> {

@@ -1,8 +1,8 @@
-//! The Zarr codec chains of the band arrays, as Zarr v3 metadata.
+//! The Zarr codec chains of the band arrays, as Zarr v3 metadata, and encoding bytes with them.
 
 use serde_json::{Value, json};
 
-use crate::bands::CompressionConfig;
+use crate::grid::CompressionConfig;
 
 /// The bytes-to-bytes codec metadata for a compression setting (empty for none). zstd frames
 /// carry a checksum, so a corrupted chunk fails to decode instead of returning wrong values.
@@ -88,59 +88,14 @@ pub fn encoded_size(
     )
     .map_err(|e| zarrs::array::ArrayError::Other(e.to_string()))?;
     let options = zarrs::array::CodecOptions::default().with_store_empty_chunks(true);
-    array.store_chunk_opt(&[0], crate::store::raw_bytes(bytes), &options)?;
+    array.store_chunk_opt(&[0], raw_bytes(bytes), &options)?;
     Ok(store
         .size_key(&array.chunk_key(&[0]))
         .map_err(zarrs::array::ArrayError::StorageError)?
         .unwrap_or(0) as usize)
 }
 
-/// Stored / raw size of embeddings plus scales, measured by compressing the start of up to
-/// three tiles of the catalogue (1.0 when there are none).
-pub fn sample_compression_ratio(
-    catalogue: &crate::tiles::Catalogue,
-    compression: &CompressionConfig,
-) -> Result<f64, std::io::Error> {
-    const EMB_SAMPLE: usize = 4 << 20;
-    let tiles: Vec<_> = catalogue.years.values().flat_map(|t| t.values()).collect();
-    if tiles.is_empty() {
-        return Ok(1.0);
-    }
-    let picks: Vec<_> = (0..3.min(tiles.len()))
-        .map(|i| tiles[i * tiles.len() / 3.min(tiles.len())])
-        .collect();
-    let (mut raw, mut stored) = (0usize, 0usize);
-    for tile in picks {
-        for (path, dtype, sample) in [
-            (&tile.embeddings, "int8", EMB_SAMPLE),
-            (&tile.scales, "float32", EMB_SAMPLE / 32),
-        ] {
-            let bytes = read_data_prefix(path, sample)?;
-            let bytes = &bytes[..bytes.len() / 4 * 4];
-            if bytes.is_empty() {
-                continue;
-            }
-            raw += bytes.len();
-            stored += encoded_size(bytes, dtype, compression)
-                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
-        }
-    }
-    Ok(if raw == 0 {
-        1.0
-    } else {
-        stored as f64 / raw as f64
-    })
-}
-
-/// The first `max` data bytes of a `.npy` file.
-fn read_data_prefix(path: &std::path::Path, max: usize) -> Result<Vec<u8>, std::io::Error> {
-    use std::io::{Read, Seek, SeekFrom};
-    let header = crate::npy::read_header(path)
-        .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
-    let mut f = std::fs::File::open(path)?;
-    f.seek(SeekFrom::Start(header.data_offset as u64))?;
-    let mut buf = Vec::new();
-    f.take(max.min(header.data_bytes()) as u64)
-        .read_to_end(&mut buf)?;
-    Ok(buf)
+/// Raw little-endian bytes of a chunk, whatever the array's data type.
+pub fn raw_bytes(bytes: &[u8]) -> zarrs::array::ArrayBytes<'_> {
+    zarrs::array::ArrayBytes::new_flen(std::borrow::Cow::Borrowed(bytes))
 }

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use zarrs::array::ArraySubset;
 
-use crate::geotiff::{self, GeoTransform, Strip};
-use crate::npy::{NpyDtype, encode_header};
-use crate::store::{BandArrays, Store, StoreError};
-use crate::tiles::CHANNELS;
+use crate::grid::CHANNELS;
+use crate::input::geotiff::{self, GeoTransform, Strip};
+use crate::input::npy::{NpyDtype, encode_header};
+use crate::zarr::{BandArrays, FormatError, MosaicStore};
 
 /// A query.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub enum QueryError {
         last: u16,
     },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Format(#[from] FormatError),
     #[error("reading {band}: {message}")]
     Read { band: String, message: String },
     #[error("cannot write {path}: {message}")]
@@ -138,7 +138,7 @@ fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
 
 impl QueryPlan {
     /// Plan a query against a store.
-    pub fn new(store: &Store, request: &QueryRequest) -> Result<QueryPlan, QueryError> {
+    pub fn new(store: &MosaicStore, request: &QueryRequest) -> Result<QueryPlan, QueryError> {
         let (lat_lo, lat_hi) = request.lat;
         let (lon_lo, lon_hi) = request.lon;
         let bands = store.bands()?;
@@ -157,7 +157,7 @@ impl QueryPlan {
         let finest = candidates.iter().max_by_key(|c| c.1.grid.cols_per_cell);
         let Some((_, finest, _)) = finest else {
             return Err(QueryError::Empty {
-                store: store.location.clone(),
+                store: store.location().to_string(),
                 bands: bands.join(", "),
             });
         };
@@ -165,7 +165,7 @@ impl QueryPlan {
         let out_cols = index_range(fine.cols(), lon_lo, lon_hi, |c| fine.col_lon(c));
         if out_cols.is_empty() {
             return Err(QueryError::Empty {
-                store: store.location.clone(),
+                store: store.location().to_string(),
                 bands: bands.join(", "),
             });
         }
@@ -499,7 +499,7 @@ pub fn dequantize(emb: &[i8], scales: &[f32]) -> Vec<f32> {
 }
 
 fn i8_bytes(v: &[i8]) -> &[u8] {
-    crate::synth::bytemuck_i8(v)
+    bytemuck::cast_slice(v)
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {

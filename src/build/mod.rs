@@ -1,0 +1,17 @@
+//! The build: every tile of a band placed into the outputs, in parallel, resumable, shared
+//! among workers; what it reports; and the ceiling benchmark that measures what the hardware
+//! allows.
+
+mod band;
+mod ceiling;
+mod report;
+mod resume;
+mod share;
+mod sink;
+mod threads;
+
+pub use band::{BuildError, BuildOptions, build_band};
+pub use ceiling::{Ceiling, ceiling};
+pub use report::{BuildReport, FailedTile, PhaseSeconds};
+pub use share::in_worker_share;
+pub use sink::{BandArraysSink, BuiltCells, GatheredTile, ShardSink, SinkFailure};

@@ -1,0 +1,112 @@
+//! What several commands share: progress bars, the band configuration, scanning an input,
+//! printing input problems, and parsing boxes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::info;
+
+use tessera_mosaic::grid::BandsConfig;
+use tessera_mosaic::input::{Catalogue, LocalTree, ScanOptions, TileProblem, TileSource};
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}] {{bar:30}} {{per_sec}} ETA {{eta}} {{msg}}"
+        ))
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// The band configuration: explicit path, ./bands.toml, or the default.
+pub fn load_bands(path: Option<&Path>) -> Result<BandsConfig> {
+    match path {
+        Some(p) => Ok(BandsConfig::load(p)?),
+        None if Path::new("bands.toml").exists() => Ok(BandsConfig::load(Path::new("bands.toml"))?),
+        None => Ok(BandsConfig::default()),
+    }
+}
+
+/// The tile source of an `--input`.
+pub fn tile_source(input: &Path) -> LocalTree {
+    LocalTree::new(input)
+}
+
+/// Catalogue an input (optionally only latitude cells in `lat_index_range`), with a spinner.
+pub fn scan(
+    source: &dyn TileSource,
+    landmasks: Option<PathBuf>,
+    years: Vec<u16>,
+    lat_index_range: Option<std::ops::Range<u16>>,
+) -> Result<Catalogue> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} scanning tiles: {pos} [{elapsed_precise}] {per_sec}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let catalogue = source.catalogue(&ScanOptions {
+        landmasks,
+        years,
+        lat_index_range,
+        progress: Some(bar.clone()),
+    })?;
+    bar.finish_and_clear();
+    info!(
+        tiles = catalogue.tile_count(),
+        problems = catalogue.problems.len(),
+        "scanned {}",
+        source.describe()
+    );
+    Ok(catalogue)
+}
+
+/// Print input problems (the first 20; all are in the JSON outputs).
+pub fn report_problems(problems: &[TileProblem]) {
+    if problems.is_empty() {
+        return;
+    }
+    eprintln!("{} input problems (skipped):", problems.len());
+    for p in problems.iter().take(20) {
+        eprintln!("  {p}");
+    }
+    if problems.len() > 20 {
+        eprintln!("  ... and {} more (see --json)", problems.len() - 20);
+    }
+}
+
+/// Parse `LON0,LAT0,LON1,LAT1`.
+pub fn parse_bbox(text: &str) -> Result<[f64; 4]> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--bbox {text}: expected four numbers LON0,LAT0,LON1,LAT1"))?;
+    let [lon0, lat0, lon1, lat1] = parts[..] else {
+        bail!("--bbox {text}: expected four numbers LON0,LAT0,LON1,LAT1");
+    };
+    if !(-180.0..=180.0).contains(&lon0) || !(-180.0..=180.0).contains(&lon1) {
+        bail!("--bbox {text}: longitudes must be within -180..180");
+    }
+    if !(-90.0..=90.0).contains(&lat0) || !(-90.0..=90.0).contains(&lat1) || lat0 > lat1 {
+        bail!("--bbox {text}: latitudes must be within -90..90 with LAT0 <= LAT1");
+    }
+    Ok([lon0, lat0, lon1, lat1])
+}
+
+/// The exit code of a command whose work succeeded (`true`) or found problems (`false`: 1).
+pub fn exit_code(ok: bool) -> std::process::ExitCode {
+    if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
+}

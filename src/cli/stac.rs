@@ -1,0 +1,96 @@
+//! `mosaic stac`: a static STAC catalog of a store and an HTML map beside it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use tessera_mosaic::store::is_url;
+use tessera_mosaic::tools::stac::{self, AssetHref, MapOptions, StacOptions};
+use tessera_mosaic::zarr::MosaicStore;
+
+/// Write a static STAC catalog of a store and an HTML map beside it.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The store (a local folder).
+    #[arg(long)]
+    pub store: String,
+    /// Output folder: catalog.json, one folder per year, and the map (index.html).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// URL of the store for asset hrefs (`URL/{band}`); default: paths relative to each item.
+    #[arg(long)]
+    pub href_base: Option<String>,
+    /// Another Leaflet package or dist folder to copy into the map (default: the Leaflet built
+    /// into mosaic).
+    #[arg(long)]
+    pub leaflet: Option<PathBuf>,
+    /// Write the catalog only, no map.
+    #[arg(long, conflicts_with = "leaflet")]
+    pub no_map: bool,
+    /// Maximum width and height in pixels of each preview image (one per band, year and
+    /// 10-degree block of longitude).
+    #[arg(long, default_value_t = 512)]
+    pub preview_size: usize,
+    /// No previews for a band-year with more cells than this (previews read data per cell).
+    #[arg(long, default_value_t = 2000)]
+    pub max_preview_cells: usize,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let store = MosaicStore::open_existing(&a.store)?;
+    let href = match &a.href_base {
+        Some(url) => AssetHref::Base(url.clone()),
+        None => {
+            if is_url(&a.store) {
+                bail!(
+                    "--store {} is a URL: pass --href-base for the asset hrefs",
+                    a.store
+                );
+            }
+            let path = Path::new(a.store.trim_start_matches("file://"));
+            AssetHref::Relative(
+                std::fs::canonicalize(path)
+                    .with_context(|| format!("cannot resolve {}", path.display()))?,
+            )
+        }
+    };
+    let map = if a.no_map {
+        None
+    } else {
+        Some(MapOptions {
+            leaflet_dist: a.leaflet.as_deref().map(stac::leaflet_dist).transpose()?,
+            preview_size: a.preview_size,
+            max_preview_cells: a.max_preview_cells,
+        })
+    };
+    let options = StacOptions {
+        out: a.out.clone(),
+        href,
+        map,
+    };
+    let s = stac::write_stac(&store, &options)
+        .with_context(|| format!("writing the STAC catalog of {}", a.store))?;
+    println!(
+        "catalog {}: {} collections (years {}), {} items, {} cells; footprints in {:.2} s",
+        a.out.join("catalog.json").display(),
+        s.years.len(),
+        s.years
+            .iter()
+            .map(|y| y.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.items,
+        s.cells,
+        s.footprint_seconds
+    );
+    if let Some(page) = &s.map {
+        println!("map {}: {} previews", page.display(), s.previews);
+    }
+    for skipped in &s.skipped_previews {
+        println!("  no previews for {skipped}");
+    }
+    println!("done in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}

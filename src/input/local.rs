@@ -1,0 +1,331 @@
+//! A TESSERA tree on a local disk (or a mounted mirror): `ROOT/{year}/grid_{lon}_{lat}/`
+//! `grid_{lon}_{lat}.npy` and `..._scales.npy` (or the same files flat in the year folder),
+//! plus optional landmasks `grid_{lon}_{lat}.tiff` in a separate folder.
+//!
+//! Cataloguing reads only directory listings and `.npy` headers, in parallel; every problem is
+//! recorded against its path and the scan goes on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::catalogue::{
+    Catalogue, InputTile, LANDMASK_DIR, ScalesLayout, ScanError, ScanOptions, TileProblem,
+};
+use super::geotiff;
+use super::npy::{self, NpyDtype, NpyHeader};
+use super::source::TileSource;
+use crate::grid::{CHANNELS, Cell};
+
+/// A TESSERA tree in a local folder.
+#[derive(Debug, Clone)]
+pub struct LocalTree {
+    root: PathBuf,
+}
+
+impl LocalTree {
+    /// The tree under `root` (nothing is read until [`TileSource::catalogue`]).
+    pub fn new(root: &Path) -> LocalTree {
+        LocalTree {
+            root: root.to_path_buf(),
+        }
+    }
+}
+
+impl TileSource for LocalTree {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn catalogue(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
+        scan(&self.root, options)
+    }
+
+    fn read_embeddings(
+        &self,
+        tile: &InputTile,
+        buf: &mut Vec<u8>,
+    ) -> Result<NpyHeader, TileProblem> {
+        npy::read_npy_into(&tile.embeddings, buf)
+            .map_err(|e| TileProblem::new(&tile.embeddings, e.to_string()))
+    }
+
+    fn read_scales(&self, tile: &InputTile) -> Result<(NpyHeader, Vec<u8>), TileProblem> {
+        npy::read_npy(&tile.scales).map_err(|e| TileProblem::new(&tile.scales, e.to_string()))
+    }
+
+    fn read_landmask(&self, path: &Path) -> Result<(usize, usize, Vec<u8>), TileProblem> {
+        geotiff::read_u8(path).map_err(|e| TileProblem::new(path, e.to_string()))
+    }
+
+    fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem> {
+        use std::io::{Read, Seek, SeekFrom};
+        let fail = |e: String| TileProblem::new(path, e);
+        let header = npy::read_header(path).map_err(|e| fail(e.to_string()))?;
+        let mut f = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        f.seek(SeekFrom::Start(header.data_offset as u64))
+            .map_err(|e| fail(e.to_string()))?;
+        let mut buf = Vec::new();
+        f.take(max.min(header.data_bytes()) as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(buf)
+    }
+}
+
+/// Scan a TESSERA tree. Reads only directory listings and `.npy` headers.
+fn scan(root: &Path, options: &ScanOptions) -> Result<Catalogue, ScanError> {
+    let entries = std::fs::read_dir(root).map_err(|source| ScanError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let mut catalogue = Catalogue {
+        root: root.to_path_buf(),
+        ..Default::default()
+    };
+    let mut year_dirs = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.len() == 4 && name.bytes().all(|b| b.is_ascii_digit()) {
+            let year: u16 = name.parse().expect("four digits");
+            if options.years.is_empty() || options.years.contains(&year) {
+                year_dirs.push((year, entry.path()));
+            }
+        }
+    }
+    year_dirs.sort();
+
+    for (year, dir) in year_dirs {
+        let (tiles, problems) = scan_year(year, &dir, options);
+        catalogue.problems.extend(problems);
+        catalogue.years.insert(year, tiles);
+    }
+
+    catalogue.check_geometry();
+    let landmask_dir = options.landmasks.clone().or_else(|| {
+        [root.join(LANDMASK_DIR), root.with_file_name(LANDMASK_DIR)]
+            .into_iter()
+            .find(|p| p.is_dir())
+    });
+    if let Some(dir) = landmask_dir {
+        scan_landmasks(&mut catalogue, &dir);
+    }
+    catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(catalogue)
+}
+
+fn scan_landmasks(catalogue: &mut Catalogue, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        catalogue
+            .problems
+            .push(TileProblem::new(dir, "landmask folder cannot be read"));
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name
+            .strip_suffix(".tiff")
+            .or_else(|| name.strip_suffix(".tif"))
+        else {
+            continue;
+        };
+        match Cell::parse_name(stem) {
+            Ok(cell) => {
+                catalogue.landmasks.insert(cell, path);
+            }
+            Err(e) => catalogue
+                .problems
+                .push(TileProblem::new(&path, format!("bad landmask name: {e}"))),
+        }
+    }
+}
+
+/// Scan one year folder in parallel over its tile folders.
+fn scan_year(
+    year: u16,
+    dir: &Path,
+    options: &ScanOptions,
+) -> (BTreeMap<Cell, InputTile>, Vec<TileProblem>) {
+    let entries: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(e) => e.flatten().map(|e| e.path()).collect(),
+        Err(e) => {
+            return (
+                BTreeMap::new(),
+                vec![TileProblem::new(dir, format!("cannot read: {e}"))],
+            );
+        }
+    };
+    // Tile folders `grid_X/`, and flat files `grid_X.npy` directly in the year folder.
+    let results: Vec<Option<(Cell, Result<InputTile, TileProblem>)>> = entries
+        .par_iter()
+        .map(|path| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                return None;
+            }
+            let flat = !path.is_dir() && name.ends_with(".npy");
+            let stem = if flat {
+                if name.ends_with("_scales.npy") {
+                    return None;
+                }
+                name.strip_suffix(".npy").expect("checked")
+            } else {
+                name.as_str()
+            };
+            let cell = match Cell::parse_name(stem) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Some((
+                        Cell {
+                            lat_index: u16::MAX,
+                            lon_index: 0,
+                        },
+                        Err(TileProblem::new(path, format!("bad tile name: {e}"))),
+                    ));
+                }
+            };
+            if let Some(range) = &options.lat_index_range
+                && !range.contains(&cell.lat_index)
+            {
+                return None;
+            }
+            let tile = if flat {
+                read_tile_files(
+                    year,
+                    cell,
+                    path.clone(),
+                    dir.join(format!("{stem}_scales.npy")),
+                )
+            } else {
+                read_tile(year, cell, path)
+            };
+            if let Some(p) = &options.progress {
+                p.inc(1);
+            }
+            Some((cell, tile))
+        })
+        .collect();
+    let mut tiles = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut seen: BTreeMap<Cell, PathBuf> = BTreeMap::new();
+    let mut duplicates = std::collections::BTreeSet::new();
+    for (cell, r) in results.into_iter().flatten() {
+        match r {
+            Ok(t) => {
+                if let Some(first) = seen.get(&cell) {
+                    problems.push(TileProblem::new(
+                        &t.embeddings,
+                        format!(
+                            "duplicate tile: {cell} is also at {}; neither is used",
+                            first.display()
+                        ),
+                    ));
+                    duplicates.insert(cell);
+                } else {
+                    seen.insert(cell, t.embeddings.clone());
+                    tiles.insert(cell, t);
+                }
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    for cell in duplicates {
+        if let Some(t) = tiles.remove(&cell) {
+            problems.push(TileProblem::new(
+                &t.embeddings,
+                format!("duplicate tile: {cell} appears twice in {year}; neither is used"),
+            ));
+        }
+    }
+    (tiles, problems)
+}
+
+/// Check one tile folder's two headers.
+fn read_tile(year: u16, cell: Cell, dir: &Path) -> Result<InputTile, TileProblem> {
+    if !dir.is_dir() {
+        return Err(TileProblem::new(
+            dir,
+            "expected a tile folder, found a file",
+        ));
+    }
+    let name = cell.name();
+    read_tile_files(
+        year,
+        cell,
+        dir.join(format!("{name}.npy")),
+        dir.join(format!("{name}_scales.npy")),
+    )
+}
+
+/// Check a tile's embeddings and scales headers.
+fn read_tile_files(
+    year: u16,
+    cell: Cell,
+    embeddings: PathBuf,
+    scales: PathBuf,
+) -> Result<InputTile, TileProblem> {
+    let header = |path: &Path| {
+        if path.is_dir() {
+            return Err(TileProblem::new(
+                path,
+                "is a directory, expected a .npy file",
+            ));
+        }
+        if std::fs::symlink_metadata(path).is_err() {
+            return Err(TileProblem::new(path, "missing"));
+        }
+        npy::read_header(path).map_err(|e| TileProblem::new(path, format!("cannot read: {e}")))
+    };
+    let eh = header(&embeddings)?;
+    if eh.dtype != NpyDtype::Int8 {
+        return Err(TileProblem::new(
+            &embeddings,
+            format!("dtype is {:?}, expected int8", eh.dtype),
+        ));
+    }
+    let [height, width, channels] = eh.shape[..] else {
+        return Err(TileProblem::new(
+            &embeddings,
+            format!("shape {:?} is not (H, W, {CHANNELS})", eh.shape),
+        ));
+    };
+    if channels != CHANNELS || height == 0 || width == 0 {
+        return Err(TileProblem::new(
+            &embeddings,
+            format!("shape {:?} is not (H, W, {CHANNELS})", eh.shape),
+        ));
+    }
+    let sh = header(&scales)?;
+    if sh.dtype != NpyDtype::Float32 {
+        return Err(TileProblem::new(
+            &scales,
+            format!("dtype is {:?}, expected float32", sh.dtype),
+        ));
+    }
+    let scales_layout = if sh.shape == [height, width] {
+        ScalesLayout::PerPixel
+    } else if sh.shape == [height, width, CHANNELS] {
+        ScalesLayout::PerChannel
+    } else {
+        return Err(TileProblem::new(
+            &scales,
+            format!(
+                "shape {:?} does not match the tile's ({height}, {width})",
+                sh.shape
+            ),
+        ));
+    };
+    let bytes = (eh.data_offset + eh.data_bytes() + sh.data_offset + sh.data_bytes()) as u64;
+    Ok(InputTile {
+        year,
+        cell,
+        embeddings,
+        scales,
+        scales_layout,
+        height,
+        width,
+        bytes,
+    })
+}

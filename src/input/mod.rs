@@ -1,0 +1,16 @@
+//! The input side: where tiles come from and how they are read. A [`TileSource`] catalogues
+//! tiles and reads their files; the local tree is the first source. Also the file formats
+//! (`.npy`, GeoTIFF) and synthetic TESSERA trees for tests and benchmarks.
+
+mod catalogue;
+pub mod geotiff;
+mod local;
+pub mod npy;
+mod source;
+pub mod synth;
+
+pub use catalogue::{
+    Catalogue, InputTile, LANDMASK_DIR, ScalesLayout, ScanError, ScanOptions, TileProblem,
+};
+pub use local::LocalTree;
+pub use source::{TileSource, read_tile};

@@ -1,0 +1,164 @@
+//! Local folders: every object is written to a unique temporary file, fsynced and renamed into
+//! place, so a killed build never leaves a half-written object under a real key. Temporary
+//! names carry the writer's process id and host, so that a later run can remove the ones left
+//! by dead processes of its own machine without touching those of live writers.
+//!
+//! zarrs_storage's `AtomicWriteStorageAdapter` does not fit: its fixed `.tmp` suffix makes two
+//! concurrent writers of one key collide, and a leftover temporary blocks every later write.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::{
+    AtomicRenameStorageTraits, Bytes, ListableStorageTraits, MaybeBytesIterator,
+    OffsetBytesIterator, ReadableStorageTraits, StorageError, StoreKey, StoreKeys,
+    StoreKeysPrefixes, StorePrefix, WritableStorageTraits, byte_range::ByteRangeIterator,
+};
+
+use super::handle::{Store, StoreError};
+
+/// A local filesystem store whose writes are atomic: unique temporary file, fsync, rename.
+#[derive(Debug)]
+pub struct AtomicFilesystemStore {
+    inner: FilesystemStore,
+    counter: AtomicU64,
+}
+
+impl AtomicFilesystemStore {
+    /// Open (creating the folder if needed) a store rooted at `path`.
+    pub fn new(path: &Path) -> Result<Self, std::io::Error> {
+        std::fs::create_dir_all(path)?;
+        let inner = FilesystemStore::new(path).map_err(std::io::Error::other)?;
+        Ok(AtomicFilesystemStore {
+            inner,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// `{key}.tmp.{pid}.{n}.{host}`: unique per process and write.
+    fn temporary_key(&self, key: &StoreKey) -> StoreKey {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let (pid, host) = (std::process::id(), host_tag());
+        StoreKey::new(format!("{}.tmp.{pid}.{n}.{host}", key.as_str()))
+            .expect("a valid key with a suffix is valid")
+    }
+}
+
+/// A short tag of this machine's host name (8 hex digits), part of temporary names so that a
+/// build cleaning up after killed processes only judges processes of its own machine when
+/// several machines share one folder.
+pub fn host_tag() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default();
+    // FNV-1a: stable across runs and Rust versions.
+    let hash = name.trim().bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
+}
+
+/// True for the temporary keys [`AtomicFilesystemStore`] writes before renaming.
+pub fn is_temporary_key(key: &str) -> bool {
+    key.rsplit('/')
+        .next()
+        .is_some_and(|name| name.contains(".tmp."))
+}
+
+/// The process id and host tag in a temporary object name `name.tmp.{pid}.{n}[.{host}]`.
+fn temporary_key_owner(name: &str) -> Option<(u32, Option<String>)> {
+    let (_, rest) = name.rsplit_once(".tmp.")?;
+    let mut parts = rest.split('.');
+    let pid = parts.next()?.parse().ok()?;
+    let host = parts.nth(1).map(str::to_string);
+    Some((pid, host))
+}
+
+impl Store {
+    /// Remove temporary objects under `prefix` left by killed writers: keys
+    /// `*.tmp.{pid}.{n}.{host}` written on this machine by a process that no longer runs.
+    /// Temporaries of other machines sharing the folder are left alone. Only local stores
+    /// write temporaries; on others this does nothing.
+    pub fn remove_stale_temporaries(&self, prefix: &str) -> Result<usize, StoreError> {
+        if !self.is_local() {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        let this_host = host_tag();
+        for key in self.list_prefix(prefix)? {
+            let Some((pid, host)) = key.rsplit('/').next().and_then(temporary_key_owner) else {
+                continue;
+            };
+            if host.is_some_and(|h| h != this_host) {
+                continue;
+            }
+            let alive = Path::new(&format!("/proc/{pid}")).exists();
+            if !alive && Path::new("/proc/self").exists() {
+                self.erase(&key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl ReadableStorageTraits for AtomicFilesystemStore {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        self.inner.get_partial_many(key, byte_ranges)
+    }
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+impl WritableStorageTraits for AtomicFilesystemStore {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        let tmp = self.temporary_key(key);
+        self.inner
+            .set(&tmp, value)
+            .and_then(|()| self.inner.rename(&tmp, key))
+            .inspect_err(|_| {
+                // A failed write (e.g. a full disk) leaves nothing behind.
+                let _ = self.inner.erase(&tmp);
+            })
+    }
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator,
+    ) -> Result<(), StorageError> {
+        zarrs::storage::store_set_partial_many(self, key, offset_values)
+    }
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.erase(key)
+    }
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.inner.erase_prefix(prefix)
+    }
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+impl ListableStorageTraits for AtomicFilesystemStore {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix)
+    }
+}

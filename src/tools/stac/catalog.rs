@@ -1,0 +1,453 @@
+//! `mosaic stac`: a static STAC catalog of a store, and a static HTML map beside it.
+//!
+//! Layout (docs/stac.md):
+//!
+//! ```text
+//! OUT/catalog.json                               the root catalog
+//! OUT/{year}/collection.json                     one collection per year with data
+//! OUT/{year}/{year}-{band}/{year}-{band}.json    one item per band with data that year
+//! OUT/index.html, OUT/map/, OUT/vendor/leaflet/  the map (unless disabled)
+//! ```
+//!
+//! Each item's asset points at the band's Zarr group (all years); the item's geometry is the
+//! exact union of the cells present that year, its bbox the smallest box around them (crossing
+//! the antimeridian when that is smaller, RFC 7946 section 5.2). Every document is written with
+//! sorted keys and holds nothing that varies between runs: the same store gives the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::footprint::{cells_bbox, footprint_geojson, footprint_indices};
+use super::map::{MapOptions, PreviewTile, render_previews, write_map};
+use crate::grid::{CHANNELS, Cell};
+use crate::tools::preview::PreviewError;
+use crate::zarr::{BandLayout, FormatError, MosaicStore};
+
+/// The STAC version written.
+pub const STAC_VERSION: &str = "1.1.0";
+/// Schema of the datacube extension used by the items.
+pub const DATACUBE_EXTENSION: &str =
+    "https://stac-extensions.github.io/datacube/v2.2.0/schema.json";
+/// Schema of the projection extension used by the items.
+pub const PROJECTION_EXTENSION: &str =
+    "https://stac-extensions.github.io/projection/v2.0.0/schema.json";
+/// Media type of a Zarr asset (STAC best practices).
+pub const ZARR_MEDIA_TYPE: &str = "application/vnd+zarr";
+/// Id of the root catalog.
+pub const CATALOG_ID: &str = "tessera-mosaic";
+
+/// Errors of `mosaic stac`.
+#[derive(Debug, thiserror::Error)]
+pub enum StacError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("preview of {what}: {source}")]
+    Preview { what: String, source: PreviewError },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "Leaflet not found in {0}: expected leaflet.js and leaflet.css there or in its dist/ folder (npm ci installs it under node_modules/leaflet)"
+    )]
+    Leaflet(String),
+    #[error("the store {0} has no band with data: nothing to catalog")]
+    Empty(String),
+}
+
+pub(super) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StacError + '_ {
+    move |source| StacError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Where item assets point.
+#[derive(Debug, Clone)]
+pub enum AssetHref {
+    /// Paths relative to each item file, to the store at this (absolute) local path.
+    Relative(PathBuf),
+    /// `{base}/{band}`: the store published at a URL.
+    Base(String),
+}
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub struct StacOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// How asset hrefs are formed.
+    pub href: AssetHref,
+    /// The map, unless `None`.
+    pub map: Option<MapOptions>,
+}
+
+/// What `write_stac` wrote.
+#[derive(Debug, Default)]
+pub struct StacSummary {
+    /// Years with a collection.
+    pub years: Vec<u16>,
+    /// Items written.
+    pub items: usize,
+    /// Cells covered, over all items.
+    pub cells: usize,
+    /// Preview images written.
+    pub previews: usize,
+    /// Band-years whose previews were skipped, with the reason.
+    pub skipped_previews: Vec<String>,
+    /// The map page, if written.
+    pub map: Option<PathBuf>,
+    /// Seconds spent computing footprints.
+    pub footprint_seconds: f64,
+}
+
+/// The cells present in one band, per year.
+#[derive(Debug, Clone)]
+pub struct BandCoverage {
+    /// Band name (group).
+    pub name: String,
+    /// The band's layout.
+    pub layout: BandLayout,
+    /// Cells with both shards present, per year.
+    pub cells: BTreeMap<u16, BTreeSet<Cell>>,
+}
+
+/// Read which cells every band of a store holds.
+pub fn read_coverage(store: &MosaicStore) -> Result<Vec<BandCoverage>, StacError> {
+    let mut out = Vec::new();
+    for name in store.bands()? {
+        let arrays = store.band_arrays(&name)?;
+        let cells = store.built_cells(&arrays)?;
+        out.push(BandCoverage {
+            name,
+            layout: arrays.layout.clone(),
+            cells,
+        });
+    }
+    Ok(out)
+}
+
+/// Relative path (with `/`) from folder `from` to `to`; both absolute and normalised.
+pub fn relative_href(from: &Path, to: &Path) -> String {
+    let a: Vec<Component> = from.components().collect();
+    let b: Vec<Component> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); a.len() - common];
+    parts.extend(
+        b[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
+fn year_start(year: u16) -> String {
+    format!("{year}-01-01T00:00:00Z")
+}
+
+fn year_end(year: u16) -> String {
+    format!("{year}-12-31T23:59:59Z")
+}
+
+/// Id of the collection of a year.
+pub fn collection_id(year: u16) -> String {
+    format!("{CATALOG_ID}-{year}")
+}
+
+/// Id of the item of a band in a year (also its folder and file name).
+pub fn item_id(year: u16, band: &str) -> String {
+    format!("{year}-{band}")
+}
+
+/// The datacube extension's `cube:dimensions` of a band: the axes of its arrays.
+pub fn cube_dimensions(layout: &BandLayout) -> Value {
+    let g = &layout.grid;
+    let years = layout.year_values();
+    let (first, last) = (layout.first_year, layout.first_year + layout.years - 1);
+    json!({
+        "lon": {
+            "type": "spatial",
+            "axis": "x",
+            "extent": [g.col_lon(0), g.col_lon(g.cols() - 1)],
+            "step": g.lon_step(),
+            "reference_system": 4326,
+            "description": format!("Longitude of pixel centres, degrees east; {} columns per 0.1-degree cell.", g.cols_per_cell),
+        },
+        "lat": {
+            "type": "spatial",
+            "axis": "y",
+            "extent": [g.row_lat(0), g.row_lat(g.rows() - 1)],
+            "step": g.lat_step(),
+            "reference_system": 4326,
+            "description": format!("Latitude of pixel centres, degrees north, ascending; {} rows per 0.1-degree cell.", g.rows_per_cell),
+        },
+        "year": {
+            "type": "temporal",
+            "extent": [year_start(first), year_end(last)],
+            "values": years.iter().map(|y| year_start(*y)).collect::<Vec<_>>(),
+            "step": "P1Y",
+            "description": "Year of the annual embedding; the coordinate holds the year as an integer.",
+        },
+        "channel": {
+            "type": "bands",
+            "values": (0..CHANNELS as u64).collect::<Vec<_>>(),
+            "description": "Embedding channel.",
+        },
+    })
+}
+
+/// The datacube extension's `cube:variables` of a band.
+pub fn cube_variables() -> Value {
+    json!({
+        "embeddings": {
+            "type": "data",
+            "dimensions": ["year", "lat", "lon", "channel"],
+            "description": "TESSERA embeddings, int8 quantised; dequantise as embeddings * scales.",
+        },
+        "scales": {
+            "type": "data",
+            "dimensions": ["year", "lat", "lon"],
+            "description": "float32 scale of each pixel's embedding; NaN marks every pixel without data.",
+        },
+        "spatial_ref": {
+            "type": "auxiliary",
+            "dimensions": [],
+            "description": "CF grid mapping of EPSG:4326.",
+        },
+    })
+}
+
+/// Write a JSON document with sorted keys, pretty, newline-terminated.
+pub(super) fn write_json(path: &Path, value: &Value) -> Result<(), StacError> {
+    let mut value = value.clone();
+    value.sort_all_objects();
+    let mut text = serde_json::to_vec_pretty(&value).expect("JSON serialises");
+    text.push(b'\n');
+    write_file(path, &text)
+}
+
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StacError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    std::fs::write(path, bytes).map_err(io_err(path))
+}
+
+/// Write the catalog (and the map) for a store. Returns what was written.
+pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSummary, StacError> {
+    let bands = read_coverage(store)?;
+    let mut by_year: BTreeMap<u16, Vec<(&BandCoverage, &BTreeSet<Cell>)>> = BTreeMap::new();
+    for band in &bands {
+        for (year, cells) in &band.cells {
+            if !cells.is_empty() {
+                by_year.entry(*year).or_default().push((band, cells));
+            }
+        }
+    }
+    if by_year.is_empty() {
+        return Err(StacError::Empty(store.location().to_string()));
+    }
+    let out = &options.out;
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let out = std::fs::canonicalize(out).map_err(io_err(out))?;
+    let mut summary = StacSummary {
+        years: by_year.keys().copied().collect(),
+        ..Default::default()
+    };
+
+    // Previews first, so that items can list them as assets.
+    let mut previews: Vec<PreviewTile> = Vec::new();
+    if let Some(map) = &options.map {
+        for (year, entries) in &by_year {
+            for (band, cells) in entries {
+                if cells.len() > map.max_preview_cells {
+                    summary.skipped_previews.push(format!(
+                        "{} {year}: {} cells (more than --max-preview-cells {})",
+                        band.name,
+                        cells.len(),
+                        map.max_preview_cells
+                    ));
+                    continue;
+                }
+                previews.extend(render_previews(store, &out, *year, band, cells, map)?);
+            }
+        }
+        summary.previews = previews.len();
+    }
+
+    let mut children = Vec::new();
+    for (year, entries) in &by_year {
+        let cid = collection_id(*year);
+        let mut item_links = Vec::new();
+        for (band, cells) in entries {
+            let id = item_id(*year, &band.name);
+            let item_dir = out.join(year.to_string()).join(&id);
+            let started = std::time::Instant::now();
+            let footprint = footprint_indices(cells);
+            summary.footprint_seconds += started.elapsed().as_secs_f64();
+            let href = match &options.href {
+                AssetHref::Relative(store_path) => {
+                    relative_href(&item_dir, &store_path.join(&band.name))
+                }
+                AssetHref::Base(base) => format!("{}/{}", base.trim_end_matches('/'), band.name),
+            };
+            let g = &band.layout.grid;
+            let mut assets = serde_json::Map::new();
+            assets.insert(
+                "zarr".into(),
+                json!({
+                    "href": href,
+                    "type": ZARR_MEDIA_TYPE,
+                    "roles": ["data"],
+                    "title": format!("Zarr v3 group of band {}", band.name),
+                    "description": format!(
+                        "All years of band {} (one group, consolidated metadata); this item's year is year={year}. Open with xarray.open_zarr(href).",
+                        band.name
+                    ),
+                    "proj:shape": [g.rows(), g.cols()],
+                    "proj:transform": [g.lon_step(), 0.0, -180.0, 0.0, g.lat_step(), g.lat_min()],
+                }),
+            );
+            for (k, p) in previews
+                .iter()
+                .filter(|p| p.year == *year && p.band == band.name)
+                .enumerate()
+            {
+                assets.insert(
+                    format!("preview-{k}"),
+                    json!({
+                        "href": relative_href(&item_dir, &out.join(&p.file)),
+                        "type": "image/png",
+                        "roles": ["overview"],
+                        "title": format!(
+                            "PCA preview, lon {}..{}, lat {}..{}",
+                            p.bbox.lon0, p.bbox.lon1, p.bbox.lat0, p.bbox.lat1
+                        ),
+                    }),
+                );
+            }
+            let item = json!({
+                "type": "Feature",
+                "stac_version": STAC_VERSION,
+                "stac_extensions": [DATACUBE_EXTENSION, PROJECTION_EXTENSION],
+                "id": id,
+                "collection": cid,
+                "geometry": footprint_geojson(&footprint),
+                "bbox": cells_bbox(cells.iter()).expect("cells"),
+                "properties": {
+                    "title": format!("TESSERA embeddings {year}, latitude band {}", band.name),
+                    "description": format!(
+                        "The {} cells of band {} (latitudes {} to {}) with a tile in {year}.",
+                        cells.len(), band.name, g.lat_min(), g.lat_max()
+                    ),
+                    "datetime": null,
+                    "start_datetime": year_start(*year),
+                    "end_datetime": year_end(*year),
+                    "proj:code": "EPSG:4326",
+                    "cube:dimensions": cube_dimensions(&band.layout),
+                    "cube:variables": cube_variables(),
+                    "tessera_mosaic:band": band.name,
+                    "tessera_mosaic:year": year,
+                    "tessera_mosaic:cells": cells.len(),
+                },
+                "links": [
+                    {"rel": "root", "href": "../../catalog.json", "type": "application/json", "title": "TESSERA mosaic"},
+                    {"rel": "parent", "href": "../collection.json", "type": "application/json"},
+                    {"rel": "collection", "href": "../collection.json", "type": "application/json"},
+                ],
+                "assets": assets,
+            });
+            write_json(&item_dir.join(format!("{id}.json")), &item)?;
+            item_links.push(json!({
+                "rel": "item",
+                "href": format!("./{id}/{id}.json"),
+                "type": "application/geo+json",
+                "title": band.name,
+            }));
+            summary.items += 1;
+            summary.cells += cells.len();
+        }
+        let all_cells: BTreeSet<Cell> = entries
+            .iter()
+            .flat_map(|(_, c)| c.iter())
+            .copied()
+            .collect();
+        let mut links = vec![
+            json!({"rel": "root", "href": "../catalog.json", "type": "application/json", "title": "TESSERA mosaic"}),
+            json!({"rel": "parent", "href": "../catalog.json", "type": "application/json"}),
+        ];
+        links.extend(item_links);
+        let collection = json!({
+            "type": "Collection",
+            "stac_version": STAC_VERSION,
+            "id": cid,
+            "title": format!("TESSERA embeddings {year}"),
+            "description": format!(
+                "TESSERA annual embeddings of {year} on regular EPSG:4326 grids, one item per latitude band (Zarr v3 group) with the cells present that year as its geometry."
+            ),
+            "license": "other",
+            "keywords": ["TESSERA", "embeddings", "foundation model", "Zarr"],
+            "extent": {
+                "spatial": {"bbox": [cells_bbox(all_cells.iter()).expect("cells")]},
+                "temporal": {"interval": [[year_start(*year), year_end(*year)]]},
+            },
+            "links": links,
+        });
+        write_json(
+            &out.join(year.to_string()).join("collection.json"),
+            &collection,
+        )?;
+        children.push(json!({
+            "rel": "child",
+            "href": format!("./{year}/collection.json"),
+            "type": "application/json",
+            "title": format!("TESSERA embeddings {year}"),
+        }));
+    }
+    let mut links = vec![
+        json!({"rel": "root", "href": "./catalog.json", "type": "application/json", "title": "TESSERA mosaic"}),
+    ];
+    links.extend(children);
+    if options.map.is_some() {
+        links.push(json!({"rel": "alternate", "href": "./index.html", "type": "text/html", "title": "Map of the catalog"}));
+    }
+    let catalog = json!({
+        "type": "Catalog",
+        "stac_version": STAC_VERSION,
+        "id": CATALOG_ID,
+        "title": "TESSERA mosaic",
+        "description": "Static STAC catalog of a tessera-mosaic Zarr store: one collection per year, one item per latitude band with data that year, each pointing at the band's Zarr group.",
+        "links": links,
+    });
+    write_json(&out.join("catalog.json"), &catalog)?;
+
+    if let Some(map) = &options.map {
+        write_map(&out, &bands, &by_year, &previews, map)?;
+        summary.map = Some(out.join("index.html"));
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_hrefs() {
+        assert_eq!(
+            relative_href(
+                Path::new("/a/stac/2023/x"),
+                Path::new("/a/store.zarr/70-80")
+            ),
+            "../../../store.zarr/70-80"
+        );
+        assert_eq!(relative_href(Path::new("/a"), Path::new("/a/b")), "b");
+    }
+}

@@ -1,0 +1,16 @@
+//! `mosaic stac`: a static STAC catalog of a store (a collection per year, an item per band
+//! with its exact footprint) and a static map beside it.
+
+mod catalog;
+mod footprint;
+mod map;
+
+pub use catalog::{
+    AssetHref, BandCoverage, CATALOG_ID, DATACUBE_EXTENSION, PROJECTION_EXTENSION, STAC_VERSION,
+    StacError, StacOptions, StacSummary, ZARR_MEDIA_TYPE, collection_id, cube_dimensions,
+    cube_variables, item_id, read_coverage, relative_href, write_stac,
+};
+pub use footprint::{cells_bbox, footprint_geojson, footprint_indices};
+pub use map::{
+    COVERAGE_RGBA, LEAFLET_FILES, MapOptions, PREVIEW_BLOCK_DEG, coverage_image, leaflet_dist,
+};

@@ -1,0 +1,221 @@
+//! The Zarr metadata documents of a band group and its arrays, and of the root group: written
+//! by us (not by zarrs) so that their bytes are deterministic. CF attributes for xarray and
+//! rioxarray, ACDD 1.3 discovery attributes, the GeoZarr `proj:` convention.
+
+use serde_json::{Value, json};
+
+use super::codecs::sharding_codec;
+use super::layout::{BandLayout, FORMAT_VERSION};
+use crate::grid::CHANNELS;
+
+/// WKT2 of EPSG:4326 (as PROJ prints it), for `spatial_ref`.
+pub const WGS84_WKT: &str = r#"GEOGCRS["WGS 84",ENSEMBLE["World Geodetic System 1984 ensemble",MEMBER["World Geodetic System 1984 (Transit)"],MEMBER["World Geodetic System 1984 (G730)"],MEMBER["World Geodetic System 1984 (G873)"],MEMBER["World Geodetic System 1984 (G1150)"],MEMBER["World Geodetic System 1984 (G1674)"],MEMBER["World Geodetic System 1984 (G1762)"],MEMBER["World Geodetic System 1984 (G2139)"],MEMBER["World Geodetic System 1984 (G2296)"],ELLIPSOID["WGS 84",6378137,298.257223563,LENGTHUNIT["metre",1]],ENSEMBLEACCURACY[2.0]],PRIMEM["Greenwich",0,ANGLEUNIT["degree",0.0174532925199433]],CS[ellipsoidal,2],AXIS["geodetic latitude (Lat)",north,ORDER[1],ANGLEUNIT["degree",0.0174532925199433]],AXIS["geodetic longitude (Lon)",east,ORDER[2],ANGLEUNIT["degree",0.0174532925199433]],USAGE[SCOPE["Horizontal component of 3D system."],AREA["World."],BBOX[-90,-180,90,180]],ID["EPSG",4326]]"#;
+
+fn plain_array(
+    shape: Vec<u64>,
+    chunk: Vec<u64>,
+    dtype: &str,
+    fill: Value,
+    dims: Vec<&str>,
+    attrs: Value,
+) -> Value {
+    json!({
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": shape,
+        "data_type": dtype,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunk}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": fill,
+        "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+        "attributes": attrs,
+        "dimension_names": dims,
+    })
+}
+
+/// Metadata of every array of a band group, by name.
+pub fn band_array_metadata(layout: &BandLayout) -> Vec<(&'static str, Value)> {
+    let g = &layout.grid;
+    let years = layout.years as u64;
+    let shard = g.shard_shape();
+    let chunk = g.chunk_shape();
+    let data_attrs = |long_name: &str, comment: &str| {
+        json!({
+            "long_name": long_name,
+            "comment": comment,
+            "grid_mapping": "spatial_ref",
+            "coordinates": "spatial_ref",
+        })
+    };
+    let embeddings = json!({
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": g.embeddings_shape(years as usize),
+        "data_type": "int8",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": shard}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": layout.embeddings_fill,
+        "codecs": [sharding_codec(&chunk, &layout.compression, 1)],
+        "attributes": data_attrs(
+            "TESSERA embedding, int8 quantised",
+            "Dequantise as embeddings * scales. Pixels without data hold the fill value here and NaN in scales."
+        ),
+        "dimension_names": ["year", "lat", "lon", "channel"],
+    });
+    let scales = json!({
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": [years, g.rows() as u64, g.cols() as u64],
+        "data_type": "float32",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": &shard[..3]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": "NaN",
+        "codecs": [sharding_codec(&chunk[..3], &layout.compression, 4)],
+        "attributes": data_attrs(
+            "TESSERA embedding scale",
+            "Per-pixel scale of the int8 embeddings. NaN marks every pixel without data (no tile, outside the tile, water, or an invalid source scale)."
+        ),
+        "dimension_names": ["year", "lat", "lon"],
+    });
+    let rows = g.rows() as u64;
+    let cols = g.cols() as u64;
+    let lat = plain_array(
+        vec![rows],
+        vec![rows],
+        "float64",
+        json!("NaN"),
+        vec!["lat"],
+        json!({
+            "standard_name": "latitude",
+            "long_name": "latitude of pixel centre",
+            "units": "degrees_north",
+            "axis": "Y",
+        }),
+    );
+    let lon = plain_array(
+        vec![cols],
+        vec![cols / 36],
+        "float64",
+        json!("NaN"),
+        vec!["lon"],
+        json!({
+            "standard_name": "longitude",
+            "long_name": "longitude of pixel centre",
+            "units": "degrees_east",
+            "axis": "X",
+        }),
+    );
+    let year = plain_array(
+        vec![years],
+        vec![years],
+        "int32",
+        json!(0),
+        vec!["year"],
+        json!({
+            "long_name": "year of the annual embedding",
+        }),
+    );
+    let channel = plain_array(
+        vec![CHANNELS as u64],
+        vec![CHANNELS as u64],
+        "int32",
+        json!(0),
+        vec!["channel"],
+        json!({
+            "long_name": "embedding channel",
+        }),
+    );
+    let spatial_ref = plain_array(
+        vec![],
+        vec![],
+        "int32",
+        json!(0),
+        vec![],
+        json!({
+            "crs_wkt": WGS84_WKT,
+            "spatial_ref": WGS84_WKT,
+            "grid_mapping_name": "latitude_longitude",
+            "semi_major_axis": 6378137.0,
+            "inverse_flattening": 298.257223563,
+            "longitude_of_prime_meridian": 0.0,
+            "reference_ellipsoid_name": "WGS 84",
+            "geographic_crs_name": "WGS 84",
+            "horizontal_datum_name": "World Geodetic System 1984",
+            "prime_meridian_name": "Greenwich",
+        }),
+    );
+    vec![
+        ("channel", channel),
+        ("embeddings", embeddings),
+        ("lat", lat),
+        ("lon", lon),
+        ("scales", scales),
+        ("spatial_ref", spatial_ref),
+        ("year", year),
+    ]
+}
+
+/// The band group's metadata: CF, ACDD 1.3 and GeoZarr `proj:` attributes plus our layout.
+pub fn band_group_metadata(layout: &BandLayout, source: &str) -> Value {
+    let g = &layout.grid;
+    let last_year = layout.first_year + layout.years - 1;
+    json!({
+        "zarr_format": 3,
+        "node_type": "group",
+        "attributes": {
+            "Conventions": "CF-1.10, ACDD-1.3",
+            "title": format!("TESSERA embeddings, latitude band {}", g.name),
+            "summary": format!(
+                "Annual 128-channel TESSERA embeddings between latitudes {} and {}, reprojected by nearest neighbour (bit-exact copies of source pixels) from per-cell UTM tiles onto a regular EPSG:4326 grid with {} rows and {} columns per 0.1-degree cell.",
+                g.lat_min(), g.lat_max(), g.rows_per_cell, g.cols_per_cell
+            ),
+            "keywords": "TESSERA, embeddings, foundation model, remote sensing",
+            "geospatial_lat_min": g.lat_min(),
+            "geospatial_lat_max": g.lat_max(),
+            "geospatial_lon_min": -180.0,
+            "geospatial_lon_max": 180.0,
+            "geospatial_lat_units": "degrees_north",
+            "geospatial_lon_units": "degrees_east",
+            "geospatial_lat_resolution": g.lat_step(),
+            "geospatial_lon_resolution": g.lon_step(),
+            "time_coverage_start": format!("{}-01-01", layout.first_year),
+            "time_coverage_end": format!("{last_year}-12-31"),
+            "source": source,
+            "history": format!("built by tessera-mosaic {} (format {})", env!("CARGO_PKG_VERSION"), layout.format_version),
+            "processing_level": "nearest-neighbour mosaic of TESSERA tiles",
+            "proj:code": "EPSG:4326",
+            "tessera_mosaic": layout,
+        },
+    })
+}
+
+/// The root group: the list of bands and the consolidated metadata of every band and array
+/// (`groups`: each band's group document as stored, with its own consolidated metadata).
+pub fn root_group_metadata(groups: Vec<(String, Value)>) -> Value {
+    let mut all = serde_json::Map::new();
+    let mut bands = Vec::new();
+    for (band, mut group) in groups {
+        let children = group
+            .as_object_mut()
+            .and_then(|g| g.remove("consolidated_metadata"))
+            .and_then(|c| c.get("metadata").cloned());
+        all.insert(band.clone(), group);
+        if let Some(Value::Object(children)) = children {
+            for (name, meta) in children {
+                all.insert(format!("{band}/{name}"), meta);
+            }
+        }
+        bands.push(band);
+    }
+    json!({
+        "zarr_format": 3,
+        "node_type": "group",
+        "attributes": {
+            "title": "TESSERA embeddings in latitude bands",
+            "summary": "One group per latitude band; each holds embeddings (year, lat, lon, channel) and scales on a regular EPSG:4326 grid. Open a band with xarray.open_zarr(store, group=BAND).",
+            "tessera_mosaic_bands": bands,
+            "tessera_mosaic_format_version": FORMAT_VERSION,
+        },
+        "consolidated_metadata": {"kind": "inline", "must_understand": false, "metadata": all},
+    })
+}

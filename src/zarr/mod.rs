@@ -1,0 +1,17 @@
+//! The Zarr format of the output: the layout and its key names, the metadata documents, the
+//! codec chains, and [`MosaicStore`], which reads and writes bands through a
+//! [`crate::store::Store`].
+
+mod codecs;
+mod layout;
+mod metadata;
+mod mosaic_store;
+
+pub use codecs::{compression_codecs, encoded_size, raw_bytes, sharding_codec};
+pub use layout::{
+    BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, SCALES, array_metadata_key,
+    array_path, failures_key, failures_prefix, group_key, is_data_shard_key, parse_shard_key,
+    shard_prefix,
+};
+pub use metadata::{WGS84_WKT, band_array_metadata, band_group_metadata, root_group_metadata};
+pub use mosaic_store::{BandArrays, FormatError, MosaicStore, array_from_metadata};

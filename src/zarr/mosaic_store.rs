@@ -1,0 +1,357 @@
+//! [`MosaicStore`]: a store read and written as tessera-mosaic's output: the bands it holds,
+//! their layout and arrays, which cells are built, and the metadata documents kept consistent
+//! (band groups, coordinates, the root's consolidated metadata).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+use zarrs::array::{Array, ArrayMetadata, ArrayMetadataV3};
+use zarrs::storage::ReadableWritableListableStorageTraits;
+
+use super::codecs::raw_bytes;
+use super::layout::{
+    BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, SCALES, array_metadata_key,
+    array_path, group_key, parse_shard_key, shard_prefix,
+};
+use super::metadata::{band_array_metadata, band_group_metadata, root_group_metadata};
+use crate::grid::{BandGrid, CHANNELS, Cell, CompressionConfig};
+use crate::store::{Storage, Store, StoreError, is_temporary_key};
+
+/// Errors of the output format: the store, a band's layout, or an array.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("band {band} in {location}: {message}")]
+    Band {
+        location: String,
+        band: String,
+        message: String,
+    },
+    #[error("array {path}: {message}")]
+    Array { path: String, message: String },
+}
+
+/// A store holding (or about to hold) tessera-mosaic bands.
+#[derive(Clone, Debug)]
+pub struct MosaicStore {
+    /// Where the bytes go.
+    pub store: Store,
+}
+
+impl MosaicStore {
+    /// Open (or create) the output store at a path or URL.
+    pub fn open(location: &str) -> Result<MosaicStore, FormatError> {
+        Ok(MosaicStore {
+            store: Store::open(location)?,
+        })
+    }
+
+    /// Open a store that must already exist (for readers): a clear error otherwise.
+    pub fn open_existing(location: &str) -> Result<MosaicStore, FormatError> {
+        Ok(MosaicStore {
+            store: Store::open_existing(location, ROOT_METADATA_KEY)?,
+        })
+    }
+
+    /// The same store seen through other storage (an adapter wrapping this one).
+    pub fn with_store(&self, store: Store) -> MosaicStore {
+        MosaicStore { store }
+    }
+
+    /// Where the store is, for messages.
+    pub fn location(&self) -> &str {
+        &self.store.location
+    }
+
+    /// The layout of a band, `None` if the band group does not exist.
+    pub fn band_layout(&self, band: &str) -> Result<Option<BandLayout>, FormatError> {
+        let Some(group) = self.store.get_json(&group_key(band))? else {
+            return Ok(None);
+        };
+        let layout = group
+            .pointer("/attributes/tessera_mosaic")
+            .cloned()
+            .ok_or_else(|| self.band_error(band, "group has no tessera_mosaic attributes"))?;
+        serde_json::from_value(layout)
+            .map(Some)
+            .map_err(|e| self.band_error(band, &format!("unreadable layout: {e}")))
+    }
+
+    /// Names of the bands in the store.
+    pub fn bands(&self) -> Result<Vec<String>, FormatError> {
+        let mut names = Vec::new();
+        for name in self.store.top_level_prefixes()? {
+            if self.store.exists(&group_key(&name))? {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Cells of a band with both shards (embeddings and scales) present, per year: the built
+    /// tiles. Temporary objects are ignored.
+    pub fn built_cells(
+        &self,
+        arrays: &BandArrays,
+    ) -> Result<BTreeMap<u16, BTreeSet<Cell>>, FormatError> {
+        let grid = &arrays.layout.grid;
+        let band = &grid.name;
+        let mut found: BTreeMap<(u16, Cell), u8> = BTreeMap::new();
+        for array in [EMBEDDINGS, SCALES] {
+            for key in self.store.list_prefix(&shard_prefix(band, array))? {
+                if is_temporary_key(&key) {
+                    continue;
+                }
+                let Some(idx) = parse_shard_key(&key, band, array).filter(|i| i.len() >= 3) else {
+                    continue;
+                };
+                let (year, cell) = arrays.layout.shard_tile(&idx);
+                *found.entry((year, cell)).or_default() += 1;
+            }
+        }
+        let mut out: BTreeMap<u16, BTreeSet<Cell>> = BTreeMap::new();
+        for ((year, cell), n) in found {
+            if n == 2 {
+                out.entry(year).or_default().insert(cell);
+            }
+        }
+        Ok(out)
+    }
+
+    fn band_error(&self, band: &str, message: &str) -> FormatError {
+        FormatError::Band {
+            location: self.store.location.clone(),
+            band: band.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Open a band's data arrays for reading and writing.
+    pub fn band_arrays(&self, band: &str) -> Result<BandArrays, FormatError> {
+        let layout = self
+            .band_layout(band)?
+            .ok_or_else(|| self.band_error(band, "no such band in the store"))?;
+        let open =
+            |name: &str| -> Result<Array<dyn ReadableWritableListableStorageTraits>, FormatError> {
+                let path = array_path(band, name);
+                Array::open(self.store.storage.clone(), &path).map_err(|e| FormatError::Array {
+                    path: format!("{}{path}", self.store.location),
+                    message: e.to_string(),
+                })
+            };
+        Ok(BandArrays {
+            embeddings: open(EMBEDDINGS)?,
+            scales: open(SCALES)?,
+            layout,
+        })
+    }
+
+    /// Create a band's metadata, or check that the existing band has the same layout and grow
+    /// its year axis to cover `years`. Returns the band's arrays.
+    pub fn create_or_update_band(
+        &self,
+        grid: &BandGrid,
+        years: &[u16],
+        compression: &CompressionConfig,
+        embeddings_fill: i8,
+        source: &str,
+    ) -> Result<BandArrays, FormatError> {
+        let band = grid.name.as_str();
+        let (first, last) = match (years.iter().min(), years.iter().max()) {
+            (Some(a), Some(b)) => (*a, *b),
+            _ => return Err(self.band_error(band, "no years to build")),
+        };
+        let wanted = match self.band_layout(band)? {
+            Some(existing) => {
+                if existing.grid != *grid {
+                    return Err(self.band_error(band, &format!(
+                        "the store was built with grid {:?}; the current band configuration gives {:?}. Use the same bands.toml, or a new store",
+                        existing.grid, grid
+                    )));
+                }
+                if existing.compression != *compression
+                    || existing.embeddings_fill != embeddings_fill
+                {
+                    return Err(self.band_error(band, &format!(
+                        "the store uses compression {:?} and fill {}; the configuration asks for {:?} and {}",
+                        existing.compression, existing.embeddings_fill, compression, embeddings_fill
+                    )));
+                }
+                if first < existing.first_year {
+                    return Err(self.band_error(band, &format!(
+                        "year {first} is before the store's first year {}; the year axis can only grow forward. Build earlier years into a new store",
+                        existing.first_year
+                    )));
+                }
+                let end = (existing.first_year + existing.years).max(last + 1);
+                if end == existing.first_year + existing.years {
+                    return self.band_arrays(band);
+                }
+                BandLayout {
+                    years: end - existing.first_year,
+                    ..existing
+                }
+            }
+            None => BandLayout {
+                format_version: FORMAT_VERSION,
+                grid: grid.clone(),
+                first_year: first,
+                years: last - first + 1,
+                compression: compression.clone(),
+                embeddings_fill,
+            },
+        };
+        self.write_band_metadata(&wanted, source)?;
+        self.band_arrays(band)
+    }
+
+    /// Write every metadata document and coordinate array of a band, then the consolidated
+    /// metadata of the band group and the root.
+    fn write_band_metadata(&self, layout: &BandLayout, source: &str) -> Result<(), FormatError> {
+        let band = layout.grid.name.as_str();
+        let arrays = band_array_metadata(layout);
+        for (name, meta) in &arrays {
+            self.store.put_json(&array_metadata_key(band, name), meta)?;
+        }
+        self.write_coordinates(layout, &arrays)?;
+        let mut group = band_group_metadata(layout, source);
+        let consolidated: serde_json::Map<String, Value> = arrays
+            .iter()
+            .map(|(n, m)| (n.to_string(), m.clone()))
+            .collect();
+        group["consolidated_metadata"] = json!({
+            "kind": "inline",
+            "must_understand": false,
+            "metadata": consolidated,
+        });
+        self.store.put_json(&group_key(band), &group)?;
+        self.write_root_metadata()
+    }
+
+    /// Rewrite the root group with consolidated metadata of every band.
+    pub fn write_root_metadata(&self) -> Result<(), FormatError> {
+        let mut groups = Vec::new();
+        for band in self.bands()? {
+            if let Some(group) = self.store.get_json(&group_key(&band))? {
+                groups.push((band, group));
+            }
+        }
+        Ok(self
+            .store
+            .put_json(ROOT_METADATA_KEY, &root_group_metadata(groups))?)
+    }
+
+    fn write_coordinates(
+        &self,
+        layout: &BandLayout,
+        arrays: &[(&'static str, Value)],
+    ) -> Result<(), FormatError> {
+        let band = &layout.grid.name;
+        let grid = &layout.grid;
+        for (name, meta) in arrays {
+            let bytes: Vec<u8> = match *name {
+                "lat" => (0..grid.rows())
+                    .flat_map(|r| grid.row_lat(r).to_le_bytes())
+                    .collect(),
+                "lon" => (0..grid.cols())
+                    .flat_map(|c| grid.col_lon(c).to_le_bytes())
+                    .collect(),
+                "year" => layout
+                    .year_values()
+                    .iter()
+                    .flat_map(|y| (*y as i32).to_le_bytes())
+                    .collect(),
+                "channel" => (0..CHANNELS as i32).flat_map(|c| c.to_le_bytes()).collect(),
+                "spatial_ref" => 0i32.to_le_bytes().to_vec(),
+                _ => continue,
+            };
+            let path = array_path(band, name);
+            let array = array_from_metadata(self.store.storage.clone(), &path, meta)?;
+            let chunk_bytes = meta["chunk_grid"]["configuration"]["chunk_shape"]
+                .as_array()
+                .and_then(|s| s.first())
+                .and_then(Value::as_u64)
+                .map_or(bytes.len(), |n| {
+                    n as usize
+                        * if *name == "lat" || *name == "lon" {
+                            8
+                        } else {
+                            4
+                        }
+                });
+            let options = zarrs::array::CodecOptions::default().with_store_empty_chunks(true);
+            for (i, chunk) in bytes.chunks(chunk_bytes.max(1)).enumerate() {
+                let indices: Vec<u64> = if *name == "spatial_ref" {
+                    vec![]
+                } else {
+                    vec![i as u64]
+                };
+                let shape = array
+                    .chunk_shape_usize(&indices)
+                    .map_err(|e| FormatError::Array {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                let elem = if *name == "lat" || *name == "lon" {
+                    8
+                } else {
+                    4
+                };
+                let mut data = chunk.to_vec();
+                data.resize(shape.iter().product::<usize>().max(1) * elem, 0);
+                array
+                    .store_chunk_opt(&indices, raw_bytes(&data), &options)
+                    .map_err(|e| FormatError::Array {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Create a zarrs array handle from metadata JSON (without writing the metadata).
+pub fn array_from_metadata(
+    storage: Storage,
+    path: &str,
+    meta: &Value,
+) -> Result<Array<dyn ReadableWritableListableStorageTraits>, FormatError> {
+    let err = |m: String| FormatError::Array {
+        path: path.to_string(),
+        message: m,
+    };
+    let v3: ArrayMetadataV3 =
+        serde_json::from_value(meta.clone()).map_err(|e| err(e.to_string()))?;
+    Array::new_with_metadata(storage, path, ArrayMetadata::V3(v3)).map_err(|e| err(e.to_string()))
+}
+
+/// The data and coordinate arrays of an opened band.
+pub struct BandArrays {
+    /// int8 (year, lat, lon, channel).
+    pub embeddings: Array<dyn ReadableWritableListableStorageTraits>,
+    /// float32 (year, lat, lon).
+    pub scales: Array<dyn ReadableWritableListableStorageTraits>,
+    /// The band's layout.
+    pub layout: BandLayout,
+}
+
+impl BandArrays {
+    /// Shard (chunk grid) indices of a cell and year in `embeddings` (scales: the first three).
+    pub fn shard_indices(&self, cell: Cell, year: u16) -> Option<[u64; 4]> {
+        let y = self.layout.year_index(year)?;
+        let (i, j) = self.layout.grid.cell_shard(cell);
+        Some([y, i as u64, j as u64, 0])
+    }
+
+    /// Store keys of the two shards of a cell and year.
+    pub fn shard_keys(&self, cell: Cell, year: u16) -> Option<(String, String)> {
+        let idx = self.shard_indices(cell, year)?;
+        Some((
+            self.embeddings.chunk_key(&idx).as_str().to_string(),
+            self.scales.chunk_key(&idx[..3]).as_str().to_string(),
+        ))
+    }
+}
