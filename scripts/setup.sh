@@ -3,7 +3,8 @@
 # cmake (PROJ is built from source by the proj crate), a Python venv under .venv with the
 # independent reference tools the tests use (pyproj, xarray, zarr-python, rioxarray,
 # stac-validator, ...) and the STAC schemas for offline validation, Leaflet from npm
-# (node_modules/, copied into the map by `mosaic stac`) and Chromium for the map test.
+# (node_modules/: a test checks that the Leaflet built into `mosaic` is this package) and
+# Chromium for the map test.
 # `scripts/setup.sh` installs what the demo needs (cmake, .venv); `scripts/setup.sh --tests`
 # adds Chromium and Leaflet for the map tests. Idempotent: a second run only checks.
 set -euo pipefail

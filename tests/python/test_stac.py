@@ -17,20 +17,18 @@ from shapely.geometry import box, shape
 from shapely.ops import unary_union
 
 from browser import Browser, Server
-from conftest import EDGE, NORTH, REPO, SOUTH, mosaic
+from conftest import EDGE, NORTH, SOUTH, mosaic
 from stac_schemas import DATACUBE, PROJECTION, schema_map
-
-LEAFLET = REPO / "node_modules" / "leaflet"
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def run_stac(store, out, *extra):
-    if "--no-map" not in extra:
-        assert (LEAFLET / "dist" / "leaflet.js").exists(), \
-            "Leaflet is missing: run scripts/setup.sh (npm ci) first"
-        extra = ("--leaflet", LEAFLET, *extra)
-    return mosaic("stac", "--store", store, "--out", out, *extra)
+    """`mosaic stac` run from a folder outside the repository (no node_modules anywhere above):
+    the map's Leaflet must come from the binary itself."""
+    cwd = Path(out).parent
+    assert not any((d / "node_modules").exists() for d in [cwd, *cwd.parents])
+    return mosaic("stac", "--store", store, "--out", out, *extra, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

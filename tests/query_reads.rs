@@ -1,0 +1,256 @@
+//! `query` reads only the inner chunks a box needs: checked with a storage adapter written
+//! here (not the tool's own read counter), against the inner chunks that the store's own
+//! metadata, coordinate arrays and shard indices say the box covers. The tool's counter must
+//! agree with this count.
+
+mod common;
+
+use common::{mosaic, s, scratch_dir};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tessera_mosaic::store::{Store, count_reads};
+use tessera_mosaic::tools::query::{QueryPlan, QueryRequest};
+use tessera_mosaic::zarr::MosaicStore;
+use zarrs::storage::{
+    Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
+    ReadableWritableListableStorageTraits, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes,
+    StorePrefix, WritableStorageTraits, byte_range::ByteRangeIterator,
+};
+
+/// Records every byte range read, per key, resolved to `start..end`.
+struct ReadLog {
+    inner: Arc<dyn ReadableWritableListableStorageTraits>,
+    reads: Mutex<Vec<(String, u64, u64)>>,
+}
+
+impl ReadableStorageTraits for ReadLog {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        let ranges: Vec<_> = byte_ranges.collect();
+        if let Some(size) = self.inner.size_key(key)? {
+            let mut log = self.reads.lock().unwrap();
+            for r in &ranges {
+                let range = r.to_range(size);
+                log.push((key.as_str().to_string(), range.start, range.end));
+            }
+        }
+        self.inner
+            .get_partial_many(key, Box::new(ranges.into_iter()))
+    }
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+impl WritableStorageTraits for ReadLog {
+    fn set(&self, _: &StoreKey, _: Bytes) -> Result<(), StorageError> {
+        Err(StorageError::Other("read only".into()))
+    }
+    fn set_partial_many(&self, _: &StoreKey, _: OffsetBytesIterator) -> Result<(), StorageError> {
+        Err(StorageError::Other("read only".into()))
+    }
+    fn erase(&self, _: &StoreKey) -> Result<(), StorageError> {
+        Err(StorageError::Other("read only".into()))
+    }
+    fn erase_prefix(&self, _: &StorePrefix) -> Result<(), StorageError> {
+        Err(StorageError::Other("read only".into()))
+    }
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+impl ListableStorageTraits for ReadLog {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix)
+    }
+}
+
+/// A JSON document of the store.
+fn json(store: &Path, key: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(store.join(key)).unwrap()).unwrap()
+}
+
+/// A float64 coordinate array, read from its chunk files (bytes codec only, little endian).
+fn coordinate(store: &Path, band: &str, name: &str) -> Vec<f64> {
+    let meta = json(store, &format!("{band}/{name}/zarr.json"));
+    assert_eq!(meta["codecs"].as_array().unwrap().len(), 1, "plain bytes");
+    let n = meta["shape"][0].as_u64().unwrap() as usize;
+    let chunk = meta["chunk_grid"]["configuration"]["chunk_shape"][0]
+        .as_u64()
+        .unwrap() as usize;
+    let mut values = Vec::new();
+    for i in 0..n.div_ceil(chunk) {
+        let bytes = std::fs::read(store.join(format!("{band}/{name}/c/{i}"))).unwrap();
+        values.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap())),
+        );
+    }
+    values.truncate(n);
+    values
+}
+
+/// Byte intervals merged into a sorted list of disjoint ranges.
+fn merged(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in ranges {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// The byte ranges of a shard that hold the index and the inner chunks `wanted` (grid indices
+/// within the shard, C order over `grid`), from the shard's own index: (offset, nbytes) u64
+/// pairs, then a crc32c, at the end of the object.
+fn expected_ranges(shard: &Path, grid: &[u64], wanted: &BTreeSet<Vec<u64>>) -> Vec<(u64, u64)> {
+    let bytes = std::fs::read(shard).unwrap();
+    let n: u64 = grid.iter().product();
+    let index_len = n * 16 + 4;
+    let size = bytes.len() as u64;
+    let index = &bytes[(size - index_len) as usize..];
+    let mut out = vec![(size - index_len, size)];
+    for idx in wanted {
+        let linear = idx.iter().zip(grid).fold(0, |acc, (i, g)| acc * g + i);
+        let entry = &index[(linear * 16) as usize..(linear * 16 + 16) as usize];
+        let offset = u64::from_le_bytes(entry[..8].try_into().unwrap());
+        let nbytes = u64::from_le_bytes(entry[8..].try_into().unwrap());
+        assert_ne!(offset, u64::MAX, "inner chunk {idx:?} is stored");
+        out.push((offset, offset + nbytes));
+    }
+    out
+}
+
+#[test]
+fn query_reads_exactly_the_inner_chunks_under_the_box() {
+    let d = scratch_dir("query-reads");
+    let (root, store) = (d.join("in"), d.join("store.zarr"));
+    let synth = [
+        "synth",
+        "--out",
+        s(&root),
+        "--tiles",
+        "grid_-99.95_80.05",
+        "--years",
+        "2024",
+        "--land-fraction",
+        "1.0",
+    ];
+    assert!(mosaic(&synth).status.success());
+    let build = [
+        "build", "--input", s(&root), "--out", s(&store), "--band", "80-90",
+    ];
+    let out = mosaic(&build);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The one shard of the band, and the inner chunk grid, from the store's own metadata.
+    let band = "80-90";
+    let shards: Vec<_> = std::fs::read_dir(store.join(format!("{band}/embeddings/c/0")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(shards.len(), 1);
+    let shard_row: u64 = shards[0].parse().unwrap();
+    let cols_dir = store.join(format!("{band}/embeddings/c/0/{shard_row}"));
+    let shard_col: u64 = std::fs::read_dir(&cols_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let meta = json(&store, &format!("{band}/embeddings/zarr.json"));
+    let shape = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+    };
+    let shard_shape = shape(&meta["chunk_grid"]["configuration"]["chunk_shape"]);
+    let inner = shape(&meta["codecs"][0]["configuration"]["chunk_shape"]);
+    let grid: Vec<u64> = shard_shape.iter().zip(&inner).map(|(s, c)| s / c).collect();
+
+    // A box straddling the boundary between two inner chunk rows, a few columns wide.
+    let lats = coordinate(&store, band, "lat");
+    let lons = coordinate(&store, band, "lon");
+    let (r0, c0) = (shard_row * shard_shape[1], shard_col * shard_shape[2]);
+    let rows = (r0 + inner[1] - 2)..=(r0 + inner[1] + 1);
+    let cols = (c0 + 3)..=(c0 + 5);
+    let request = QueryRequest {
+        lat: (lats[*rows.start() as usize], lats[*rows.end() as usize]),
+        lon: (lons[*cols.start() as usize], lons[*cols.end() as usize]),
+        year: Some(2024),
+        dequantize: false,
+    };
+    let wanted: BTreeSet<Vec<u64>> = rows
+        .clone()
+        .flat_map(|r| cols.clone().map(move |c| (r, c)))
+        .map(|(r, c)| vec![0, (r - r0) / inner[1], (c - c0) / inner[2], 0])
+        .collect();
+    assert_eq!(wanted.len(), 2, "the box spans two inner chunks: {wanted:?}");
+
+    // Run the query in-process through the logging adapter (inside the tool's own counter).
+    let opened = Store::open(s(&store)).unwrap();
+    let log = Arc::new(ReadLog {
+        inner: opened.storage.clone(),
+        reads: Mutex::new(Vec::new()),
+    });
+    let logged = Store {
+        storage: log.clone(),
+        location: opened.location.clone(),
+    };
+    let (counted, tool_counter) = count_reads(&logged);
+    let plan = QueryPlan::new(&MosaicStore { store: counted }, &request).unwrap();
+    assert_eq!((plan.rows(), plan.cols()), (4, 3));
+    plan.write_npy(&d.join("box.npy")).unwrap();
+
+    let reads = log.reads.lock().unwrap().clone();
+    let mut by_key: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for (key, a, b) in &reads {
+        by_key.entry(key.clone()).or_default().push((*a, *b));
+    }
+    let emb_key = format!("{band}/embeddings/c/0/{shard_row}/{shard_col}/0");
+    let sc_key = format!("{band}/scales/c/0/{shard_row}/{shard_col}");
+    for key in by_key.keys() {
+        assert!(
+            key.ends_with("zarr.json") || *key == emb_key || *key == sc_key,
+            "unexpected read of {key}"
+        );
+    }
+    let want_emb = expected_ranges(&store.join(&emb_key), &grid, &wanted);
+    let scale_wanted: BTreeSet<Vec<u64>> = wanted.iter().map(|w| w[..3].to_vec()).collect();
+    let want_sc = expected_ranges(&store.join(&sc_key), &grid[..3], &scale_wanted);
+    assert_eq!(merged(by_key[&emb_key].clone()), merged(want_emb.clone()));
+    assert_eq!(merged(by_key[&sc_key].clone()), merged(want_sc.clone()));
+    // No byte of a shard read twice.
+    let total = |r: &[(u64, u64)]| r.iter().map(|(a, b)| b - a).sum::<u64>();
+    assert_eq!(total(&by_key[&emb_key]), total(&merged(want_emb)));
+
+    // The tool's own counter agrees with this count.
+    let all_bytes: u64 = reads.iter().map(|(_, a, b)| b - a).sum();
+    assert_eq!(tool_counter.bytes_read() as u64, all_bytes);
+    assert_eq!(tool_counter.reads(), reads.len());
+}
