@@ -87,6 +87,27 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
     .unwrap();
     assert_eq!(record["failed"][0]["path"], mask.to_str().unwrap());
 
+    // `mosaic status` counts the cell whose build failed (the landmask one) as failed, the one
+    // written as built: the counts we made above, and the shard files on disk.
+    let status = |store: &Path| -> serde_json::Value {
+        let out = mosaic(&["status", "--store", store.to_str().unwrap(), "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let on_disk = std::fs::read_dir(store.join("80-90/scales/c/0/0"))
+        .unwrap()
+        .count();
+    assert_eq!(on_disk, 1);
+    let s = status(&store);
+    assert_eq!(s[0]["band"], "80-90", "{s}");
+    assert_eq!(s[0]["years"][0]["year"], 2024, "{s}");
+    assert_eq!(s[0]["years"][0]["built"], on_disk, "{s}");
+    assert_eq!(s[0]["years"][0]["failed"], 1, "{s}");
+
     // Fixing the inputs and rerunning completes the band without touching the good shard.
     let before = std::fs::read(shard(802)).unwrap();
     std::fs::remove_file(&mask).unwrap();
@@ -107,4 +128,14 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
     );
     assert!(shard(801).exists() && !shard(800).exists());
     assert_eq!(std::fs::read(shard(802)).unwrap(), before);
+    // The new run's failure record replaced the old one: it describes this run (no failure).
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(store.join("_mosaic/failures/80-90/all.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["failed"], serde_json::json!([]), "{record}");
+    assert_eq!(record["input_problems"], serde_json::json!([]), "{record}");
+    let s = status(&store);
+    assert_eq!(s[0]["years"][0]["built"], 2, "{s}");
+    assert_eq!(s[0]["years"][0]["failed"], 0, "{s}");
 }

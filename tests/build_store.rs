@@ -118,6 +118,7 @@ fn killed_builds_resume_to_an_identical_store() {
     build(&reference, 2);
     let store = d.join("killed.zarr");
     // Kill after the first completed tile, then again after a few more.
+    let mut interrupted = 0;
     for kill_after in [1, 4] {
         let mut child = mosaic()
             .args([
@@ -143,11 +144,55 @@ fn killed_builds_resume_to_an_identical_store() {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        child.kill().unwrap(); // SIGKILL
+        // Proof of an interruption: the build still runs and has not written every tile yet.
+        let before = shard_count(&store);
+        if child.try_wait().unwrap().is_none() && before < 8 {
+            interrupted += 1;
+        }
+        let _ = child.kill(); // SIGKILL (an error only if it already exited)
         child.wait().unwrap();
         let done = shard_count(&store);
         assert!(done < 8, "killed before the end (had {done})");
     }
+    assert!(
+        interrupted >= 1,
+        "no kill interrupted a running build: each had already exited"
+    );
     build(&store, 2);
     assert_same(&reference, &store);
+}
+
+#[test]
+fn a_tile_with_only_one_of_its_two_shards_is_rewritten() {
+    let d = workdir();
+    let store = d.join("half.zarr");
+    build(&store, 2);
+    let before = snapshot(&store);
+    // As if a build was killed between the two shard writes of two tiles (one each way round).
+    let scales = store.join("80-90/scales/c/0/0/800");
+    let embeddings = store.join("80-90/embeddings/c/1/1/800/0");
+    assert!(scales.exists() && embeddings.exists());
+    std::fs::remove_file(&scales).unwrap();
+    std::fs::remove_file(&embeddings).unwrap();
+    let out = mosaic()
+        .args([
+            "build",
+            "--input",
+            d.join("in").to_str().unwrap(),
+            "--out",
+            store.to_str().unwrap(),
+            "--band",
+            "80-90",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("2 tiles written, 6 already present"),
+        "{text}"
+    );
+    // Both tiles rewritten whole: the store is again the one before the deletions.
+    assert_same_snapshots(&before, &snapshot(&store));
 }

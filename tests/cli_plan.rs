@@ -200,3 +200,35 @@ fn synth_tiles_have_the_rule_geometry_at_the_equator_and_antimeridian() {
         "grid_179.95_-0.05 and grid_-179.95_-0.05 are the box's cells"
     );
 }
+
+#[test]
+fn synth_is_deterministic_for_a_seed() {
+    let dir = scratch_dir("synth-seed");
+    let run = |name: &str, seed: &str| {
+        let root = dir.join(name);
+        let out = mosaic(&[
+            "synth",
+            "--out",
+            root.to_str().unwrap(),
+            "--tiles",
+            "grid_-99.95_80.05",
+            "--years",
+            "2024",
+            "--landmasks",
+            "--seed",
+            seed,
+        ]);
+        assert!(out.status.success());
+        common::snapshot(&root)
+    };
+    let a = run("a", "7");
+    let b = run("b", "7");
+    let c = run("c", "8");
+    // Same seed: the same files, byte for byte (tiles, scales and landmask).
+    assert_eq!(a.len(), 3, "{:?}", a.keys().collect::<Vec<_>>());
+    common::assert_same_snapshots(&a, &b);
+    // Another seed: other embeddings.
+    let emb = "2024/grid_-99.95_80.05/grid_-99.95_80.05.npy";
+    assert_eq!(a[emb].len(), c[emb].len());
+    assert!(a[emb] != c[emb], "seed 8 gave the embeddings of seed 7");
+}

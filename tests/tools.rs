@@ -108,6 +108,16 @@ fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
     );
     assert!(text.contains("FAILED"));
 
+    // Shards of a cell with no input tile (copies of a good tile's, so they decode).
+    let planted = ["80-90/embeddings/c/0/0/805/0", "80-90/scales/c/0/0/805"];
+    for (key, from) in planted
+        .iter()
+        .zip(["80-90/embeddings/c/0/0/800/0", "80-90/scales/c/0/0/800"])
+    {
+        let to = bad.join(key);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(bad.join(from), to).unwrap();
+    }
     // Flip bytes inside a shard's compressed data: reported, not a crash.
     let c = bad.join("80-90/scales/c/0/0/800");
     let mut bytes = std::fs::read(&c).unwrap();
@@ -139,7 +149,13 @@ fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
         text.contains("error: 2023 grid_-99.95_80.05: reading scales"),
         "{text}"
     );
-    assert!(text.contains("0 unexpected shards"), "{text}");
+    assert!(text.contains(" 2 unexpected shards"), "{text}");
+    for key in planted {
+        assert!(
+            text.contains(&format!("shard without an input tile: {key}\n")),
+            "{text}"
+        );
+    }
 }
 
 #[test]

@@ -119,6 +119,73 @@ fn three_worker_processes_equal_one_process() {
 }
 
 #[test]
+fn worker_shares_are_disjoint_and_together_the_band() {
+    let d = scratch_dir("worker-shares");
+    let input = d.join("in");
+    ok(mosaic(&[
+        "synth",
+        "--out",
+        s(&input),
+        "--tiles",
+        CELLS,
+        "--years",
+        "2024",
+    ]));
+    ok(mosaic(&[
+        "build",
+        "--input",
+        s(&input),
+        "--out",
+        s(&d.join("one.zarr")),
+        "--band",
+        "80-90",
+    ]));
+    // The same shares one after another, each into its own store: no "already present" skip
+    // can hide an overlap. The shard sets are pairwise disjoint and together are the
+    // one-process store's, byte for byte; every other file is the same in each.
+    let one = snapshot(&d.join("one.zarr"));
+    let is_shard =
+        |k: &str| k.starts_with("80-90/embeddings/c/") || k.starts_with("80-90/scales/c/");
+    let mut union: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut sharing = 0;
+    for i in 1..=3 {
+        let share = d.join(format!("share-{i}.zarr"));
+        ok(mosaic(&[
+            "build",
+            "--input",
+            s(&input),
+            "--out",
+            s(&share),
+            "--band",
+            "80-90",
+            "--worker",
+            &format!("{i}/3"),
+        ]));
+        let files = snapshot(&share);
+        let shards: Vec<&String> = files.keys().filter(|k| is_shard(k)).collect();
+        sharing += usize::from(!shards.is_empty());
+        for (k, v) in &files {
+            if is_shard(k) {
+                assert!(
+                    union.insert(k.clone(), v.clone()).is_none(),
+                    "{k} written by worker {i}/3 and by an earlier worker"
+                );
+            } else if !k.starts_with("_mosaic") {
+                assert!(one.get(k) == Some(v), "{k} of worker {i}/3 differs");
+            }
+        }
+    }
+    let one_shards: BTreeMap<String, Vec<u8>> =
+        one.into_iter().filter(|(k, _)| is_shard(k)).collect();
+    assert_eq!(one_shards.len(), 2 * 6);
+    assert!(
+        sharing >= 2,
+        "only {sharing} worker wrote shards: nothing to overlap"
+    );
+    assert_same_snapshots(&one_shards, &union);
+}
+
+#[test]
 fn adding_a_year_and_late_tiles_writes_only_new_shards() {
     let d = scratch_dir("incremental");
     let input = d.join("in");
@@ -247,4 +314,82 @@ fn adding_a_year_and_late_tiles_writes_only_new_shards() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("before the store's first year 2023"));
+}
+
+#[test]
+fn a_store_refuses_a_bands_toml_that_differs_from_its_own() {
+    let d = scratch_dir("refuse-bands");
+    let input = d.join("in");
+    let store = d.join("store.zarr");
+    ok(mosaic(&[
+        "synth",
+        "--out",
+        s(&input),
+        "--tiles",
+        "grid_-99.95_80.05",
+        "--years",
+        "2024",
+    ]));
+    ok(mosaic(&[
+        "build",
+        "--input",
+        s(&input),
+        "--out",
+        s(&store),
+        "--band",
+        "80-90",
+    ]));
+    let before = snapshot(&store);
+    // Add a tile, so that a build that did not refuse would write something.
+    ok(mosaic(&[
+        "synth",
+        "--out",
+        s(&input),
+        "--tiles",
+        "grid_-99.85_80.05",
+        "--years",
+        "2024",
+    ]));
+    let default =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bands.toml")).unwrap();
+    for (what, from, to, store_says, config_says) in [
+        (
+            "grid",
+            "rows_per_cell = 1170",
+            "rows_per_cell = 1287",
+            "rows_per_cell: 1170",
+            "rows_per_cell: 1287",
+        ),
+        ("codec", "level = 1", "level = 3", "level: 1", "level: 3"),
+        (
+            "fill",
+            "embeddings_fill = 0",
+            "embeddings_fill = 1",
+            "fill 0",
+            "and 1",
+        ),
+    ] {
+        assert!(default.contains(from), "{from}");
+        let path = d.join(format!("bands-{what}.toml"));
+        std::fs::write(&path, default.replace(from, to)).unwrap();
+        let out = mosaic(&[
+            "build",
+            "--input",
+            s(&input),
+            "--out",
+            s(&store),
+            "--band",
+            "80-90",
+            "--bands",
+            s(&path),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(
+            err.contains(store_says) && err.contains(config_says),
+            "{what}: the message names both settings: {err}"
+        );
+        let after = snapshot(&store);
+        assert_same_snapshots(&before, &after);
+    }
 }

@@ -27,7 +27,11 @@ def test_npy_box_within_one_band_equals_xarray(sample, tmp_path):
     np.testing.assert_array_equal(meta["lat"], ds.lat.values)
     np.testing.assert_array_equal(meta["lon"], ds.lon.values)
     assert meta["year"] == [2023, 2024]
-    assert meta["row_sources"] == [{"band": "70-80", "rows": [0, ds.lat.size], "cols_per_cell": ds.lon.size and meta["row_sources"][0]["cols_per_cell"], "resampled": False}]
+    # Columns per cell from the whole band as xarray reads it: 3600 cells around the globe.
+    whole = band(sample, "70-80")
+    assert whole.lon.size % 3600 == 0
+    cols_per_cell = whole.lon.size // 3600
+    assert meta["row_sources"] == [{"band": "70-80", "rows": [0, ds.lat.size], "cols_per_cell": cols_per_cell, "resampled": False}]
     assert not np.isnan(scales).all() and np.isnan(scales).any()
 
 
