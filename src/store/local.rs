@@ -162,3 +162,51 @@ impl ListableStorageTraits for AtomicFilesystemStore {
         self.inner.size_prefix(prefix)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files in `dir` whose names mark them as temporaries.
+    fn temporaries(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| is_temporary_key(n))
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_behind() {
+        let root = std::env::temp_dir().join(format!("mosaic-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = AtomicFilesystemStore::new(&root).unwrap();
+        // The temporary is written, then the rename fails: a non-empty folder holds the key.
+        std::fs::create_dir_all(root.join("band/shard/inside")).unwrap();
+        let key = StoreKey::new("band/shard").unwrap();
+        let err = store.set(&key, Bytes::from(vec![7u8; 4096]));
+        assert!(err.is_err(), "the rename onto a folder must fail");
+        assert_eq!(temporaries(&root.join("band")), Vec::<String>::new());
+        // A write that succeeds leaves the value and no temporary either.
+        let ok = StoreKey::new("band/other").unwrap();
+        store.set(&ok, Bytes::from(vec![1u8; 10])).unwrap();
+        assert_eq!(
+            std::fs::read(root.join("band/other")).unwrap(),
+            vec![1u8; 10]
+        );
+        assert_eq!(temporaries(&root.join("band")), Vec::<String>::new());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn temporary_names_carry_their_owner() {
+        assert_eq!(
+            temporary_key_owner("0.tmp.4242.7.0a1b2c3d"),
+            Some((4242, Some("0a1b2c3d".to_string())))
+        );
+        assert_eq!(temporary_key_owner("0.tmp.4242.7"), Some((4242, None)));
+        assert_eq!(temporary_key_owner("0"), None);
+        assert!(is_temporary_key("b/embeddings/c/0/1/2/0.tmp.1.2.ab"));
+        assert!(!is_temporary_key("b/embeddings/c/0/1/2/0"));
+    }
+}
