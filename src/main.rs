@@ -36,6 +36,8 @@ enum Command {
     Stac(cli::stac::Args),
     /// Per band and year: cells built, failed and (with --input) missing.
     Status(cli::status::Args),
+    /// Rewrite the root metadata from the bands in the store (after concurrent band builds).
+    Finalize(cli::finalize::Args),
     /// Benchmark helper: read a band's tiles and compress as many output bytes, no reprojection.
     #[command(hide = true)]
     Ceiling(cli::build::CeilingArgs),
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Preview(a) => cli::preview::run(a),
         Command::Stac(a) => cli::stac::run(a),
         Command::Status(a) => cli::status::run(a),
+        Command::Finalize(a) => cli::finalize::run(a),
         Command::Ceiling(a) => cli::build::run_ceiling(a),
     };
     match result {

@@ -24,7 +24,12 @@ fn src() -> PathBuf {
 /// The library's top-level module of a file under src/ (`None` for the binary's files).
 fn module_of(path: &Path) -> Option<String> {
     let rel = path.strip_prefix(src()).unwrap();
-    let first = rel.components().next()?.as_os_str().to_string_lossy().into_owned();
+    let first = rel
+        .components()
+        .next()?
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
     let name = first.trim_end_matches(".rs").to_string();
     (!matches!(name.as_str(), "main" | "lib" | "cli")).then_some(name)
 }
@@ -57,7 +62,12 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
 fn the_store_is_a_leaf() {
     let graph = imports();
     assert!(graph.contains_key("store"), "{graph:?}");
-    assert_eq!(graph["store"], BTreeSet::new(), "store imports {:?}", graph["store"]);
+    assert_eq!(
+        graph["store"],
+        BTreeSet::new(),
+        "store imports {:?}",
+        graph["store"]
+    );
 }
 
 #[test]
@@ -65,7 +75,10 @@ fn top_level_modules_import_without_cycles() {
     let graph = imports();
     for deps in graph.values() {
         for d in deps {
-            assert!(graph.contains_key(d), "crate::{d} is not a module: {graph:?}");
+            assert!(
+                graph.contains_key(d),
+                "crate::{d} is not a module: {graph:?}"
+            );
         }
     }
     // Peel off modules with no remaining imports; whatever is left is a cycle.
@@ -83,7 +96,11 @@ fn top_level_modules_import_without_cycles() {
 #[test]
 fn main_is_thin_and_no_file_is_too_long() {
     let main = std::fs::read_to_string(src().join("main.rs")).unwrap();
-    assert!(main.lines().count() <= 200, "main.rs has {} lines", main.lines().count());
+    assert!(
+        main.lines().count() <= 200,
+        "main.rs has {} lines",
+        main.lines().count()
+    );
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     for file in files {

@@ -161,10 +161,20 @@ fn query_reads_exactly_the_inner_chunks_under_the_box() {
     ];
     assert!(mosaic(&synth).status.success());
     let build = [
-        "build", "--input", s(&root), "--out", s(&store), "--band", "80-90",
+        "build",
+        "--input",
+        s(&root),
+        "--out",
+        s(&store),
+        "--band",
+        "80-90",
     ];
     let out = mosaic(&build);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The one shard of the band, and the inner chunk grid, from the store's own metadata.
     let band = "80-90";
@@ -187,7 +197,11 @@ fn query_reads_exactly_the_inner_chunks_under_the_box() {
         .unwrap();
     let meta = json(&store, &format!("{band}/embeddings/zarr.json"));
     let shape = |v: &serde_json::Value| -> Vec<u64> {
-        v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
     };
     let shard_shape = shape(&meta["chunk_grid"]["configuration"]["chunk_shape"]);
     let inner = shape(&meta["codecs"][0]["configuration"]["chunk_shape"]);
@@ -210,7 +224,11 @@ fn query_reads_exactly_the_inner_chunks_under_the_box() {
         .flat_map(|r| cols.clone().map(move |c| (r, c)))
         .map(|(r, c)| vec![0, (r - r0) / inner[1], (c - c0) / inner[2], 0])
         .collect();
-    assert_eq!(wanted.len(), 2, "the box spans two inner chunks: {wanted:?}");
+    assert_eq!(
+        wanted.len(),
+        2,
+        "the box spans two inner chunks: {wanted:?}"
+    );
 
     // Run the query in-process through the logging adapter (inside the tool's own counter).
     let opened = Store::open(s(&store)).unwrap();

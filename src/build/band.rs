@@ -18,9 +18,9 @@ use super::report::{BuildReport, FailedTile, PhaseClock};
 use super::resume::{CellWork, band_work, built_everywhere};
 use super::sink::{BandArraysSink, GatheredTile, ShardSink};
 use super::threads::{TileBuffers, thread_pool, with_tile_buffers};
-use crate::grid::{BandGrid, CompressionConfig, UtmZone};
+use crate::grid::{BandGrid, CompressionConfig, UtmZone, projection};
 use crate::input::{Catalogue, InputTile, TileProblem, TileSource, read_tile};
-use crate::placement::{PlacementMap, gather_into, place_cell, projection, scale_is_valid};
+use crate::placement::{PlacementMap, gather_into, place_cell, scale_is_valid};
 use crate::zarr::{FormatError, MosaicStore};
 
 /// Options of one build.

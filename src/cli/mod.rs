@@ -2,6 +2,7 @@
 //! the pieces they share (progress bars, input scanning, printing problems).
 
 pub mod build;
+pub mod finalize;
 pub mod plan;
 pub mod preview;
 pub mod query;

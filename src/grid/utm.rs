@@ -1,6 +1,10 @@
 //! Tile geometry: each cell's UTM projection, origin and pixel size, by the rule TESSERA's own
 //! tools use (DESIGN.md section 1), computed with PROJ.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use super::cell::Cell;
 
 /// Source pixel size in metres.
@@ -111,6 +115,22 @@ impl UtmProjection {
     }
 }
 
+thread_local! {
+    static PROJECTIONS: RefCell<HashMap<UtmZone, Rc<UtmProjection>>> = RefCell::default();
+}
+
+/// This thread's projection for a zone, created on first use: creating one (a PROJ context)
+/// costs more than computing a tile's geometry or placing a whole cell with it, and PROJ
+/// objects cannot cross threads.
+pub fn projection(zone: UtmZone) -> Result<Rc<UtmProjection>, GeometryError> {
+    if let Some(p) = PROJECTIONS.with_borrow(|m| m.get(&zone).cloned()) {
+        return Ok(p);
+    }
+    let p = Rc::new(UtmProjection::new(zone)?);
+    PROJECTIONS.with_borrow_mut(|m| m.insert(zone, p.clone()));
+    Ok(p)
+}
+
 /// Where a tile's pixels are: its CRS, the outer corner of pixel (0, 0) and its size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TileGeometry {
@@ -159,10 +179,9 @@ impl TileGeometry {
         })
     }
 
-    /// Compute a cell's tile geometry (creates a PROJ object; prefer
-    /// [`TileGeometry::with_projection`] in loops).
+    /// Compute a cell's tile geometry with this thread's projection for its zone.
     pub fn for_cell(cell: Cell) -> Result<TileGeometry, GeometryError> {
-        Self::with_projection(cell, &UtmProjection::new(UtmZone::for_cell(cell))?)
+        Self::with_projection(cell, &*projection(UtmZone::for_cell(cell))?)
     }
 
     /// EPSG code of the tile's CRS.

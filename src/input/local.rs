@@ -47,21 +47,25 @@ impl TileSource for LocalTree {
         tile: &InputTile,
         buf: &mut Vec<u8>,
     ) -> Result<NpyHeader, TileProblem> {
+        regular_file(&tile.embeddings)?;
         npy::read_npy_into(&tile.embeddings, buf)
             .map_err(|e| TileProblem::new(&tile.embeddings, e.to_string()))
     }
 
     fn read_scales(&self, tile: &InputTile) -> Result<(NpyHeader, Vec<u8>), TileProblem> {
+        regular_file(&tile.scales)?;
         npy::read_npy(&tile.scales).map_err(|e| TileProblem::new(&tile.scales, e.to_string()))
     }
 
     fn read_landmask(&self, path: &Path) -> Result<(usize, usize, Vec<u8>), TileProblem> {
+        regular_file(path)?;
         geotiff::read_u8(path).map_err(|e| TileProblem::new(path, e.to_string()))
     }
 
     fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem> {
         use std::io::{Read, Seek, SeekFrom};
         let fail = |e: String| TileProblem::new(path, e);
+        regular_file(path)?;
         let header = npy::read_header(path).map_err(|e| fail(e.to_string()))?;
         let mut f = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
         f.seek(SeekFrom::Start(header.data_offset as u64))
@@ -71,6 +75,20 @@ impl TileSource for LocalTree {
             .read_to_end(&mut buf)
             .map_err(|e| fail(e.to_string()))?;
         Ok(buf)
+    }
+}
+
+/// Refuse anything but a regular file (after following links): opening a FIFO blocks forever,
+/// and a device never ends.
+fn regular_file(path: &Path) -> Result<(), TileProblem> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) if m.is_dir() => Err(TileProblem::new(path, "is a directory, expected a file")),
+        Ok(_) => Err(TileProblem::new(
+            path,
+            "is not a regular file (a FIFO, socket or device): refused, it could block forever",
+        )),
+        Err(e) => Err(TileProblem::new(path, format!("cannot read: {e}"))),
     }
 }
 
@@ -276,6 +294,7 @@ fn read_tile_files(
         if std::fs::symlink_metadata(path).is_err() {
             return Err(TileProblem::new(path, "missing"));
         }
+        regular_file(path)?;
         npy::read_header(path).map_err(|e| TileProblem::new(path, format!("cannot read: {e}")))
     };
     let eh = header(&embeddings)?;

@@ -4,9 +4,7 @@
 mod gather;
 mod map;
 mod nodata;
-mod projections;
 
 pub use gather::{gather, gather_into};
 pub use map::{NO_SOURCE, PlacementMap, cell_pixel_centres, place_cell, place_cell_exact};
 pub use nodata::{has_data, scale_is_valid};
-pub use projections::projection;

@@ -230,17 +230,37 @@ impl MosaicStore {
         self.write_root_metadata()
     }
 
-    /// Rewrite the root group with consolidated metadata of every band.
+    /// Rewrite the root group with the consolidated metadata of every band.
+    ///
+    /// Builds of other bands (other processes, other machines) may add or grow band groups at
+    /// any moment, and the root is one object that each of them rewrites. So after writing,
+    /// the root is computed again from the bands as they are now and rewritten until the two
+    /// agree: the last writer always writes a root that holds every band it could see after its
+    /// own write, so the root converges once the builds stop. `mosaic finalize` runs the same
+    /// step on its own.
     pub fn write_root_metadata(&self) -> Result<(), FormatError> {
+        const MAX_ROUNDS: usize = 10;
+        let mut written = None;
+        for _ in 0..MAX_ROUNDS {
+            let root = self.root_metadata()?;
+            if written.as_ref() == Some(&root) {
+                return Ok(());
+            }
+            self.store.put_json(ROOT_METADATA_KEY, &root)?;
+            written = Some(root);
+        }
+        Ok(())
+    }
+
+    /// The root group document for the bands the store holds now.
+    fn root_metadata(&self) -> Result<Value, FormatError> {
         let mut groups = Vec::new();
         for band in self.bands()? {
             if let Some(group) = self.store.get_json(&group_key(&band))? {
                 groups.push((band, group));
             }
         }
-        Ok(self
-            .store
-            .put_json(ROOT_METADATA_KEY, &root_group_metadata(groups))?)
+        Ok(root_group_metadata(groups))
     }
 
     fn write_coordinates(

@@ -1,0 +1,228 @@
+//! Builds of different bands into one store at the same moment: each band is whole, and the
+//! root's consolidated metadata converges to list every band, whoever writes it last.
+
+mod common;
+
+use common::{assert_same_files, mosaic, s, scratch_dir};
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tessera_mosaic::grid::{BandGrid, BandsConfig};
+use tessera_mosaic::store::{AtomicFilesystemStore, Store};
+use tessera_mosaic::zarr::MosaicStore;
+use zarrs::storage::{
+    Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
+    StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
+    byte_range::ByteRangeIterator,
+};
+
+/// One tile at 79.95N (band 70-80) and one at 80.05N (band 80-90), two years.
+fn input(d: &Path) -> PathBuf {
+    let root = d.join("in");
+    let synth = [
+        "synth",
+        "--out",
+        s(&root),
+        "--tiles",
+        "grid_-99.95_79.95,grid_-99.95_80.05",
+        "--years",
+        "2023,2024",
+    ];
+    assert!(mosaic(&synth).status.success());
+    root
+}
+
+fn root_bands(store: &Path) -> Vec<String> {
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
+    serde_json::from_value(root["attributes"]["tessera_mosaic_bands"].clone()).unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn two_processes_building_different_bands_leave_both_in_the_root() {
+    let d = scratch_dir("concurrent-bands");
+    let root = input(&d);
+    let reference = d.join("reference.zarr");
+    for band in ["70-80", "80-90"] {
+        let args = [
+            "build",
+            "--input",
+            s(&root),
+            "--out",
+            s(&reference),
+            "--band",
+            band,
+        ];
+        assert!(mosaic(&args).status.success());
+    }
+    let store = d.join("store.zarr");
+    let children: Vec<_> = ["70-80", "80-90"]
+        .iter()
+        .map(|band| {
+            Command::new(env!("CARGO_BIN_EXE_mosaic"))
+                .args([
+                    "build",
+                    "--input",
+                    s(&root),
+                    "--out",
+                    s(&store),
+                    "--band",
+                    band,
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output_async()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(root_bands(&store), ["70-80", "80-90"]);
+    // Each band, and the root, are what sequential builds give.
+    assert_same_files(&reference, &store);
+}
+
+/// Spawning as a trait so the two builds start together.
+trait OutputAsync {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl OutputAsync for Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// A local store where another band's group appears (copied from `other`) at the moment this
+/// process writes the root: the other build finished between this one's listing and its write.
+struct OtherBuildFinishes {
+    inner: AtomicFilesystemStore,
+    root: PathBuf,
+    other: PathBuf,
+    band: &'static str,
+    done: AtomicBool,
+}
+
+impl WritableStorageTraits for OtherBuildFinishes {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        if key.as_str() == "zarr.json" && !self.done.swap(true, Ordering::SeqCst) {
+            copy_dir(&self.other.join(self.band), &self.root.join(self.band));
+        }
+        self.inner.set(key, value)
+    }
+    fn set_partial_many(&self, k: &StoreKey, v: OffsetBytesIterator) -> Result<(), StorageError> {
+        self.inner.set_partial_many(k, v)
+    }
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.erase(key)
+    }
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.inner.erase_prefix(prefix)
+    }
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+impl ReadableStorageTraits for OtherBuildFinishes {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        self.inner.get_partial_many(key, byte_ranges)
+    }
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+impl ListableStorageTraits for OtherBuildFinishes {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix)
+    }
+}
+
+#[test]
+fn the_root_converges_when_another_band_appears_during_its_write() {
+    let d = scratch_dir("root-converges");
+    let root = input(&d);
+    let other = d.join("other.zarr");
+    let args = [
+        "build",
+        "--input",
+        s(&root),
+        "--out",
+        s(&other),
+        "--band",
+        "80-90",
+    ];
+    assert!(mosaic(&args).status.success());
+
+    let path = d.join("store.zarr");
+    let storage = OtherBuildFinishes {
+        inner: AtomicFilesystemStore::new(&path).unwrap(),
+        root: path.clone(),
+        other: other.clone(),
+        band: "80-90",
+        done: AtomicBool::new(false),
+    };
+    let store = MosaicStore {
+        store: Store {
+            storage: Arc::new(storage),
+            location: s(&path).to_string(),
+        },
+    };
+    let config = BandsConfig::default();
+    let grid = BandGrid::for_band(config.band("70-80").unwrap(), &config).unwrap();
+    store
+        .create_or_update_band(&grid, &[2023, 2024], &config.compression, 0, "test")
+        .unwrap();
+    assert_eq!(root_bands(&path), ["70-80", "80-90"]);
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.join("zarr.json")).unwrap()).unwrap();
+    let consolidated = &root["consolidated_metadata"]["metadata"];
+    assert!(consolidated.get("80-90/embeddings").is_some());
+
+    // `mosaic finalize` is idempotent: it rewrites the same root.
+    let before = std::fs::read(path.join("zarr.json")).unwrap();
+    let out = mosaic(&["finalize", "--store", s(&path)]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 bands: 70-80, 80-90"));
+    assert_eq!(std::fs::read(path.join("zarr.json")).unwrap(), before);
+}
