@@ -67,3 +67,24 @@ fn a_store_without_data_is_an_error() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("zarr.json missing"));
 }
+
+#[test]
+fn href_base_must_be_a_url() {
+    let d = scratch_dir("stac-cli-href-base");
+    let store = empty_store(&d);
+    let out = d.join("out");
+    let r = mosaic(&[
+        "stac",
+        "--store",
+        &store,
+        "--out",
+        out.to_str().unwrap(),
+        "--no-map",
+        "--href-base",
+        "published/store.zarr",
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("is not a URL"), "{err}");
+    assert!(!out.exists());
+}

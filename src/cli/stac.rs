@@ -18,7 +18,8 @@ pub struct Args {
     /// Output folder: catalog.json, one folder per year, and the map (index.html).
     #[arg(long)]
     pub out: PathBuf,
-    /// URL of the store for asset hrefs (`URL/{band}`); default: paths relative to each item.
+    /// URL of the published store for asset hrefs (`URL/{band}`, e.g. s3://bucket/store.zarr or
+    /// https://host/store.zarr); default: the store's absolute local path.
     #[arg(long)]
     pub href_base: Option<String>,
     /// Another Leaflet package or dist folder to copy into the map (default: the Leaflet built
@@ -41,7 +42,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let store = MosaicStore::open_existing(&a.store)?;
     let href = match &a.href_base {
-        Some(url) => AssetHref::Base(url.clone()),
+        Some(url) => {
+            if !is_url(url) {
+                bail!("--href-base {url} is not a URL (expected s3://... or https://...)");
+            }
+            AssetHref::Base(url.clone())
+        }
         None => {
             if is_url(&a.store) {
                 bail!(
@@ -50,7 +56,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 );
             }
             let path = Path::new(a.store.trim_start_matches("file://"));
-            AssetHref::Relative(
+            AssetHref::Local(
                 std::fs::canonicalize(path)
                     .with_context(|| format!("cannot resolve {}", path.display()))?,
             )

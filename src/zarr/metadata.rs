@@ -1,12 +1,75 @@
 //! The Zarr metadata documents of a band group and its arrays, and of the root group: written
 //! by us (not by zarrs) so that their bytes are deterministic. CF attributes for xarray and
-//! rioxarray, ACDD 1.3 discovery attributes, the GeoZarr `proj:` convention.
+//! rioxarray, ACDD 1.3 discovery attributes, and the GeoZarr conventions `proj:` and `spatial:`
+//! (zarr-conventions), declared in `zarr_conventions` on the band group and its data arrays.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::codecs::sharding_codec;
 use super::layout::{BandLayout, FORMAT_VERSION};
-use crate::grid::CHANNELS;
+use crate::grid::{BandGrid, CHANNELS};
+
+/// The zarr-conventions `proj:` convention (github.com/zarr-conventions/proj, v1), as
+/// registered in `zarr_conventions`; readers identify it by uuid.
+pub const PROJ_CONVENTION_UUID: &str = "f17cb550-5864-4468-aeb7-f3180cfb622f";
+/// The zarr-conventions `spatial:` convention (github.com/zarr-conventions/spatial, v1).
+pub const SPATIAL_CONVENTION_UUID: &str = "689b58e2-cf7b-45e0-9fff-9cfc0883d6b4";
+
+/// The `zarr_conventions` list of a band group and of its data arrays: `proj:` and `spatial:`,
+/// each with the uuid, schema_url, spec_url, name and description of its specification.
+pub fn zarr_conventions() -> Value {
+    json!([
+        {
+            "uuid": PROJ_CONVENTION_UUID,
+            "schema_url": "https://raw.githubusercontent.com/zarr-conventions/geo-proj/refs/tags/v1/schema.json",
+            "spec_url": "https://github.com/zarr-conventions/geo-proj/blob/v1/README.md",
+            "name": "proj:",
+            "description": "Coordinate reference system information for geospatial data",
+        },
+        {
+            "uuid": SPATIAL_CONVENTION_UUID,
+            "schema_url": "https://raw.githubusercontent.com/zarr-conventions/spatial/refs/tags/v1/schema.json",
+            "spec_url": "https://github.com/zarr-conventions/spatial/blob/v1/README.md",
+            "name": "spatial",
+            "description": "Spatial coordinate information",
+        },
+    ])
+}
+
+/// The affine transform of a band's grid in Affine order `[a, b, c, d, e, f]`: `lon = a * col +
+/// c`, `lat = e * row + f` for pixel corners. Row 0 is the southern edge (lat ascends), so the
+/// row step `e` is positive and `f` is the band's southern edge.
+pub fn band_transform(g: &BandGrid) -> [f64; 6] {
+    [g.lon_step(), 0.0, -180.0, 0.0, g.lat_step(), g.lat_min()]
+}
+
+/// The GeoZarr attributes of a band group and its data arrays: `zarr_conventions`, `proj:`
+/// (code and WKT2 of EPSG:4326) and `spatial:` (the lat/lon grid, pixel registration), the same
+/// grid as the `lat`/`lon` coordinates and the CF grid mapping in `spatial_ref`.
+pub fn geozarr_attributes(g: &BandGrid) -> Map<String, Value> {
+    let attrs = json!({
+        "zarr_conventions": zarr_conventions(),
+        "proj:code": "EPSG:4326",
+        "proj:wkt2": WGS84_WKT,
+        "spatial:dimensions": ["lat", "lon"],
+        "spatial:transform": band_transform(g),
+        "spatial:shape": [g.rows(), g.cols()],
+        "spatial:bbox": [-180.0, g.lat_min(), 180.0, g.lat_max()],
+        "spatial:registration": "pixel",
+    });
+    match attrs {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object"),
+    }
+}
+
+/// `attrs` (an object) with the GeoZarr attributes of `g` added.
+fn with_geozarr(mut attrs: Value, g: &BandGrid) -> Value {
+    if let Value::Object(map) = &mut attrs {
+        map.extend(geozarr_attributes(g));
+    }
+    attrs
+}
 
 /// WKT2 of EPSG:4326 (as PROJ prints it), for `spatial_ref`.
 pub const WGS84_WKT: &str = r#"GEOGCRS["WGS 84",ENSEMBLE["World Geodetic System 1984 ensemble",MEMBER["World Geodetic System 1984 (Transit)"],MEMBER["World Geodetic System 1984 (G730)"],MEMBER["World Geodetic System 1984 (G873)"],MEMBER["World Geodetic System 1984 (G1150)"],MEMBER["World Geodetic System 1984 (G1674)"],MEMBER["World Geodetic System 1984 (G1762)"],MEMBER["World Geodetic System 1984 (G2139)"],MEMBER["World Geodetic System 1984 (G2296)"],ELLIPSOID["WGS 84",6378137,298.257223563,LENGTHUNIT["metre",1]],ENSEMBLEACCURACY[2.0]],PRIMEM["Greenwich",0,ANGLEUNIT["degree",0.0174532925199433]],CS[ellipsoidal,2],AXIS["geodetic latitude (Lat)",north,ORDER[1],ANGLEUNIT["degree",0.0174532925199433]],AXIS["geodetic longitude (Lon)",east,ORDER[2],ANGLEUNIT["degree",0.0174532925199433]],USAGE[SCOPE["Horizontal component of 3D system."],AREA["World."],BBOX[-90,-180,90,180]],ID["EPSG",4326]]"#;
@@ -40,13 +103,23 @@ pub fn band_array_metadata(layout: &BandLayout) -> Vec<(&'static str, Value)> {
     let shard = g.shard_shape();
     let chunk = g.chunk_shape();
     let data_attrs = |long_name: &str, comment: &str| {
-        json!({
-            "long_name": long_name,
-            "comment": comment,
-            "grid_mapping": "spatial_ref",
-            "coordinates": "spatial_ref",
-        })
+        with_geozarr(
+            json!({
+                "long_name": long_name,
+                "comment": comment,
+                "grid_mapping": "spatial_ref",
+                "coordinates": "spatial_ref",
+            }),
+            g,
+        )
     };
+    // The fill as nodata for rioxarray and rio-tiler. Not `_FillValue`: xarray would decode the
+    // int8 array to float to hold NaN. `scales` needs none: its fill is NaN.
+    let mut embeddings_attrs = data_attrs(
+        "TESSERA embedding, int8 quantised",
+        "Dequantise as embeddings * scales. Pixels without data hold the fill value here and NaN in scales.",
+    );
+    embeddings_attrs["nodata"] = json!(layout.embeddings_fill);
     let embeddings = json!({
         "zarr_format": 3,
         "node_type": "array",
@@ -56,10 +129,7 @@ pub fn band_array_metadata(layout: &BandLayout) -> Vec<(&'static str, Value)> {
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": layout.embeddings_fill,
         "codecs": [sharding_codec(&chunk, &layout.compression, 1)],
-        "attributes": data_attrs(
-            "TESSERA embedding, int8 quantised",
-            "Dequantise as embeddings * scales. Pixels without data hold the fill value here and NaN in scales."
-        ),
+        "attributes": embeddings_attrs,
         "dimension_names": ["year", "lat", "lon", "channel"],
     });
     let scales = json!({
@@ -155,37 +225,41 @@ pub fn band_array_metadata(layout: &BandLayout) -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// The band group's metadata: CF, ACDD 1.3 and GeoZarr `proj:` attributes plus our layout.
+/// The band group's metadata: CF, ACDD 1.3 and GeoZarr `proj:`/`spatial:` attributes plus our
+/// layout.
 pub fn band_group_metadata(layout: &BandLayout, source: &str) -> Value {
     let g = &layout.grid;
     let last_year = layout.first_year + layout.years - 1;
+    let attributes = with_geozarr(
+        json!({
+                "Conventions": "CF-1.10, ACDD-1.3",
+                "title": format!("TESSERA embeddings, latitude band {}", g.name),
+                "summary": format!(
+                    "Annual 128-channel TESSERA embeddings between latitudes {} and {}, reprojected by nearest neighbour (bit-exact copies of source pixels) from per-cell UTM tiles onto a regular EPSG:4326 grid with {} rows and {} columns per 0.1-degree cell.",
+                    g.lat_min(), g.lat_max(), g.rows_per_cell, g.cols_per_cell
+                ),
+                "keywords": "TESSERA, embeddings, foundation model, remote sensing",
+                "geospatial_lat_min": g.lat_min(),
+                "geospatial_lat_max": g.lat_max(),
+                "geospatial_lon_min": -180.0,
+                "geospatial_lon_max": 180.0,
+                "geospatial_lat_units": "degrees_north",
+                "geospatial_lon_units": "degrees_east",
+                "geospatial_lat_resolution": g.lat_step(),
+                "geospatial_lon_resolution": g.lon_step(),
+                "time_coverage_start": format!("{}-01-01", layout.first_year),
+                "time_coverage_end": format!("{last_year}-12-31"),
+                "source": source,
+                "history": format!("built by tessera-mosaic {} (format {})", env!("CARGO_PKG_VERSION"), layout.format_version),
+                "processing_level": "nearest-neighbour mosaic of TESSERA tiles",
+                "tessera_mosaic": layout,
+        }),
+        g,
+    );
     json!({
         "zarr_format": 3,
         "node_type": "group",
-        "attributes": {
-            "Conventions": "CF-1.10, ACDD-1.3",
-            "title": format!("TESSERA embeddings, latitude band {}", g.name),
-            "summary": format!(
-                "Annual 128-channel TESSERA embeddings between latitudes {} and {}, reprojected by nearest neighbour (bit-exact copies of source pixels) from per-cell UTM tiles onto a regular EPSG:4326 grid with {} rows and {} columns per 0.1-degree cell.",
-                g.lat_min(), g.lat_max(), g.rows_per_cell, g.cols_per_cell
-            ),
-            "keywords": "TESSERA, embeddings, foundation model, remote sensing",
-            "geospatial_lat_min": g.lat_min(),
-            "geospatial_lat_max": g.lat_max(),
-            "geospatial_lon_min": -180.0,
-            "geospatial_lon_max": 180.0,
-            "geospatial_lat_units": "degrees_north",
-            "geospatial_lon_units": "degrees_east",
-            "geospatial_lat_resolution": g.lat_step(),
-            "geospatial_lon_resolution": g.lon_step(),
-            "time_coverage_start": format!("{}-01-01", layout.first_year),
-            "time_coverage_end": format!("{last_year}-12-31"),
-            "source": source,
-            "history": format!("built by tessera-mosaic {} (format {})", env!("CARGO_PKG_VERSION"), layout.format_version),
-            "processing_level": "nearest-neighbour mosaic of TESSERA tiles",
-            "proj:code": "EPSG:4326",
-            "tessera_mosaic": layout,
-        },
+        "attributes": attributes,
     })
 }
 

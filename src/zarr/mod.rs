@@ -13,5 +13,8 @@ pub use layout::{
     array_path, failures_key, failures_prefix, group_key, is_data_shard_key, parse_shard_key,
     shard_prefix,
 };
-pub use metadata::{WGS84_WKT, band_array_metadata, band_group_metadata, root_group_metadata};
+pub use metadata::{
+    PROJ_CONVENTION_UUID, SPATIAL_CONVENTION_UUID, WGS84_WKT, band_array_metadata,
+    band_group_metadata, band_transform, geozarr_attributes, root_group_metadata, zarr_conventions,
+};
 pub use mosaic_store::{BandArrays, FormatError, MosaicStore, array_from_metadata};

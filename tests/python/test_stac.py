@@ -168,8 +168,11 @@ def test_assets_open_with_xarray(catalog, sample):
     for _, (path, item) in items(catalog).items():
         props = item["properties"]
         asset = item["assets"]["zarr"]
-        href = (path.parent / asset["href"]).resolve()
-        assert href == (sample["store"] / props["tessera_mosaic:band"]).resolve()
+        # Absolute: readers open asset.href as given, from any working folder.
+        href = Path(asset["href"])
+        assert href.is_absolute() and href == (sample["store"] / props["tessera_mosaic:band"]).resolve()
+        assert asset["type"] == "application/vnd+zarr"
+        assert asset["zarr:zarr_format"] == 3 and asset["zarr:consolidated"] is True
         ds = xr.open_zarr(href, chunks=None)
         dims = props["cube:dimensions"]
         assert list(ds.scales.dims) == props["cube:variables"]["scales"]["dimensions"]
@@ -209,14 +212,41 @@ def test_output_is_deterministic_and_href_base(catalog, sample, tmp_path):
     _, mismatch, errors = filecmp.cmpfiles(catalog, again, [str(p) for p in mine], shallow=False)
     assert mismatch == [] and errors == []
 
-    url = "https://data.example.org/tessera/store.zarr/"
-    remote = tmp_path / "remote"
-    run_stac(sample["store"], remote, "--href-base", url, "--no-map")
-    assert not (remote / "index.html").exists() and not (remote / "map").exists()
-    for _, (_, item) in items(remote).items():
-        band = item["properties"]["tessera_mosaic:band"]
-        assert item["assets"]["zarr"]["href"] == url + band
-        assert not any(k.startswith("preview") for k in item["assets"])
+    for url in ["https://data.example.org/tessera/store.zarr/", "s3://bucket/tessera/store.zarr/"]:
+        remote = tmp_path / "remote"
+        run_stac(sample["store"], remote, "--href-base", url, "--no-map")
+        assert not (remote / "index.html").exists() and not (remote / "map").exists()
+        for _, (_, item) in items(remote).items():
+            band = item["properties"]["tessera_mosaic:band"]
+            assert item["assets"]["zarr"]["href"] == url + band
+            assert not any(k.startswith("preview") for k in item["assets"])
+
+
+def test_xpystac_opens_an_asset_from_another_working_folder(catalog, sample, tmp_path, monkeypatch):
+    """pystac reads the item; xpystac (xarray engine "stac") opens the asset's href as given,
+    with the asset's zarr: fields, from a folder that is neither the catalog's nor the store's."""
+    import pystac
+
+    path, _ = items(catalog)["2024-70-80"]
+    item = pystac.Item.from_file(str(path))
+    asset = item.assets["zarr"]
+    # pystac knows the media type (its deprecated-but-defined name, the one xpystac and QGIS
+    # match exactly; docs/stac.md).
+    assert asset.media_type == pystac.MediaType.ZARR
+    elsewhere = tmp_path / "a" / "b" / "c"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    ds = xr.open_dataset(asset, engine="stac", chunks=None)
+    assert ds.embeddings.dims == ("year", "lat", "lon", "channel")
+    assert ds.embeddings.dtype == np.int8
+    assert list(ds.year.values) == [2023, 2024]
+    assert ds.attrs["tessera_mosaic"]["grid"]["name"] == "70-80"
+    # The band's data, the same values the store gives directly.
+    box = dict(year=2024, lat=slice(70.04, 70.05), lon=slice(5.95, 5.96))
+    got = ds.scales.sel(**box).values
+    want = xr.open_zarr(sample["store"], group="70-80", chunks=None).scales.sel(**box).values
+    assert np.isfinite(got).any()
+    np.testing.assert_array_equal(got, want)
 
 
 def pixel(img, p):

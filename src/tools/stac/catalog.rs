@@ -23,7 +23,7 @@ use super::footprint::{cells_bbox, footprint_geojson, footprint_indices};
 use super::map::{MapOptions, PreviewTile, render_previews, write_map};
 use crate::grid::{CHANNELS, Cell};
 use crate::tools::preview::PreviewError;
-use crate::zarr::{BandLayout, FormatError, MosaicStore};
+use crate::zarr::{BandLayout, FormatError, MosaicStore, band_transform};
 
 /// The STAC version written.
 pub const STAC_VERSION: &str = "1.1.0";
@@ -33,7 +33,11 @@ pub const DATACUBE_EXTENSION: &str =
 /// Schema of the projection extension used by the items.
 pub const PROJECTION_EXTENSION: &str =
     "https://stac-extensions.github.io/projection/v2.0.0/schema.json";
-/// Media type of a Zarr asset (STAC best practices).
+/// Media type of a Zarr asset. pystac 1.15 names `application/vnd.zarr` and keeps
+/// `application/vnd+zarr` as deprecated; xpystac 0.5 opens exactly `application/vnd+zarr` or
+/// `application/vnd.zarr` (no parameters); QGIS's STAC browser recognises exactly
+/// `application/vnd+zarr` or `application/vnd.zarr; version=2|3[; profile=multiscales]`. The
+/// one type all of them read is `application/vnd+zarr` (docs/stac.md).
 pub const ZARR_MEDIA_TYPE: &str = "application/vnd+zarr";
 /// Id of the root catalog.
 pub const CATALOG_ID: &str = "tessera-mosaic";
@@ -65,13 +69,24 @@ pub(super) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StacError + '_ {
     }
 }
 
-/// Where item assets point.
+/// Where item assets point. Hrefs are absolute: readers such as xpystac open `asset.href` as
+/// given, so a relative href would resolve against the reader's working folder.
 #[derive(Debug, Clone)]
 pub enum AssetHref {
-    /// Paths relative to each item file, to the store at this (absolute) local path.
-    Relative(PathBuf),
-    /// `{base}/{band}`: the store published at a URL.
+    /// `{path}/{band}`: the store at this absolute local path.
+    Local(PathBuf),
+    /// `{base}/{band}`: the store published at a URL (`s3://...`, `https://...`).
     Base(String),
+}
+
+impl AssetHref {
+    /// The href of a band's group.
+    pub fn band(&self, band: &str) -> String {
+        match self {
+            AssetHref::Local(store) => store.join(band).to_string_lossy().into_owned(),
+            AssetHref::Base(base) => format!("{}/{band}", base.trim_end_matches('/')),
+        }
+    }
 }
 
 /// What to write.
@@ -292,12 +307,7 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
             let started = std::time::Instant::now();
             let footprint = footprint_indices(cells);
             summary.footprint_seconds += started.elapsed().as_secs_f64();
-            let href = match &options.href {
-                AssetHref::Relative(store_path) => {
-                    relative_href(&item_dir, &store_path.join(&band.name))
-                }
-                AssetHref::Base(base) => format!("{}/{}", base.trim_end_matches('/'), band.name),
-            };
+            let href = options.href.band(&band.name);
             let g = &band.layout.grid;
             let mut assets = serde_json::Map::new();
             assets.insert(
@@ -308,11 +318,13 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
                     "roles": ["data"],
                     "title": format!("Zarr v3 group of band {}", band.name),
                     "description": format!(
-                        "All years of band {} (one group, consolidated metadata); this item's year is year={year}. Open with xarray.open_zarr(href).",
+                        "The Zarr group of band {} with all its years (consolidated metadata); this item's year is year={year}. Open with xarray.open_zarr(href) or xarray.open_dataset(asset, engine=\"stac\").",
                         band.name
                     ),
+                    "zarr:zarr_format": 3,
+                    "zarr:consolidated": true,
                     "proj:shape": [g.rows(), g.cols()],
-                    "proj:transform": [g.lon_step(), 0.0, -180.0, 0.0, g.lat_step(), g.lat_min()],
+                    "proj:transform": band_transform(g),
                 }),
             );
             for (k, p) in previews
@@ -449,5 +461,13 @@ mod tests {
             "../../../store.zarr/70-80"
         );
         assert_eq!(relative_href(Path::new("/a"), Path::new("/a/b")), "b");
+    }
+
+    #[test]
+    fn asset_hrefs_are_absolute() {
+        let local = AssetHref::Local(PathBuf::from("/data/store.zarr"));
+        assert_eq!(local.band("70-80"), "/data/store.zarr/70-80");
+        let s3 = AssetHref::Base("s3://bucket/store.zarr/".into());
+        assert_eq!(s3.band("S70-S60"), "s3://bucket/store.zarr/S70-S60");
     }
 }
