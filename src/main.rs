@@ -24,6 +24,8 @@ enum Command {
     Synth(cli::synth::Args),
     /// Scan tiles, group them into bands, and report shapes and costs.
     Plan(cli::plan::Args),
+    /// Write TESSERA's Parquet manifest for a local tree (to publish a mirror).
+    Manifest(cli::manifest::Args),
     /// Write bands into a Zarr store, in parallel; rerun to resume.
     Build(cli::build::Args),
     /// Check a built band against its input, independently of the writer.
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Synth(a) => cli::synth::run(a),
         Command::Plan(a) => cli::plan::run(a),
+        Command::Manifest(a) => cli::manifest::run(a),
         Command::Build(a) => cli::build::run(a),
         Command::Verify(a) => cli::verify::run(a),
         Command::Query(a) => cli::query::run(a),

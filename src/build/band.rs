@@ -117,7 +117,14 @@ fn write_band(
     let fallbacks = AtomicU64::new(0);
     let placed = AtomicU64::new(0);
     let clock = PhaseClock::default();
-    work.cells.par_iter().for_each(|w| {
+    // Cells are taken in order (par_bridge), so a remote source can fetch ahead in that order.
+    let order: Vec<&InputTile> = work
+        .cells
+        .iter()
+        .flat_map(|w| w.tiles.iter().copied())
+        .collect();
+    source.prefetch(&order, 2 * (rayon::current_num_threads() + 1));
+    work.cells.iter().par_bridge().for_each(|w| {
         let fail = |tile: &InputTile, problem: TileProblem| {
             failed
                 .lock()

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::shared::{exit_code, load_bands, progress_bar, report_problems, scan, tile_source};
+use super::shared::{InputArgs, exit_code, load_bands, progress_bar, report_problems, scan};
 use tessera_mosaic::build::{self, BuildOptions, BuildReport};
 use tessera_mosaic::grid::BandGrid;
 use tessera_mosaic::plan::human_bytes;
@@ -14,9 +14,8 @@ use tessera_mosaic::zarr::MosaicStore;
 /// Write bands into a Zarr store, in parallel; rerun to resume.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The TESSERA root (`ROOT/{year}/grid_*/...`).
-    #[arg(long)]
-    pub input: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Output store: a local folder, or an object store URL (s3://bucket/prefix, gs://, az://)
     /// with credentials and endpoint from the usual environment variables.
     #[arg(long)]
@@ -53,13 +52,14 @@ pub struct Args {
 pub fn run(a: Args) -> Result<ExitCode> {
     let config = load_bands(a.bands.as_deref())?;
     let store = MosaicStore::open(&a.out)?;
-    let source = tile_source(&a.input);
+    let source = a.input.source();
+    let source = source.as_ref();
     let mut all_ok = true;
     for name in &a.band {
         let spec = config.band(name)?;
         let grid = BandGrid::for_band(spec, &config)?;
         let catalogue = scan(
-            &source,
+            source,
             a.landmasks.clone(),
             a.years.clone(),
             Some(spec.lat_start_index()..spec.lat_end_index()),
@@ -71,7 +71,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             embeddings_fill: config.embeddings_fill,
         };
         let bar = progress_bar(0, &format!("build {name}: tiles"));
-        let report = build::build_band(&source, &catalogue, &store, &grid, &options, &bar)?;
+        let report = build::build_band(source, &catalogue, &store, &grid, &options, &bar)?;
         bar.finish_and_clear();
         print_build_report(&report);
         store
@@ -129,9 +129,8 @@ fn print_build_report(r: &BuildReport) {
 /// Benchmark helper: read a band's tiles and compress as many output bytes, no reprojection.
 #[derive(clap::Args)]
 pub struct CeilingArgs {
-    /// The TESSERA root.
-    #[arg(long)]
-    input: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// The band.
     #[arg(long, allow_hyphen_values = true)]
     band: String,
@@ -150,9 +149,10 @@ pub fn run_ceiling(a: CeilingArgs) -> Result<ExitCode> {
     let config = load_bands(a.bands.as_deref())?;
     let spec = config.band(&a.band)?;
     let grid = BandGrid::for_band(spec, &config)?;
-    let source = tile_source(&a.input);
+    let source = a.input.source();
+    let source = source.as_ref();
     let catalogue = scan(
-        &source,
+        source,
         None,
         vec![],
         Some(spec.lat_start_index()..spec.lat_end_index()),
@@ -164,7 +164,7 @@ pub fn run_ceiling(a: CeilingArgs) -> Result<ExitCode> {
         embeddings_fill: config.embeddings_fill,
     };
     let bar = progress_bar(0, "ceiling: tiles");
-    let c = build::ceiling(&source, &catalogue, &grid, &options, &bar)?;
+    let c = build::ceiling(source, &catalogue, &grid, &options, &bar)?;
     bar.finish_and_clear();
     if a.json {
         let mut v = serde_json::to_value(&c)?;

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod finalize;
+pub mod manifest;
 pub mod plan;
 pub mod preview;
 pub mod query;

@@ -6,16 +6,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use tracing::warn;
 
-use super::shared::{load_bands, report_problems, scan, tile_source};
+use super::shared::{InputArgs, load_bands, report_problems, scan};
 use tessera_mosaic::grid::BandsConfig;
 use tessera_mosaic::plan;
 
 /// Scan tiles, group them into bands, and report shapes and costs.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The TESSERA root (`ROOT/{year}/grid_*/...`).
-    #[arg(long)]
-    pub input: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Band configuration (default: ./bands.toml if present, else the built-in 10-degree bands).
     #[arg(long)]
     pub bands: Option<PathBuf>,
@@ -35,16 +34,24 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let config = load_bands(a.bands.as_deref())?;
-    let source = tile_source(&a.input);
-    let catalogue = scan(&source, a.landmasks, a.years, None)?;
+    let source = a.input.source();
+    let source = source.as_ref();
+    let catalogue = scan(source, a.landmasks, a.years, None)?;
     if catalogue.tile_count() == 0 {
-        warn!("no valid tiles under {}", a.input.display());
+        warn!("no valid tiles under {}", a.input.input);
     }
-    let ratio = plan::sample_compression_ratio(&source, &catalogue, &config.compression)?;
+    // A sample tile that cannot be read leaves the estimate at raw size, not the plan undone.
+    let ratio = match plan::sample_compression_ratio(source, &catalogue, &config.compression) {
+        Ok(r) => r,
+        Err(problem) => {
+            warn!("compression not measured (estimates are raw sizes): {problem}");
+            1.0
+        }
+    };
     let plan = plan::plan(&catalogue, &config, ratio)?;
     println!(
         "{}: {} tiles in {} years ({}), {} cells, {} problems",
-        a.input.display(),
+        a.input.input,
         catalogue.tile_count(),
         plan.years.len(),
         plan.years

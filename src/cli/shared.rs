@@ -9,7 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
 use tessera_mosaic::grid::BandsConfig;
-use tessera_mosaic::input::{Catalogue, LocalTree, ScanOptions, TileProblem, TileSource};
+use tessera_mosaic::input::{
+    Catalogue, LocalTree, RemoteTree, ScanOptions, TileProblem, TileSource,
+};
+use tessera_mosaic::store::{RequestLimits, is_url};
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -33,9 +36,50 @@ pub fn load_bands(path: Option<&Path>) -> Result<BandsConfig> {
     }
 }
 
-/// The tile source of an `--input`.
-pub fn tile_source(input: &Path) -> LocalTree {
-    LocalTree::new(input)
+/// Where the tiles are: the options of every command that reads them.
+#[derive(clap::Args, Clone, Debug)]
+pub struct InputArgs {
+    /// The TESSERA root (`ROOT/{year}/grid_*/...`): a folder, or an s3://, gs://, az:// or
+    /// http(s):// URL (credentials and endpoint from the usual environment variables).
+    #[arg(long)]
+    pub input: String,
+    /// Catalogue from this manifest (path or URL) instead of ROOT/manifest.parquet or a scan.
+    #[arg(long)]
+    pub manifest: Option<String>,
+    /// Deadline of each remote request, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub read_timeout: u64,
+    /// Retries of a failed remote request (with backoff).
+    #[arg(long, default_value_t = 3)]
+    pub read_retries: usize,
+}
+
+impl InputArgs {
+    /// The tile source these options name.
+    pub fn source(&self) -> Box<dyn TileSource> {
+        tile_source(&self.input, self.manifest.clone(), self.limits())
+    }
+
+    fn limits(&self) -> RequestLimits {
+        RequestLimits {
+            timeout: Duration::from_secs(self.read_timeout.max(1)),
+            retries: self.read_retries,
+        }
+    }
+}
+
+/// The tile source of an input location: a local folder or an object store URL.
+pub fn tile_source(
+    input: &str,
+    manifest: Option<String>,
+    limits: RequestLimits,
+) -> Box<dyn TileSource> {
+    if is_url(input) {
+        Box::new(RemoteTree::new(input, manifest, limits))
+    } else {
+        let root = Path::new(input.trim_start_matches("file://"));
+        Box::new(LocalTree::new(root).with_manifest(manifest.map(PathBuf::from)))
+    }
 }
 
 /// Catalogue an input (optionally only latitude cells in `lat_index_range`), with a spinner.

@@ -1,11 +1,11 @@
 //! `mosaic status`: per band and year, cells built, failed and (with --input) missing.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::shared::{scan, tile_source};
+use tessera_mosaic::store::RequestLimits;
 use tessera_mosaic::tools::status;
 use tessera_mosaic::zarr::MosaicStore;
 
@@ -17,7 +17,7 @@ pub struct Args {
     pub store: String,
     /// The TESSERA root, to count input tiles not built yet.
     #[arg(long)]
-    pub input: Option<PathBuf>,
+    pub input: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -26,7 +26,10 @@ pub struct Args {
 pub fn run(a: Args) -> Result<ExitCode> {
     let store = MosaicStore::open_existing(&a.store)?;
     let catalogue = match &a.input {
-        Some(root) => Some(scan(&tile_source(root), None, vec![], None)?),
+        Some(root) => {
+            let source = tile_source(root, None, RequestLimits::default());
+            Some(scan(source.as_ref(), None, vec![], None)?)
+        }
         None => None,
     };
     let bands = status::status(&store, catalogue.as_ref())?;

@@ -5,16 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::shared::{exit_code, progress_bar, report_problems, scan, tile_source};
+use super::shared::{InputArgs, exit_code, progress_bar, report_problems, scan};
 use tessera_mosaic::tools::verify::{self, Coverage};
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Check a built band against its input, independently of the writer.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The TESSERA root the band was built from.
-    #[arg(long)]
-    pub input: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// The store.
     #[arg(long)]
     pub store: String,
@@ -43,9 +42,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let layout = store
         .band_layout(&a.band)?
         .with_context(|| format!("band {} is not in {}", a.band, a.store))?;
-    let source = tile_source(&a.input);
+    let source = a.input.source();
+    let source = source.as_ref();
     let catalogue = scan(
-        &source,
+        source,
         a.landmasks.clone(),
         a.years.clone(),
         Some(layout.grid.lat_start_index..layout.grid.lat_end_index),
@@ -56,7 +56,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         Coverage::Sample(a.sample)
     };
     let bar = progress_bar(0, &format!("verify {}: tiles", a.band));
-    let s = verify::verify_band(&source, &catalogue, &store, &a.band, coverage, &bar)?;
+    let s = verify::verify_band(source, &catalogue, &store, &a.band, coverage, &bar)?;
     bar.finish_and_clear();
     println!(
         "band {}: {} tiles, {} pixels checked ({} with data): {} mismatches, {} tiles missing, {} unexpected shards, {} unreadable",

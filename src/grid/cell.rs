@@ -105,6 +105,15 @@ impl Cell {
         )
     }
 
+    /// The cell whose centre is (lon, lat) in hundredths of a degree (both `x.x5`).
+    pub fn from_centre_hundredths(lon: i32, lat: i32) -> Result<Cell, CellNameError> {
+        Cell::parse_name(&format!(
+            "grid_{}_{}",
+            format_hundredths(lon),
+            format_hundredths(lat)
+        ))
+    }
+
     /// Parse a tile name `grid_{lon}_{lat}` (exactly two decimals, a cell centre).
     pub fn parse_name(name: &str) -> Result<Cell, CellNameError> {
         let rest = name

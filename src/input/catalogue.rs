@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::grid::{Cell, GeometryError, TileGeometry};
+use super::manifest::ManifestRow;
+use super::npy::{NpyDtype, NpyHeader};
+use crate::grid::{CHANNELS, Cell, GeometryError, TileGeometry};
 
 /// Folder name TESSERA uses for its landmasks.
 pub const LANDMASK_DIR: &str = "global_0.1_degree_tiff_all";
@@ -90,6 +92,10 @@ pub struct ScanOptions {
 /// Errors that stop a scan before it starts (an unreadable root).
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
+    #[error("cannot list input {location}: {message}")]
+    Remote { location: String, message: String },
+    #[error(transparent)]
+    Manifest(#[from] super::manifest::ManifestError),
     #[error("cannot read input root {path}: {source}")]
     Root {
         path: PathBuf,
@@ -179,5 +185,177 @@ impl Catalogue {
     /// All tiles of a cell, over the years.
     pub fn tiles_of_cell(&self, cell: Cell) -> impl Iterator<Item = &InputTile> {
         self.years.values().filter_map(move |t| t.get(&cell))
+    }
+}
+
+/// Check an embeddings header: int8, (H, W, 128). Returns (H, W).
+pub(crate) fn check_embeddings_header(
+    path: &Path,
+    header: &NpyHeader,
+) -> Result<(usize, usize), TileProblem> {
+    if header.dtype != NpyDtype::Int8 {
+        return Err(TileProblem::new(
+            path,
+            format!("dtype is {:?}, expected int8", header.dtype),
+        ));
+    }
+    match header.shape[..] {
+        [height, width, channels] if channels == CHANNELS && height > 0 && width > 0 => {
+            Ok((height, width))
+        }
+        _ => Err(TileProblem::new(
+            path,
+            format!("shape {:?} is not (H, W, {CHANNELS})", header.shape),
+        )),
+    }
+}
+
+/// Check a scales header against its tile's (H, W): float32, (H, W) or (H, W, 128).
+pub(crate) fn check_scales_header(
+    path: &Path,
+    header: &NpyHeader,
+    height: usize,
+    width: usize,
+) -> Result<ScalesLayout, TileProblem> {
+    if header.dtype != NpyDtype::Float32 {
+        return Err(TileProblem::new(
+            path,
+            format!("dtype is {:?}, expected float32", header.dtype),
+        ));
+    }
+    if header.shape == [height, width] {
+        Ok(ScalesLayout::PerPixel)
+    } else if header.shape == [height, width, CHANNELS] {
+        Ok(ScalesLayout::PerChannel)
+    } else {
+        Err(TileProblem::new(
+            path,
+            format!(
+                "shape {:?} does not match the tile's ({height}, {width})",
+                header.shape
+            ),
+        ))
+    }
+}
+
+/// True when `size` bytes can be a `.npy` file of `data` bytes: the rest is a header of a size
+/// numpy writes (a multiple of 16, at most 64 KiB). A wrong shape is off by whole rows.
+fn npy_size_fits(size: u64, data: u64) -> bool {
+    size.checked_sub(data)
+        .is_some_and(|header| (16..=65536).contains(&header) && header % 16 == 0)
+}
+
+impl Catalogue {
+    /// A catalogue from a manifest's rows, opening no file: each tile's shape comes from the
+    /// georeference rule and is checked against the sizes the manifest gives (a mismatch is a
+    /// problem for that tile). `locate` turns a manifest path into the file's location.
+    pub fn from_manifest(
+        root: &Path,
+        rows: &[ManifestRow],
+        locate: impl Fn(&str) -> PathBuf + Sync,
+        options: &ScanOptions,
+    ) -> Catalogue {
+        let mut catalogue = Catalogue {
+            root: root.to_path_buf(),
+            ..Default::default()
+        };
+        let keep = |r: &&ManifestRow| {
+            (options.years.is_empty() || options.years.contains(&r.year))
+                && options
+                    .lat_index_range
+                    .as_ref()
+                    .is_none_or(|range| range.contains(&r.cell.lat_index))
+        };
+        let rows: Vec<&ManifestRow> = rows.iter().filter(keep).collect();
+        let mut cells: Vec<Cell> = rows.iter().map(|r| r.cell).collect();
+        cells.sort();
+        cells.dedup();
+        let geometry: BTreeMap<Cell, Result<TileGeometry, GeometryError>> = cells
+            .par_iter()
+            .map(|&c| (c, TileGeometry::for_cell(c)))
+            .collect();
+        let mut seen: BTreeMap<(u16, Cell), PathBuf> = BTreeMap::new();
+        let mut duplicates = std::collections::BTreeSet::new();
+        for r in rows {
+            if let Some(p) = &options.progress {
+                p.inc(1);
+            }
+            let embeddings = locate(&r.grid_path);
+            let scales = locate(&r.scales_path);
+            let g = match &geometry[&r.cell] {
+                Ok(g) => *g,
+                Err(e) => {
+                    catalogue
+                        .problems
+                        .push(TileProblem::new(&embeddings, e.to_string()));
+                    continue;
+                }
+            };
+            let pixels = (g.height * g.width) as u64;
+            if !npy_size_fits(r.grid_size, pixels * CHANNELS as u64) {
+                catalogue.problems.push(TileProblem::new(
+                    &embeddings,
+                    format!(
+                        "the manifest gives {} bytes, but the georeference rule makes the tile {} x {} x {CHANNELS} int8 (EPSG:{})",
+                        r.grid_size, g.height, g.width, g.epsg()
+                    ),
+                ));
+                continue;
+            }
+            let scales_layout = if npy_size_fits(r.scales_size, pixels * 4) {
+                ScalesLayout::PerPixel
+            } else if npy_size_fits(r.scales_size, pixels * 4 * CHANNELS as u64) {
+                ScalesLayout::PerChannel
+            } else {
+                catalogue.problems.push(TileProblem::new(
+                    &scales,
+                    format!(
+                        "the manifest gives {} bytes, but scales of a {} x {} tile are float32 ({}, {}) or ({}, {}, {CHANNELS})",
+                        r.scales_size, g.height, g.width, g.height, g.width, g.height, g.width
+                    ),
+                ));
+                continue;
+            };
+            if let Some(first) = seen.get(&(r.year, r.cell)) {
+                catalogue.problems.push(TileProblem::new(
+                    &embeddings,
+                    format!(
+                        "duplicate tile: {} is also at {}; neither is used",
+                        r.cell,
+                        first.display()
+                    ),
+                ));
+                duplicates.insert((r.year, r.cell));
+                continue;
+            }
+            seen.insert((r.year, r.cell), embeddings.clone());
+            catalogue.geometry.insert(r.cell, g);
+            catalogue.years.entry(r.year).or_default().insert(
+                r.cell,
+                InputTile {
+                    year: r.year,
+                    cell: r.cell,
+                    embeddings,
+                    scales,
+                    scales_layout,
+                    height: g.height,
+                    width: g.width,
+                    bytes: r.grid_size + r.scales_size,
+                },
+            );
+        }
+        for (year, cell) in duplicates {
+            if let Some(t) = catalogue.years.get_mut(&year).and_then(|t| t.remove(&cell)) {
+                catalogue.problems.push(TileProblem::new(
+                    &t.embeddings,
+                    format!("duplicate tile: {cell} appears twice in {year}; neither is used"),
+                ));
+            }
+        }
+        catalogue
+            .geometry
+            .retain(|cell, _| catalogue.years.values().any(|t| t.contains_key(cell)));
+        catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
+        catalogue
     }
 }

@@ -95,8 +95,14 @@ pub fn write_u8(
 
 /// Read a uint8 single-band TIFF: (width, height, data).
 pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>), GeoTiffError> {
-    let file = std::io::BufReader::new(std::fs::File::open(path)?);
-    let mut decoder = Decoder::new(file)?;
+    read_u8_from(std::io::BufReader::new(std::fs::File::open(path)?))
+}
+
+/// [`read_u8`] from any reader (a file, or bytes fetched from an object store).
+pub fn read_u8_from(
+    reader: impl std::io::Read + std::io::Seek,
+) -> Result<(usize, usize, Vec<u8>), GeoTiffError> {
+    let mut decoder = Decoder::new(reader)?;
     let (w, h) = decoder.dimensions()?;
     match decoder.read_image()? {
         DecodingResult::U8(data) if data.len() == w as usize * h as usize => {

@@ -11,17 +11,21 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::catalogue::{
-    Catalogue, InputTile, LANDMASK_DIR, ScalesLayout, ScanError, ScanOptions, TileProblem,
+    Catalogue, InputTile, LANDMASK_DIR, ScanError, ScanOptions, TileProblem,
+    check_embeddings_header, check_scales_header,
 };
 use super::geotiff;
-use super::npy::{self, NpyDtype, NpyHeader};
+use super::manifest::{MANIFEST_NAME, read_manifest_file};
+use super::npy::{self, NpyHeader};
 use super::source::TileSource;
-use crate::grid::{CHANNELS, Cell};
+use crate::grid::Cell;
 
 /// A TESSERA tree in a local folder.
 #[derive(Debug, Clone)]
 pub struct LocalTree {
     root: PathBuf,
+    manifest: Option<PathBuf>,
+    ignore_manifest: bool,
 }
 
 impl LocalTree {
@@ -29,7 +33,31 @@ impl LocalTree {
     pub fn new(root: &Path) -> LocalTree {
         LocalTree {
             root: root.to_path_buf(),
+            manifest: None,
+            ignore_manifest: false,
         }
+    }
+
+    /// Catalogue by scanning the files even where a manifest is present (to write one).
+    pub fn scanning_files(mut self) -> LocalTree {
+        self.ignore_manifest = true;
+        self
+    }
+
+    /// Catalogue from this manifest instead of `ROOT/manifest.parquet` or a scan.
+    pub fn with_manifest(mut self, manifest: Option<PathBuf>) -> LocalTree {
+        self.manifest = manifest;
+        self
+    }
+
+    /// The manifest to catalogue from: the one named, or `ROOT/manifest.parquet` if present.
+    fn manifest(&self) -> Option<PathBuf> {
+        if self.ignore_manifest {
+            return None;
+        }
+        self.manifest
+            .clone()
+            .or_else(|| Some(self.root.join(MANIFEST_NAME)).filter(|p| p.is_file()))
     }
 }
 
@@ -39,7 +67,16 @@ impl TileSource for LocalTree {
     }
 
     fn catalogue(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
-        scan(&self.root, options)
+        let Some(manifest) = self.manifest() else {
+            return scan(&self.root, options);
+        };
+        let rows = read_manifest_file(&manifest)?;
+        let dir = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut catalogue = Catalogue::from_manifest(&self.root, &rows, |p| dir.join(p), options);
+        if let Some(landmasks) = landmask_dir(&self.root, options) {
+            scan_landmasks(&mut catalogue, &landmasks);
+        }
+        Ok(catalogue)
     }
 
     fn read_embeddings(
@@ -121,16 +158,20 @@ fn scan(root: &Path, options: &ScanOptions) -> Result<Catalogue, ScanError> {
     }
 
     catalogue.check_geometry();
-    let landmask_dir = options.landmasks.clone().or_else(|| {
-        [root.join(LANDMASK_DIR), root.with_file_name(LANDMASK_DIR)]
-            .into_iter()
-            .find(|p| p.is_dir())
-    });
-    if let Some(dir) = landmask_dir {
+    if let Some(dir) = landmask_dir(root, options) {
         scan_landmasks(&mut catalogue, &dir);
     }
     catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(catalogue)
+}
+
+/// The landmask folder: the one named, or `ROOT/global_0.1_degree_tiff_all`, or beside ROOT.
+fn landmask_dir(root: &Path, options: &ScanOptions) -> Option<PathBuf> {
+    options.landmasks.clone().or_else(|| {
+        [root.join(LANDMASK_DIR), root.with_file_name(LANDMASK_DIR)]
+            .into_iter()
+            .find(|p| p.is_dir())
+    })
 }
 
 fn scan_landmasks(catalogue: &mut Catalogue, dir: &Path) {
@@ -298,44 +339,9 @@ fn read_tile_files(
         npy::read_header(path).map_err(|e| TileProblem::new(path, format!("cannot read: {e}")))
     };
     let eh = header(&embeddings)?;
-    if eh.dtype != NpyDtype::Int8 {
-        return Err(TileProblem::new(
-            &embeddings,
-            format!("dtype is {:?}, expected int8", eh.dtype),
-        ));
-    }
-    let [height, width, channels] = eh.shape[..] else {
-        return Err(TileProblem::new(
-            &embeddings,
-            format!("shape {:?} is not (H, W, {CHANNELS})", eh.shape),
-        ));
-    };
-    if channels != CHANNELS || height == 0 || width == 0 {
-        return Err(TileProblem::new(
-            &embeddings,
-            format!("shape {:?} is not (H, W, {CHANNELS})", eh.shape),
-        ));
-    }
+    let (height, width) = check_embeddings_header(&embeddings, &eh)?;
     let sh = header(&scales)?;
-    if sh.dtype != NpyDtype::Float32 {
-        return Err(TileProblem::new(
-            &scales,
-            format!("dtype is {:?}, expected float32", sh.dtype),
-        ));
-    }
-    let scales_layout = if sh.shape == [height, width] {
-        ScalesLayout::PerPixel
-    } else if sh.shape == [height, width, CHANNELS] {
-        ScalesLayout::PerChannel
-    } else {
-        return Err(TileProblem::new(
-            &scales,
-            format!(
-                "shape {:?} does not match the tile's ({height}, {width})",
-                sh.shape
-            ),
-        ));
-    };
+    let scales_layout = check_scales_header(&scales, &sh, height, width)?;
     let bytes = (eh.data_offset + eh.data_bytes() + sh.data_offset + sh.data_bytes()) as u64;
     Ok(InputTile {
         year,

@@ -5,7 +5,9 @@
 mod catalogue;
 pub mod geotiff;
 mod local;
+mod manifest;
 pub mod npy;
+mod remote;
 mod source;
 pub mod synth;
 
@@ -13,4 +15,8 @@ pub use catalogue::{
     Catalogue, InputTile, LANDMASK_DIR, ScalesLayout, ScanError, ScanOptions, TileProblem,
 };
 pub use local::LocalTree;
+pub use manifest::{
+    MANIFEST_NAME, ManifestError, ManifestRow, parse_manifest, read_manifest_file, write_manifest,
+};
+pub use remote::RemoteTree;
 pub use source::{TileSource, read_tile};

@@ -31,6 +31,11 @@ pub trait TileSource: Send + Sync {
 
     /// The first `max` data bytes of a tile's `.npy` file, to measure compression cheaply.
     fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem>;
+
+    /// A hint: these tiles will be read next, in this order, by about `window` / 2 threads; a
+    /// source whose reads wait on a network starts up to `window` files ahead. Local files
+    /// need no hint.
+    fn prefetch(&self, _tiles: &[&InputTile], _window: usize) {}
 }
 
 /// Read one tile's embeddings into `embeddings` and its scales as f32 (one per pixel), checking

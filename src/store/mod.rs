@@ -11,3 +11,4 @@ mod object;
 pub use adapters::{BackgroundWrites, ReadMetrics, count_reads};
 pub use handle::{Storage, Store, StoreError, is_url};
 pub use local::{AtomicFilesystemStore, host_tag, is_temporary_key};
+pub use object::{RequestLimits, block_on, object_store_at, spawn};

@@ -1,0 +1,85 @@
+//! `mosaic manifest`: write TESSERA's Parquet manifest for a local tree, so that a mirror can be
+//! published (and catalogued in seconds) the way TESSERA publishes its bucket.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::shared::{exit_code, report_problems, scan};
+use tessera_mosaic::input::{LocalTree, MANIFEST_NAME, ManifestRow, write_manifest};
+
+/// Write manifest.parquet (TESSERA's columns) for a local tree.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The TESSERA root (`ROOT/{year}/grid_*/...`).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output file (default: ROOT/manifest.parquet). Paths in it are relative to its folder.
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// The `version` column.
+    #[arg(long, default_value = "")]
+    pub dataset_version: String,
+    /// The `variant` column.
+    #[arg(long, default_value = "local")]
+    pub variant: String,
+}
+
+/// `file` relative to `dir` when it lies below it, else absolute.
+fn relative_to(file: &Path, dir: &Path) -> String {
+    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    match file.strip_prefix(dir) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => file.display().to_string(),
+    }
+}
+
+/// Size and modification time (seconds since the epoch) of a file.
+fn size_and_mtime(path: &Path) -> Result<(u64, i64)> {
+    let m = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    Ok((m.len(), mtime))
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    // The files themselves, never a manifest already in ROOT.
+    let source = LocalTree::new(&a.input).scanning_files();
+    let catalogue = scan(&source, None, vec![], None)?;
+    let out = a.out.clone().unwrap_or_else(|| a.input.join(MANIFEST_NAME));
+    let dir = std::fs::canonicalize(out.parent().unwrap_or(Path::new(".")))
+        .with_context(|| format!("no folder for {}", out.display()))?;
+    let mut rows = Vec::new();
+    let mut mtimes = Vec::new();
+    for tiles in catalogue.years.values() {
+        for tile in tiles.values() {
+            let (grid_size, grid_mtime) = size_and_mtime(&tile.embeddings)?;
+            let (scales_size, scales_mtime) = size_and_mtime(&tile.scales)?;
+            rows.push(ManifestRow {
+                version: Some(a.dataset_version.clone()),
+                variant: Some(a.variant.clone()),
+                cell: tile.cell,
+                year: tile.year,
+                grid_size,
+                scales_size,
+                grid_path: relative_to(&tile.embeddings, &dir),
+                scales_path: relative_to(&tile.scales, &dir),
+            });
+            mtimes.push((grid_mtime, scales_mtime));
+        }
+    }
+    write_manifest(&out, &rows, &mtimes)?;
+    println!(
+        "manifest {}: {} tiles in {} years, {} input problems (not listed in it)",
+        out.display(),
+        rows.len(),
+        catalogue.years.len(),
+        catalogue.problems.len()
+    );
+    report_problems(&catalogue.problems);
+    Ok(exit_code(catalogue.problems.is_empty()))
+}

@@ -1,0 +1,369 @@
+//! TESSERA's Parquet manifest: one row per (year, tile) naming the two files and their sizes, so
+//! that a year of ~1.8 million tiles is catalogued without listing or opening a single object.
+//!
+//! Columns (geotessera's registry): version, variant, lon, lat (the cell centre), year,
+//! grid_size, scales_size (bytes), grid_path, scales_path (relative to the manifest's folder, or
+//! absolute URLs), grid_mtime, scales_mtime. Only the columns the catalogue needs are decoded;
+//! `version` and `variant` are optional, the mtimes are not read. Every row is checked, and a
+//! malformed one is an error that names the row.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parquet::basic::{Compression, Repetition, Type as PhysicalType, ZstdLevel};
+use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::record::Field;
+use parquet::schema::types::Type;
+use zarrs::storage::Bytes;
+
+use crate::grid::Cell;
+
+/// The manifest's file name in a year tree's root.
+pub const MANIFEST_NAME: &str = "manifest.parquet";
+
+/// One tile of one year, as the manifest lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestRow {
+    /// Dataset version (`1.0`, `1.1`), if the manifest says.
+    pub version: Option<String>,
+    /// Dataset variant (a mirror's name), if the manifest says.
+    pub variant: Option<String>,
+    /// The cell (from lon, lat).
+    pub cell: Cell,
+    /// Year.
+    pub year: u16,
+    /// Size of the embeddings `.npy` in bytes.
+    pub grid_size: u64,
+    /// Size of the scales `.npy` in bytes.
+    pub scales_size: u64,
+    /// The embeddings file: relative to the manifest's folder, or a URL.
+    pub grid_path: String,
+    /// The scales file.
+    pub scales_path: String,
+}
+
+/// Errors of a manifest. Each names the manifest, and the row where one is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest {location}: {message}")]
+    Unreadable { location: String, message: String },
+    #[error(
+        "manifest {location}: no column `{column}` (a TESSERA manifest has version, variant, lon, lat, year, grid_size, scales_size, grid_path, scales_path, grid_mtime, scales_mtime)"
+    )]
+    MissingColumn { location: String, column: String },
+    #[error("manifest {location}, row {row}: {message}")]
+    BadRow {
+        location: String,
+        row: usize,
+        message: String,
+    },
+    #[error("cannot write manifest {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+const REQUIRED: [&str; 7] = [
+    "lon",
+    "lat",
+    "year",
+    "grid_size",
+    "scales_size",
+    "grid_path",
+    "scales_path",
+];
+const OPTIONAL: [&str; 2] = ["version", "variant"];
+
+/// A value of a numeric column as f64 (any physical integer or float type).
+fn number(field: &Field) -> Option<f64> {
+    Some(match field {
+        Field::Double(v) => *v,
+        Field::Float(v) => *v as f64,
+        Field::Long(v) => *v as f64,
+        Field::Int(v) => *v as f64,
+        Field::Short(v) => *v as f64,
+        Field::Byte(v) => *v as f64,
+        Field::ULong(v) => *v as f64,
+        Field::UInt(v) => *v as f64,
+        Field::UShort(v) => *v as f64,
+        Field::UByte(v) => *v as f64,
+        _ => return None,
+    })
+}
+
+/// A value of a string column.
+fn text(field: &Field) -> Option<String> {
+    match field {
+        Field::Str(s) => Some(s.clone()),
+        Field::Bytes(b) => std::str::from_utf8(b.data()).ok().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// A cell centre coordinate in hundredths of a degree, if it lies on the 0.05 grid of centres.
+fn centre_hundredths(v: f64) -> Option<i32> {
+    let h = (v * 100.0).round();
+    ((v * 100.0 - h).abs() < 1e-6 && (h as i32).rem_euclid(10) == 5).then_some(h as i32)
+}
+
+/// Parse a manifest's bytes; `location` names it in messages.
+pub fn parse_manifest(bytes: Bytes, location: &str) -> Result<Vec<ManifestRow>, ManifestError> {
+    let unreadable = |m: String| ManifestError::Unreadable {
+        location: location.to_string(),
+        message: m,
+    };
+    let reader = SerializedFileReader::new(bytes).map_err(|e| unreadable(e.to_string()))?;
+    let root = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema();
+    let fields = root.get_fields();
+    for column in REQUIRED {
+        if !fields.iter().any(|f| f.name() == column) {
+            return Err(ManifestError::MissingColumn {
+                location: location.to_string(),
+                column: column.to_string(),
+            });
+        }
+    }
+    // Decode only the columns the catalogue needs.
+    let wanted: Vec<Arc<Type>> = fields
+        .iter()
+        .filter(|f| REQUIRED.contains(&f.name()) || OPTIONAL.contains(&f.name()))
+        .cloned()
+        .collect();
+    let projection = Type::group_type_builder(root.name())
+        .with_fields(wanted)
+        .build()
+        .map_err(|e| unreadable(e.to_string()))?;
+    let rows = reader
+        .get_row_iter(Some(projection))
+        .map_err(|e| unreadable(e.to_string()))?;
+    let mut out = Vec::with_capacity(reader.metadata().file_metadata().num_rows() as usize);
+    for (i, row) in rows.enumerate() {
+        let bad = |m: String| ManifestError::BadRow {
+            location: location.to_string(),
+            row: i,
+            message: m,
+        };
+        let row = row.map_err(|e| bad(e.to_string()))?;
+        let (mut lon, mut lat, mut year, mut grid_size, mut scales_size) =
+            (None, None, None, None, None);
+        let (mut grid_path, mut scales_path, mut version, mut variant) = (None, None, None, None);
+        for (name, field) in row.get_column_iter() {
+            match name.as_str() {
+                "lon" => lon = number(field),
+                "lat" => lat = number(field),
+                "year" => year = number(field),
+                "grid_size" => grid_size = number(field),
+                "scales_size" => scales_size = number(field),
+                "grid_path" => grid_path = text(field),
+                "scales_path" => scales_path = text(field),
+                "version" => version = text(field),
+                "variant" => variant = text(field),
+                _ => {}
+            }
+        }
+        let need = |v: Option<f64>, what: &str| {
+            v.ok_or_else(|| bad(format!("`{what}` is empty or not a number")))
+        };
+        let (lon, lat) = (need(lon, "lon")?, need(lat, "lat")?);
+        let (lon_h, lat_h) = match (centre_hundredths(lon), centre_hundredths(lat)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => {
+                return Err(bad(format!(
+                    "lon {lon}, lat {lat} is not a cell centre on the 0.05-degree grid (x.x5)"
+                )));
+            }
+        };
+        let cell = Cell::from_centre_hundredths(lon_h, lat_h)
+            .map_err(|e| bad(format!("lon {lon}, lat {lat}: {e}")))?;
+        let year = need(year, "year")?;
+        if year.fract() != 0.0 || !(1900.0..=2200.0).contains(&year) {
+            return Err(bad(format!("year {year} is not a year")));
+        }
+        let size = |v: Option<f64>, what: &str| -> Result<u64, ManifestError> {
+            let v = need(v, what)?;
+            if v.fract() != 0.0 || v <= 0.0 {
+                return Err(bad(format!("{what} {v} is not a positive byte count")));
+            }
+            Ok(v as u64)
+        };
+        let path = |v: Option<String>, what: &str| -> Result<String, ManifestError> {
+            v.filter(|p| !p.trim().is_empty())
+                .ok_or_else(|| bad(format!("`{what}` is empty")))
+        };
+        out.push(ManifestRow {
+            version,
+            variant,
+            cell,
+            year: year as u16,
+            grid_size: size(grid_size, "grid_size")?,
+            scales_size: size(scales_size, "scales_size")?,
+            grid_path: path(grid_path, "grid_path")?,
+            scales_path: path(scales_path, "scales_path")?,
+        });
+    }
+    Ok(out)
+}
+
+/// Read a manifest from a local file.
+pub fn read_manifest_file(path: &Path) -> Result<Vec<ManifestRow>, ManifestError> {
+    let location = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ManifestError::Unreadable {
+        location: location.clone(),
+        message: e.to_string(),
+    })?;
+    parse_manifest(Bytes::from(bytes), &location)
+}
+
+/// Write a manifest with TESSERA's columns (mtimes in seconds since the epoch), zstd-compressed.
+pub fn write_manifest(
+    path: &Path,
+    rows: &[ManifestRow],
+    mtimes: &[(i64, i64)],
+) -> Result<(), ManifestError> {
+    let fail = |m: String| ManifestError::Write {
+        path: path.display().to_string(),
+        message: m,
+    };
+    let column = |name: &str, t: PhysicalType, logical_string: bool| {
+        let mut b = Type::primitive_type_builder(name, t).with_repetition(Repetition::REQUIRED);
+        if logical_string {
+            b = b.with_logical_type(Some(parquet::basic::LogicalType::String));
+        }
+        Arc::new(b.build().expect("valid column"))
+    };
+    let schema = Type::group_type_builder("schema")
+        .with_fields(vec![
+            column("version", PhysicalType::BYTE_ARRAY, true),
+            column("variant", PhysicalType::BYTE_ARRAY, true),
+            column("lon", PhysicalType::DOUBLE, false),
+            column("lat", PhysicalType::DOUBLE, false),
+            column("year", PhysicalType::INT32, false),
+            column("grid_size", PhysicalType::INT64, false),
+            column("scales_size", PhysicalType::INT64, false),
+            column("grid_path", PhysicalType::BYTE_ARRAY, true),
+            column("scales_path", PhysicalType::BYTE_ARRAY, true),
+            column("grid_mtime", PhysicalType::INT64, false),
+            column("scales_mtime", PhysicalType::INT64, false),
+        ])
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let file = std::fs::File::create(path).map_err(|e| fail(e.to_string()))?;
+    let mut writer = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props))
+        .map_err(|e| fail(e.to_string()))?;
+    let mut group = writer.next_row_group().map_err(|e| fail(e.to_string()))?;
+    let strings = |f: &dyn Fn(&ManifestRow) -> String| -> Vec<ByteArray> {
+        rows.iter()
+            .map(|r| ByteArray::from(f(r).as_str()))
+            .collect()
+    };
+    let mut col = 0;
+    while let Some(mut w) = group.next_column().map_err(|e| fail(e.to_string()))? {
+        let result = match col {
+            0 => w.typed::<ByteArrayType>().write_batch(
+                &strings(&|r| r.version.clone().unwrap_or_default()),
+                None,
+                None,
+            ),
+            1 => w.typed::<ByteArrayType>().write_batch(
+                &strings(&|r| r.variant.clone().unwrap_or_default()),
+                None,
+                None,
+            ),
+            2 => w.typed::<DoubleType>().write_batch(
+                &rows.iter().map(|r| r.cell.lon_centre()).collect::<Vec<_>>(),
+                None,
+                None,
+            ),
+            3 => w.typed::<DoubleType>().write_batch(
+                &rows.iter().map(|r| r.cell.lat_centre()).collect::<Vec<_>>(),
+                None,
+                None,
+            ),
+            4 => w.typed::<Int32Type>().write_batch(
+                &rows.iter().map(|r| r.year as i32).collect::<Vec<_>>(),
+                None,
+                None,
+            ),
+            5 => w.typed::<Int64Type>().write_batch(
+                &rows.iter().map(|r| r.grid_size as i64).collect::<Vec<_>>(),
+                None,
+                None,
+            ),
+            6 => w.typed::<Int64Type>().write_batch(
+                &rows
+                    .iter()
+                    .map(|r| r.scales_size as i64)
+                    .collect::<Vec<_>>(),
+                None,
+                None,
+            ),
+            7 => w.typed::<ByteArrayType>().write_batch(
+                &strings(&|r| r.grid_path.clone()),
+                None,
+                None,
+            ),
+            8 => w.typed::<ByteArrayType>().write_batch(
+                &strings(&|r| r.scales_path.clone()),
+                None,
+                None,
+            ),
+            9 => w.typed::<Int64Type>().write_batch(
+                &mtimes.iter().map(|m| m.0).collect::<Vec<_>>(),
+                None,
+                None,
+            ),
+            _ => w.typed::<Int64Type>().write_batch(
+                &mtimes.iter().map(|m| m.1).collect::<Vec<_>>(),
+                None,
+                None,
+            ),
+        };
+        result.map_err(|e| fail(e.to_string()))?;
+        w.close().map_err(|e| fail(e.to_string()))?;
+        col += 1;
+    }
+    group.close().map_err(|e| fail(e.to_string()))?;
+    writer.close().map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn centres_on_the_grid_only() {
+        assert_eq!(centre_hundredths(-99.95), Some(-9995));
+        assert_eq!(centre_hundredths(80.05), Some(8005));
+        assert_eq!(centre_hundredths(80.0), None);
+        assert_eq!(centre_hundredths(80.051), None);
+        let cell = Cell::from_centre_hundredths(-5, 8005).unwrap();
+        assert_eq!(cell.name(), "grid_-0.05_80.05");
+    }
+
+    #[test]
+    fn written_manifests_read_back() {
+        let rows = vec![ManifestRow {
+            version: Some("1.1".into()),
+            variant: Some("local".into()),
+            cell: Cell::parse_name("grid_-0.05_80.05").unwrap(),
+            year: 2024,
+            grid_size: 100,
+            scales_size: 20,
+            grid_path: "2024/grid_-0.05_80.05/grid_-0.05_80.05.npy".into(),
+            scales_path: "2024/grid_-0.05_80.05/grid_-0.05_80.05_scales.npy".into(),
+        }];
+        let path = std::env::temp_dir().join(format!("manifest-{}.parquet", std::process::id()));
+        write_manifest(&path, &rows, &[(1, 2)]).unwrap();
+        assert_eq!(read_manifest_file(&path).unwrap(), rows);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

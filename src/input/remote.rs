@@ -1,0 +1,451 @@
+//! A TESSERA tree in an object store (`s3://`, `gs://`, `az://`, `http(s)://`), where TESSERA
+//! publishes it. Catalogued from its Parquet manifest when there is one (no listing, nothing
+//! opened), else by listing the prefix and reading each file's header with a ranged GET.
+//!
+//! Tiles are read with whole-object GETs, fetched ahead of the writer in the order it will ask
+//! for them ([`TileSource::prefetch`]), so the CPU does not wait on the network. Every request
+//! has a deadline and is retried a bounded number of times with backoff; the bytes received are
+//! checked against the size the manifest (or the listing) gives. A tile that cannot be read is
+//! a problem naming its URL, never a hang.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use zarrs::storage::Bytes;
+
+use super::catalogue::{
+    Catalogue, InputTile, LANDMASK_DIR, ScanError, ScanOptions, TileProblem,
+    check_embeddings_header, check_scales_header,
+};
+use super::geotiff;
+use super::manifest::{MANIFEST_NAME, parse_manifest};
+use super::npy::{self, NpyHeader};
+use super::source::TileSource;
+use crate::grid::Cell;
+use crate::store::{RequestLimits, block_on, object_store_at, spawn};
+
+/// Header bytes fetched per file when cataloguing by listing (numpy headers are ~128 bytes).
+const HEADER_BYTES: u64 = 4096;
+/// Header requests in flight at once when cataloguing by listing.
+const HEADER_CONCURRENCY: usize = 32;
+
+/// A TESSERA tree under a URL.
+pub struct RemoteTree {
+    base: String,
+    manifest: Option<String>,
+    limits: RequestLimits,
+    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// Expected size of every file, by URL (from the manifest or the listing).
+    sizes: Mutex<HashMap<String, u64>>,
+    ahead: Mutex<Prefetch>,
+}
+
+/// Objects fetched ahead of the writer: a window of downloads in the order it will read them.
+#[derive(Default)]
+struct Prefetch {
+    queue: VecDeque<String>,
+    in_flight: HashMap<String, tokio::task::JoinHandle<Result<Bytes, String>>>,
+    window: usize,
+}
+
+impl RemoteTree {
+    /// The tree under `base` (a URL); `manifest` names a manifest (URL or local path) instead of
+    /// `BASE/manifest.parquet`. `limits` bound every request.
+    pub fn new(base: &str, manifest: Option<String>, limits: RequestLimits) -> RemoteTree {
+        RemoteTree {
+            base: base.trim_end_matches('/').to_string(),
+            manifest,
+            limits,
+            stores: Mutex::new(HashMap::new()),
+            sizes: Mutex::new(HashMap::new()),
+            ahead: Mutex::new(Prefetch::default()),
+        }
+    }
+
+    /// The object store and object path of a URL (one store per bucket or host).
+    fn locate(&self, url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        let key = format!("{}://{}", parsed.scheme(), parsed.authority());
+        let path = ObjectPath::from(parsed.path().trim_matches('/'));
+        if let Some(store) = self.stores.lock().expect("no poisoning").get(&key) {
+            return Ok((store.clone(), path));
+        }
+        // Retries are ours (below), so that every failure, body included, is retried alike.
+        let limits = RequestLimits {
+            retries: 0,
+            ..self.limits
+        };
+        let (store, _) = object_store_at(url, limits).map_err(|e| e.to_string())?;
+        self.stores
+            .lock()
+            .expect("no poisoning")
+            .insert(key, store.clone());
+        Ok((store, path))
+    }
+
+    /// A whole object, with the deadline, retries and size check.
+    fn get(&self, url: &str) -> Result<Bytes, String> {
+        let task = self.ahead.lock().expect("no poisoning").take(url);
+        let result = match task {
+            Some(task) => block_on(task).unwrap_or_else(|e| Err(e.to_string())),
+            None => {
+                let (store, path) = self.locate(url)?;
+                let expected = self.sizes.lock().expect("no poisoning").get(url).copied();
+                block_on(fetch(store, path, expected, self.limits))
+            }
+        };
+        self.top_up();
+        result
+    }
+
+    /// Start downloads until the window is full.
+    fn top_up(&self) {
+        let mut ahead = self.ahead.lock().expect("no poisoning");
+        while ahead.in_flight.len() < ahead.window {
+            let Some(url) = ahead.queue.pop_front() else {
+                break;
+            };
+            let Ok((store, path)) = self.locate(&url) else {
+                continue; // read again (and reported) when the writer asks for it
+            };
+            let expected = self.sizes.lock().expect("no poisoning").get(&url).copied();
+            let task = spawn(fetch(store, path, expected, self.limits));
+            ahead.in_flight.insert(url, task);
+        }
+    }
+
+    /// The manifest's location, if there is one.
+    fn manifest_location(&self) -> Option<String> {
+        if let Some(m) = &self.manifest {
+            return Some(m.clone());
+        }
+        let url = format!("{}/{MANIFEST_NAME}", self.base);
+        let (store, path) = self.locate(&url).ok()?;
+        block_on(with_deadline(self.limits, store.head(&path)))
+            .ok()
+            .map(|_| url)
+    }
+
+    /// Catalogue from a manifest (URL or local path).
+    fn catalogue_from_manifest(
+        &self,
+        manifest: &str,
+        options: &ScanOptions,
+    ) -> Result<Catalogue, ScanError> {
+        let unreadable = |message: String| super::manifest::ManifestError::Unreadable {
+            location: manifest.to_string(),
+            message,
+        };
+        let bytes = if crate::store::is_url(manifest) {
+            self.get(manifest).map_err(unreadable)?
+        } else {
+            Bytes::from(std::fs::read(manifest).map_err(|e| unreadable(e.to_string()))?)
+        };
+        let rows = parse_manifest(bytes, manifest)?;
+        let dir = manifest.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        let locate = |p: &str| -> PathBuf {
+            if p.contains("://") || p.starts_with('/') {
+                PathBuf::from(p)
+            } else {
+                PathBuf::from(format!("{dir}/{p}"))
+            }
+        };
+        let catalogue = Catalogue::from_manifest(Path::new(&self.base), &rows, locate, options);
+        let mut sizes = self.sizes.lock().expect("no poisoning");
+        for row in &rows {
+            sizes.insert(locate(&row.grid_path).display().to_string(), row.grid_size);
+            sizes.insert(
+                locate(&row.scales_path).display().to_string(),
+                row.scales_size,
+            );
+        }
+        Ok(catalogue)
+    }
+
+    /// Catalogue by listing the prefix and reading every file's header.
+    fn catalogue_by_listing(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
+        let root_err = |m: String| ScanError::Remote {
+            location: self.base.clone(),
+            message: m,
+        };
+        let (store, prefix) = self.locate(&format!("{}/", self.base)).map_err(root_err)?;
+        let listing = async {
+            let all: Vec<_> = store.list(Some(&prefix)).collect().await;
+            all.into_iter().collect::<Result<Vec<_>, _>>()
+        };
+        let objects: Vec<object_store::ObjectMeta> =
+            block_on(with_deadline(self.limits, listing)).map_err(root_err)?;
+        let url_of = |p: &ObjectPath| format!("{}/{}", self.base, rel(p, &prefix));
+        let mut sizes: HashMap<String, u64> = HashMap::new();
+        let mut candidates = Vec::new();
+        let mut catalogue = Catalogue {
+            root: PathBuf::from(&self.base),
+            ..Default::default()
+        };
+        for o in &objects {
+            let url = url_of(&o.location);
+            sizes.insert(url.clone(), o.size);
+            let relative = rel(&o.location, &prefix);
+            let parts: Vec<&str> = relative.split('/').collect();
+            if let [dir, name] = parts[..]
+                && dir == LANDMASK_DIR
+                && let Some(stem) = name.strip_suffix(".tiff").or(name.strip_suffix(".tif"))
+            {
+                match Cell::parse_name(stem) {
+                    Ok(cell) => {
+                        catalogue.landmasks.insert(cell, PathBuf::from(&url));
+                    }
+                    Err(e) => catalogue.problems.push(TileProblem::new(
+                        Path::new(&url),
+                        format!("bad landmask name: {e}"),
+                    )),
+                }
+                continue;
+            }
+            let [year, folder, file] = parts[..] else {
+                continue;
+            };
+            let Ok(year) = year.parse::<u16>() else {
+                continue;
+            };
+            if year < 1000 || !options.years.is_empty() && !options.years.contains(&year) {
+                continue;
+            }
+            if file != format!("{folder}.npy") {
+                continue;
+            }
+            match Cell::parse_name(folder) {
+                Ok(cell) => {
+                    if options
+                        .lat_index_range
+                        .as_ref()
+                        .is_none_or(|r| r.contains(&cell.lat_index))
+                    {
+                        let scales = format!("{}/{year}/{folder}/{folder}_scales.npy", self.base);
+                        candidates.push((year, cell, url, scales));
+                    }
+                }
+                Err(e) => catalogue.problems.push(TileProblem::new(
+                    Path::new(&url),
+                    format!("bad tile name: {e}"),
+                )),
+            }
+        }
+        *self.sizes.lock().expect("no poisoning") = sizes.clone();
+        let results: Vec<Result<InputTile, TileProblem>> = block_on(
+            futures::stream::iter(candidates.into_iter().map(|(year, cell, emb, sc)| {
+                let sizes = &sizes;
+                async move {
+                    if let Some(p) = &options.progress {
+                        p.inc(1);
+                    }
+                    let header = |url: String| async move {
+                        let size = *sizes
+                            .get(&url)
+                            .ok_or_else(|| TileProblem::new(Path::new(&url), "missing"))?;
+                        let (store, path) = self
+                            .locate(&url)
+                            .map_err(|e| TileProblem::new(Path::new(&url), e))?;
+                        let bytes = with_deadline(
+                            self.limits,
+                            store.get_range(&path, 0..size.min(HEADER_BYTES)),
+                        )
+                        .await
+                        .map_err(|e| {
+                            TileProblem::new(Path::new(&url), format!("cannot read: {e}"))
+                        })?;
+                        let h = npy::parse_header(&bytes).map_err(|e| {
+                            TileProblem::new(Path::new(&url), format!("cannot read: {e}"))
+                        })?;
+                        Ok::<(NpyHeader, u64), TileProblem>((h, size))
+                    };
+                    let (eh, esize) = header(emb.clone()).await?;
+                    let (h, w) = check_embeddings_header(Path::new(&emb), &eh)?;
+                    let (sh, ssize) = header(sc.clone()).await?;
+                    let layout = check_scales_header(Path::new(&sc), &sh, h, w)?;
+                    Ok(InputTile {
+                        year,
+                        cell,
+                        embeddings: PathBuf::from(emb),
+                        scales: PathBuf::from(sc),
+                        scales_layout: layout,
+                        height: h,
+                        width: w,
+                        bytes: esize + ssize,
+                    })
+                }
+            }))
+            .buffer_unordered(HEADER_CONCURRENCY)
+            .collect::<Vec<_>>(),
+        );
+        let mut duplicates = Vec::new();
+        for r in results {
+            match r {
+                Ok(t) => {
+                    let year = catalogue.years.entry(t.year).or_default();
+                    if year.insert(t.cell, t.clone()).is_some() {
+                        duplicates.push(t);
+                    }
+                }
+                Err(p) => catalogue.problems.push(p),
+            }
+        }
+        debug_assert!(
+            duplicates.is_empty(),
+            "one key per (year, cell) in a listing"
+        );
+        catalogue.check_geometry();
+        catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(catalogue)
+    }
+}
+
+/// `path` relative to `prefix`.
+fn rel(path: &ObjectPath, prefix: &ObjectPath) -> String {
+    let p = path.as_ref();
+    p.strip_prefix(prefix.as_ref())
+        .unwrap_or(p)
+        .trim_start_matches('/')
+        .to_string()
+}
+
+/// Run one request with the deadline of `limits`.
+async fn with_deadline<T, E: std::fmt::Display>(
+    limits: RequestLimits,
+    request: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limits.timeout, request).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {:.0} s",
+            limits.timeout.as_secs_f64()
+        )),
+    }
+}
+
+/// GET a whole object: each attempt within the deadline, up to `limits.retries` retries with
+/// exponential backoff, and the size received checked against `expected`.
+async fn fetch(
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    expected: Option<u64>,
+    limits: RequestLimits,
+) -> Result<Bytes, String> {
+    let mut last = String::new();
+    for attempt in 0..=limits.retries {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 << attempt.min(6))).await;
+        }
+        let got = with_deadline(limits, async {
+            let response = store.get(&path).await?;
+            response.bytes().await
+        })
+        .await;
+        match got {
+            Ok(bytes) => match expected {
+                Some(n) if bytes.len() as u64 != n => {
+                    last = format!(
+                        "received {} bytes, but {n} were expected (truncated or changed object)",
+                        bytes.len()
+                    );
+                }
+                _ => return Ok(bytes),
+            },
+            Err(e) if e.contains("not found") || e.contains("NotFound") => {
+                return Err(format!("missing: {e}"));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(format!("{last} (after {} attempts)", limits.retries + 1))
+}
+
+impl Prefetch {
+    /// The download of `url`, if it was started ahead; stale downloads (asked for long before
+    /// and never taken, e.g. after an earlier failure of the same tile) are dropped.
+    fn take(&mut self, url: &str) -> Option<tokio::task::JoinHandle<Result<Bytes, String>>> {
+        self.in_flight.remove(url)
+    }
+}
+
+impl TileSource for RemoteTree {
+    fn describe(&self) -> String {
+        self.base.clone()
+    }
+
+    fn catalogue(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
+        match self.manifest_location() {
+            Some(m) => self.catalogue_from_manifest(&m, options),
+            None => self.catalogue_by_listing(options),
+        }
+    }
+
+    fn read_embeddings(
+        &self,
+        tile: &InputTile,
+        buf: &mut Vec<u8>,
+    ) -> Result<NpyHeader, TileProblem> {
+        let url = tile.embeddings.display().to_string();
+        let fail = |m: String| TileProblem::new(&tile.embeddings, m);
+        let bytes = self.get(&url).map_err(fail)?;
+        let header = npy::parse_header(&bytes).map_err(|e| fail(e.to_string()))?;
+        let data = bytes
+            .get(header.data_offset..header.data_offset + header.data_bytes())
+            .ok_or_else(|| fail("shorter than its header says".into()))?;
+        buf.clear();
+        buf.extend_from_slice(data);
+        Ok(header)
+    }
+
+    fn read_scales(&self, tile: &InputTile) -> Result<(NpyHeader, Vec<u8>), TileProblem> {
+        let url = tile.scales.display().to_string();
+        let fail = |m: String| TileProblem::new(&tile.scales, m);
+        let bytes = self.get(&url).map_err(fail)?;
+        let header = npy::parse_header(&bytes).map_err(|e| fail(e.to_string()))?;
+        let data = bytes
+            .get(header.data_offset..header.data_offset + header.data_bytes())
+            .ok_or_else(|| fail("shorter than its header says".into()))?;
+        Ok((header, data.to_vec()))
+    }
+
+    fn read_landmask(&self, path: &Path) -> Result<(usize, usize, Vec<u8>), TileProblem> {
+        let bytes = self
+            .get(&path.display().to_string())
+            .map_err(|m| TileProblem::new(path, m))?;
+        geotiff::read_u8_from(std::io::Cursor::new(bytes))
+            .map_err(|e| TileProblem::new(path, e.to_string()))
+    }
+
+    fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem> {
+        let url = path.display().to_string();
+        let fail = |m: String| TileProblem::new(path, m);
+        let (store, object) = self.locate(&url).map_err(fail)?;
+        let bytes = block_on(with_deadline(
+            self.limits,
+            store.get_range(&object, 0..(max as u64 + HEADER_BYTES)),
+        ))
+        .map_err(fail)?;
+        let header = npy::parse_header(&bytes).map_err(|e| fail(e.to_string()))?;
+        let end = (header.data_offset + max.min(header.data_bytes())).min(bytes.len());
+        Ok(bytes[header.data_offset.min(end)..end].to_vec())
+    }
+
+    fn prefetch(&self, tiles: &[&InputTile], window: usize) {
+        {
+            let mut ahead = self.ahead.lock().expect("no poisoning");
+            ahead.window = window;
+            ahead.queue = tiles
+                .iter()
+                .flat_map(|t| [&t.embeddings, &t.scales])
+                .map(|p| p.display().to_string())
+                .collect();
+        }
+        self.top_up();
+    }
+}

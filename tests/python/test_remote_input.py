@@ -1,0 +1,204 @@
+"""Tiles read where TESSERA publishes them: a synthetic TESSERA tree and its manifest (written by
+`mosaic manifest`, read back here with pyarrow) in SeaweedFS on loopback. A build from s3:// equals
+the build from the local tree chunk for chunk; a deleted object, a truncated one, one longer than
+the manifest says, and a server that accepts connections and never answers each give a named
+failed tile and exit 1 with the other tiles built; malformed manifest rows are errors naming
+the row."""
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import MOSAIC, REPO, mosaic
+from seaweed import seaweed
+
+TILES = ["grid_-99.95_80.05", "grid_-99.85_80.05", "grid_-99.75_80.05"]
+YEAR = "2024"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A local tree with its manifest, and the local build of it."""
+    d = tmp_path_factory.mktemp("remote-input")
+    root = d / "tessera"
+    mosaic("synth", "--out", root, "--tiles", ",".join(TILES), "--years", YEAR, "--seed", "5")
+    mosaic("manifest", "--input", root)
+    store = d / "local.zarr"
+    mosaic("build", "--input", root, "--out", store, "--band", "80-90", cwd=REPO)
+    return {"dir": d, "root": root, "store": store}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    with seaweed(tmp_path_factory.mktemp("seaweed-input")) as server:
+        yield server
+
+
+def upload(s3, root, prefix):
+    """Copy a local tree to s3://mosaic/{prefix}/."""
+    fs = s3["fs"]
+    for path in sorted(Path(root).rglob("*")):
+        if path.is_file():
+            fs.put_file(str(path), f"mosaic/{prefix}/{path.relative_to(root)}")
+    return f"s3://mosaic/{prefix}"
+
+
+def shards(store):
+    """Every shard file of band 80-90, by key."""
+    keys = {str(p.relative_to(store)): p for p in Path(store).rglob("*") if p.is_file()}
+    return {k: p.read_bytes() for k, p in keys.items()
+            if "/embeddings/c/" in k or "/scales/c/" in k}
+
+
+def run(args, env, timeout=300):
+    proc = subprocess.run([str(MOSAIC), *map(str, args)], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=timeout)
+    return proc
+
+
+def test_the_manifest_mosaic_writes_has_tesseras_columns(tree):
+    table = pq.read_table(tree["root"] / "manifest.parquet")
+    assert table.column_names == ["version", "variant", "lon", "lat", "year", "grid_size",
+                                  "scales_size", "grid_path", "scales_path", "grid_mtime", "scales_mtime"]
+    rows = table.to_pylist()
+    assert len(rows) == len(TILES)
+    for row in rows:
+        name = f"grid_{row['lon']:.2f}_{row['lat']:.2f}"
+        assert name in TILES and row["year"] == int(YEAR)
+        path = tree["root"] / row["grid_path"]
+        assert row["grid_path"] == f"{YEAR}/{name}/{name}.npy"
+        assert row["grid_size"] == path.stat().st_size
+        assert row["scales_size"] == (tree["root"] / row["scales_path"]).stat().st_size
+
+
+def test_a_build_from_s3_equals_the_local_build(tree, s3, tmp_path):
+    url = upload(s3, tree["root"], "good")
+    env = dict(os.environ, **s3["env"])
+    store = tmp_path / "from-s3.zarr"
+    proc = run(["build", "--input", url, "--out", store, "--band", "80-90"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 tiles written" in proc.stdout
+    local = shards(tree["store"])
+    assert len(local) == 2 * len(TILES)
+    assert shards(store) == local
+    # Without the manifest the prefix is listed and the headers read: the same catalogue.
+    s3["fs"].rm(f"mosaic/good/manifest.parquet")
+    plan = run(["plan", "--input", url], env)
+    assert plan.returncode == 0, plan.stderr
+    assert "3 tiles in 1 years" in plan.stdout
+    verify = run(["verify", "--input", url, "--store", store, "--band", "80-90", "--sample", "200"], env)
+    assert "OK: the band matches its input" in verify.stdout, verify.stdout + verify.stderr
+
+
+def broken_build(s3, tree, tmp_path, prefix, damage):
+    """Upload the tree, damage one object, build; return (process, the damaged URL)."""
+    url = upload(s3, tree["root"], prefix)
+    name = TILES[1]
+    key = damage(s3["fs"], f"mosaic/{prefix}/{YEAR}/{name}")
+    env = dict(os.environ, **s3["env"])
+    store = tmp_path / f"{prefix}.zarr"
+    proc = run(["build", "--input", url, "--out", store, "--band", "80-90",
+                "--read-timeout", "5", "--read-retries", "1"], env)
+    return proc, f"s3://{key}"
+
+
+def assert_named_failure(proc, url, reason):
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "2 tiles written" in proc.stdout, proc.stdout
+    failed = [line for line in proc.stderr.splitlines() if url in line]
+    assert failed and reason in failed[0], proc.stderr
+
+
+def test_a_deleted_object_fails_its_tile(tree, s3, tmp_path):
+    def delete(fs, folder):
+        key = f"{folder}/{folder.rsplit('/', 1)[1]}_scales.npy"
+        fs.rm(key)
+        return key
+    proc, url = broken_build(s3, tree, tmp_path, "deleted", delete)
+    assert_named_failure(proc, url, "missing")
+
+
+def test_a_truncated_object_fails_its_tile(tree, s3, tmp_path):
+    def truncate(fs, folder):
+        key = f"{folder}/{folder.rsplit('/', 1)[1]}.npy"
+        fs.pipe(key, fs.cat(key)[:100_000])
+        return key
+    proc, url = broken_build(s3, tree, tmp_path, "truncated", truncate)
+    assert_named_failure(proc, url, "received 100000 bytes")
+
+
+def test_an_object_longer_than_the_manifest_says_fails_its_tile(tree, s3, tmp_path):
+    def grow(fs, folder):
+        key = f"{folder}/{folder.rsplit('/', 1)[1]}.npy"
+        fs.pipe(key, fs.cat(key) + b"\0" * 64)
+        return key
+    proc, url = broken_build(s3, tree, tmp_path, "longer", grow)
+    assert_named_failure(proc, url, "were expected")
+
+
+def test_a_server_that_never_answers_fails_its_tile_within_the_deadline(tree, s3, tmp_path):
+    # A loopback socket that accepts connections and never says a word.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        silent.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                pass
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        port = silent.getsockname()[1]
+        root = tmp_path / "tree"
+        shutil.copytree(tree["root"], root)
+        manifest = root / "manifest.parquet"
+        table = pq.read_table(manifest).to_pylist()
+        name = TILES[1]
+        hanging = f"http://127.0.0.1:{port}/tessera/{YEAR}/{name}/{name}.npy"
+        for row in table:
+            if row["grid_path"].endswith(f"{name}.npy"):
+                row["grid_path"] = hanging
+        pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(manifest)), manifest)
+        url = upload(s3, root, "hanging")
+        env = dict(os.environ, **s3["env"])
+        started = time.monotonic()
+        proc = run(["build", "--input", url, "--out", tmp_path / "hanging.zarr", "--band", "80-90",
+                    "--read-timeout", "2", "--read-retries", "1"], env, timeout=120)
+        seconds = time.monotonic() - started
+        assert_named_failure(proc, hanging, "no answer within 2 s")
+        assert seconds < 60, f"the deadline did not hold: {seconds:.0f} s"
+    finally:
+        stop.set()
+        thread.join()
+        for c in held:
+            c.close()
+        silent.close()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda rows: rows[1].update(lon=-99.9), "row 1: lon -99.9, lat 80.05 is not a cell centre"),
+    (lambda rows: rows[2].update(grid_size=-5), "row 2: grid_size -5 is not a positive byte count"),
+    (lambda rows: [r.pop("scales_path") for r in rows], "no column `scales_path`"),
+])
+def test_a_malformed_manifest_is_an_error_naming_the_row(tree, tmp_path, change, message):
+    rows = pq.read_table(tree["root"] / "manifest.parquet").to_pylist()
+    change(rows)
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), bad)
+    proc = mosaic("plan", "--input", tree["root"], "--manifest", bad, check=False)
+    assert proc.returncode == 2
+    assert str(bad) in proc.stderr and message in proc.stderr, proc.stderr
