@@ -11,13 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tessera_mosaic::grid::{BandGrid, BandsConfig};
-use tessera_mosaic::store::{AtomicFilesystemStore, Store};
+use tessera_mosaic::store::{AtomicFilesystemStore, Intercept, Store};
 use tessera_mosaic::zarr::MosaicStore;
-use zarrs::storage::{
-    Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
-    StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
-    byte_range::ByteRangeIterator,
-};
+use zarrs::storage::WritableStorageTraits;
 
 /// One tile at 79.95N (band 70-80) and one at 80.05N (band 80-90), two years.
 fn input(d: &Path) -> PathBuf {
@@ -116,68 +112,6 @@ impl OutputAsync for Command {
     }
 }
 
-/// A local store where another band's group appears (copied from `other`) at the moment this
-/// process writes the root: the other build finished between this one's listing and its write.
-struct OtherBuildFinishes {
-    inner: AtomicFilesystemStore,
-    root: PathBuf,
-    other: PathBuf,
-    band: &'static str,
-    done: AtomicBool,
-}
-
-impl WritableStorageTraits for OtherBuildFinishes {
-    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
-        if key.as_str() == "zarr.json" && !self.done.swap(true, Ordering::SeqCst) {
-            copy_dir(&self.other.join(self.band), &self.root.join(self.band));
-        }
-        self.inner.set(key, value)
-    }
-    fn set_partial_many(&self, k: &StoreKey, v: OffsetBytesIterator) -> Result<(), StorageError> {
-        self.inner.set_partial_many(k, v)
-    }
-    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
-        self.inner.erase(key)
-    }
-    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
-        self.inner.erase_prefix(prefix)
-    }
-    fn supports_set_partial(&self) -> bool {
-        false
-    }
-}
-
-impl ReadableStorageTraits for OtherBuildFinishes {
-    fn get_partial_many<'a>(
-        &'a self,
-        key: &StoreKey,
-        byte_ranges: ByteRangeIterator<'a>,
-    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
-        self.inner.get_partial_many(key, byte_ranges)
-    }
-    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
-        self.inner.size_key(key)
-    }
-    fn supports_get_partial(&self) -> bool {
-        self.inner.supports_get_partial()
-    }
-}
-
-impl ListableStorageTraits for OtherBuildFinishes {
-    fn list(&self) -> Result<StoreKeys, StorageError> {
-        self.inner.list()
-    }
-    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
-        self.inner.list_prefix(prefix)
-    }
-    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
-        self.inner.list_dir(prefix)
-    }
-    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
-        self.inner.size_prefix(prefix)
-    }
-}
-
 #[test]
 fn the_root_converges_when_another_band_appears_during_its_write() {
     let d = scratch_dir("root-converges");
@@ -195,18 +129,23 @@ fn the_root_converges_when_another_band_appears_during_its_write() {
     assert!(mosaic(&args).status.success());
 
     let path = d.join("store.zarr");
-    let storage = OtherBuildFinishes {
-        inner: AtomicFilesystemStore::new(&path).unwrap(),
-        root: path.clone(),
-        other: other.clone(),
-        band: "80-90",
-        done: AtomicBool::new(false),
+    // Another band's group appears (copied from `other`) at the moment this process writes
+    // the root: the other build finished between this one's listing and its write.
+    let local = Store {
+        storage: Arc::new(AtomicFilesystemStore::new(&path).unwrap()),
+        location: s(&path).to_string(),
     };
+    let done = AtomicBool::new(false);
+    let (from, to) = (other.join("80-90"), path.join("80-90"));
     let store = MosaicStore {
-        store: Store {
-            storage: Arc::new(storage),
-            location: s(&path).to_string(),
-        },
+        store: Intercept::new(&local)
+            .on_write(move |key, value, inner| {
+                if key.as_str() == "zarr.json" && !done.swap(true, Ordering::SeqCst) {
+                    copy_dir(&from, &to);
+                }
+                inner.set(key, value)
+            })
+            .into_store(s(&path)),
     };
     let config = BandsConfig::default();
     let grid = BandGrid::for_band(config.band("70-80").unwrap(), &config).unwrap();

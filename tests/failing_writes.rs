@@ -14,80 +14,37 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tessera_mosaic::build::{BuildOptions, build_band};
 use tessera_mosaic::grid::{BandGrid, BandsConfig};
 use tessera_mosaic::input::{LocalTree, ScanOptions, TileSource};
-use tessera_mosaic::store::{AtomicFilesystemStore, Store};
+use tessera_mosaic::store::{AtomicFilesystemStore, Intercept, Store};
 use tessera_mosaic::zarr::MosaicStore;
-use zarrs::storage::{
-    Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
-    StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
-    byte_range::ByteRangeIterator,
-};
+use zarrs::storage::{StorageError, WritableStorageTraits};
 
 /// A filesystem store whose disk "fills up": after `ok_shards` shard writes, each shard write
 /// leaves half its bytes in a temporary file and fails with ENOSPC.
-struct DiskFull {
-    inner: AtomicFilesystemStore,
-    root: PathBuf,
-    ok_shards: usize,
-    shards: AtomicUsize,
-}
-
-impl ReadableStorageTraits for DiskFull {
-    fn get_partial_many<'a>(
-        &'a self,
-        key: &StoreKey,
-        r: ByteRangeIterator<'a>,
-    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
-        self.inner.get_partial_many(key, r)
-    }
-    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
-        self.inner.size_key(key)
-    }
-    fn supports_get_partial(&self) -> bool {
-        true
-    }
-}
-impl WritableStorageTraits for DiskFull {
-    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
-        if key.as_str().contains("/embeddings/c/") || key.as_str().contains("/scales/c/") {
-            let n = self.shards.fetch_add(1, Ordering::SeqCst);
-            if n >= self.ok_shards {
-                // As a writer killed mid-write would leave it (a pid that cannot be alive).
-                let tmp = self.root.join(format!("{}.tmp.4194305.1", key.as_str()));
-                std::fs::create_dir_all(tmp.parent().unwrap()).unwrap();
-                std::fs::write(&tmp, &value[..value.len() / 2]).unwrap();
-                return Err(StorageError::IOError(
-                    std::io::Error::from_raw_os_error(28).into(),
-                ));
+fn disk_full(root: &Path, ok_shards: usize) -> Store {
+    let local = Store {
+        storage: Arc::new(AtomicFilesystemStore::new(root).unwrap()),
+        location: s(root).to_string(),
+    };
+    let shards = AtomicUsize::new(0);
+    let location = local.location.clone();
+    let root = root.to_path_buf();
+    Intercept::new(&local)
+        .on_write(move |key, value, inner| {
+            if key.as_str().contains("/embeddings/c/") || key.as_str().contains("/scales/c/") {
+                let n = shards.fetch_add(1, Ordering::SeqCst);
+                if n >= ok_shards {
+                    // As a writer killed mid-write would leave it (a pid that cannot be alive).
+                    let tmp = root.join(format!("{}.tmp.4194305.1", key.as_str()));
+                    std::fs::create_dir_all(tmp.parent().unwrap()).unwrap();
+                    std::fs::write(&tmp, &value[..value.len() / 2]).unwrap();
+                    return Err(StorageError::IOError(
+                        std::io::Error::from_raw_os_error(28).into(),
+                    ));
+                }
             }
-        }
-        self.inner.set(key, value)
-    }
-    fn set_partial_many(&self, key: &StoreKey, v: OffsetBytesIterator) -> Result<(), StorageError> {
-        self.inner.set_partial_many(key, v)
-    }
-    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
-        self.inner.erase(key)
-    }
-    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
-        self.inner.erase_prefix(prefix)
-    }
-    fn supports_set_partial(&self) -> bool {
-        false
-    }
-}
-impl ListableStorageTraits for DiskFull {
-    fn list(&self) -> Result<StoreKeys, StorageError> {
-        self.inner.list()
-    }
-    fn list_prefix(&self, p: &StorePrefix) -> Result<StoreKeys, StorageError> {
-        self.inner.list_prefix(p)
-    }
-    fn list_dir(&self, p: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
-        self.inner.list_dir(p)
-    }
-    fn size_prefix(&self, p: &StorePrefix) -> Result<u64, StorageError> {
-        self.inner.size_prefix(p)
-    }
+            inner.set(key, value)
+        })
+        .into_store(&location)
 }
 
 fn setup(tag: &str) -> PathBuf {
@@ -124,17 +81,8 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
     let source = LocalTree::new(&d.join("in"));
     let catalogue = source.catalogue(&ScanOptions::default()).unwrap();
     let path = d.join("store.zarr");
-    let disk = DiskFull {
-        inner: AtomicFilesystemStore::new(&path).unwrap(),
-        root: path.clone(),
-        ok_shards: 5,
-        shards: AtomicUsize::new(0),
-    };
     let store = MosaicStore {
-        store: Store {
-            storage: Arc::new(disk),
-            location: s(&path).to_string(),
-        },
+        store: disk_full(&path, 5),
     };
     let options = BuildOptions {
         threads: 1,

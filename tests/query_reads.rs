@@ -1,5 +1,5 @@
-//! `query` reads only the inner chunks a box needs: checked with a storage adapter written
-//! here (not the tool's own read counter), against the inner chunks that the store's own
+//! `query` reads only the inner chunks a box needs: checked with a read log kept here (not the
+//! tool's own read counter), against the inner chunks that the store's own
 //! metadata, coordinate arrays and shard indices say the box covers. The tool's counter must
 //! agree with this count.
 
@@ -11,78 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use tessera_mosaic::store::{Store, count_reads};
+use tessera_mosaic::store::{Intercept, Store, count_reads};
 use tessera_mosaic::tools::query::{QueryPlan, QueryRequest};
 use tessera_mosaic::zarr::MosaicStore;
-use zarrs::storage::{
-    Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
-    ReadableWritableListableStorageTraits, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes,
-    StorePrefix, WritableStorageTraits, byte_range::ByteRangeIterator,
-};
-
-/// Records every byte range read, per key, resolved to `start..end`.
-struct ReadLog {
-    inner: Arc<dyn ReadableWritableListableStorageTraits>,
-    reads: Mutex<Vec<(String, u64, u64)>>,
-}
-
-impl ReadableStorageTraits for ReadLog {
-    fn get_partial_many<'a>(
-        &'a self,
-        key: &StoreKey,
-        byte_ranges: ByteRangeIterator<'a>,
-    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
-        let ranges: Vec<_> = byte_ranges.collect();
-        if let Some(size) = self.inner.size_key(key)? {
-            let mut log = self.reads.lock().unwrap();
-            for r in &ranges {
-                let range = r.to_range(size);
-                log.push((key.as_str().to_string(), range.start, range.end));
-            }
-        }
-        self.inner
-            .get_partial_many(key, Box::new(ranges.into_iter()))
-    }
-    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
-        self.inner.size_key(key)
-    }
-    fn supports_get_partial(&self) -> bool {
-        self.inner.supports_get_partial()
-    }
-}
-
-impl WritableStorageTraits for ReadLog {
-    fn set(&self, _: &StoreKey, _: Bytes) -> Result<(), StorageError> {
-        Err(StorageError::Other("read only".into()))
-    }
-    fn set_partial_many(&self, _: &StoreKey, _: OffsetBytesIterator) -> Result<(), StorageError> {
-        Err(StorageError::Other("read only".into()))
-    }
-    fn erase(&self, _: &StoreKey) -> Result<(), StorageError> {
-        Err(StorageError::Other("read only".into()))
-    }
-    fn erase_prefix(&self, _: &StorePrefix) -> Result<(), StorageError> {
-        Err(StorageError::Other("read only".into()))
-    }
-    fn supports_set_partial(&self) -> bool {
-        false
-    }
-}
-
-impl ListableStorageTraits for ReadLog {
-    fn list(&self) -> Result<StoreKeys, StorageError> {
-        self.inner.list()
-    }
-    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
-        self.inner.list_prefix(prefix)
-    }
-    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
-        self.inner.list_dir(prefix)
-    }
-    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
-        self.inner.size_prefix(prefix)
-    }
-}
+use zarrs::storage::ReadableStorageTraits;
 
 /// A JSON document of the store.
 fn json(store: &Path, key: &str) -> serde_json::Value {
@@ -231,21 +163,27 @@ fn query_reads_exactly_the_inner_chunks_under_the_box() {
     );
 
     // Run the query in-process through the logging adapter (inside the tool's own counter).
+    // Every byte range read, per key, resolved to `start..end`.
     let opened = Store::open(s(&store)).unwrap();
-    let log = Arc::new(ReadLog {
-        inner: opened.storage.clone(),
-        reads: Mutex::new(Vec::new()),
-    });
-    let logged = Store {
-        storage: log.clone(),
-        location: opened.location.clone(),
-    };
+    let reads = Arc::new(Mutex::new(Vec::new()));
+    let (log, sizes) = (reads.clone(), opened.storage.clone());
+    let logged = Intercept::new(&opened)
+        .on_read(move |key, ranges| {
+            if let Some(size) = sizes.size_key(key).unwrap() {
+                for r in ranges {
+                    let range = r.to_range(size);
+                    let entry = (key.as_str().to_string(), range.start, range.end);
+                    log.lock().unwrap().push(entry);
+                }
+            }
+        })
+        .into_store(&opened.location);
     let (counted, tool_counter) = count_reads(&logged);
     let plan = QueryPlan::new(&MosaicStore { store: counted }, &request).unwrap();
     assert_eq!((plan.rows(), plan.cols()), (4, 3));
     plan.write_npy(&d.join("box.npy")).unwrap();
 
-    let reads = log.reads.lock().unwrap().clone();
+    let reads = reads.lock().unwrap().clone();
     let mut by_key: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     for (key, a, b) in &reads {
         by_key.entry(key.clone()).or_default().push((*a, *b));

@@ -1,5 +1,6 @@
 //! Storage adapters that change how reads or writes travel, knowing nothing of what the bytes
-//! are: counting reads (zarrs' performance-metrics adapter) and writing in the background.
+//! are: counting reads (zarrs' performance-metrics adapter), writing in the background, and
+//! handing reads and writes to hooks (fault injection, watching what a tool reads).
 
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -7,7 +8,8 @@ use zarrs::storage::storage_adapter::performance_metrics::PerformanceMetricsStor
 use zarrs::storage::{
     Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
     ReadableWritableListableStorageTraits, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes,
-    StorePrefix, WritableStorageTraits, byte_range::ByteRangeIterator,
+    StorePrefix, WritableStorageTraits,
+    byte_range::{ByteRange, ByteRangeIterator},
 };
 
 use super::handle::{Storage, Store};
@@ -151,6 +153,121 @@ impl WritableStorageTraits for BackgroundWrites {
 }
 
 impl ListableStorageTraits for BackgroundWrites {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix)
+    }
+}
+
+/// What an [`Intercept`] does with a write: given the key, the value and the store behind it.
+pub type WriteHook =
+    Box<dyn Fn(&StoreKey, Bytes, &Storage) -> Result<(), StorageError> + Send + Sync>;
+
+/// What an [`Intercept`] is told of a read, before it is forwarded: the key and the ranges.
+pub type ReadHook = Box<dyn Fn(&StoreKey, &[ByteRange]) + Send + Sync>;
+
+/// A storage adapter that hands every write and every read to hooks and forwards everything
+/// else: a full disk, a writer racing this one, or a log of the bytes a tool reads, in a few
+/// lines instead of a storage implementation.
+pub struct Intercept {
+    inner: Storage,
+    on_write: Option<WriteHook>,
+    on_read: Option<ReadHook>,
+}
+
+impl Intercept {
+    /// Forward everything to `store` until hooks are added.
+    pub fn new(store: &Store) -> Intercept {
+        Intercept {
+            inner: store.storage.clone(),
+            on_write: None,
+            on_read: None,
+        }
+    }
+
+    /// Writes go to `hook`, which decides whether (and how) to pass them on.
+    pub fn on_write(
+        mut self,
+        hook: impl Fn(&StoreKey, Bytes, &Storage) -> Result<(), StorageError> + Send + Sync + 'static,
+    ) -> Intercept {
+        self.on_write = Some(Box::new(hook));
+        self
+    }
+
+    /// `hook` sees every read before it is forwarded.
+    pub fn on_read(
+        mut self,
+        hook: impl Fn(&StoreKey, &[ByteRange]) + Send + Sync + 'static,
+    ) -> Intercept {
+        self.on_read = Some(Box::new(hook));
+        self
+    }
+
+    /// A store that goes through the hooks.
+    pub fn into_store(self, location: &str) -> Store {
+        Store {
+            storage: Arc::new(self),
+            location: location.to_string(),
+        }
+    }
+}
+
+impl ReadableStorageTraits for Intercept {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        let Some(hook) = &self.on_read else {
+            return self.inner.get_partial_many(key, byte_ranges);
+        };
+        let ranges: Vec<ByteRange> = byte_ranges.collect();
+        hook(key, &ranges);
+        self.inner
+            .get_partial_many(key, Box::new(ranges.into_iter()))
+    }
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+impl WritableStorageTraits for Intercept {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        match &self.on_write {
+            Some(hook) => hook(key, value, &self.inner),
+            None => self.inner.set(key, value),
+        }
+    }
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator,
+    ) -> Result<(), StorageError> {
+        zarrs::storage::store_set_partial_many(self, key, offset_values)
+    }
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.erase(key)
+    }
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.inner.erase_prefix(prefix)
+    }
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+impl ListableStorageTraits for Intercept {
     fn list(&self) -> Result<StoreKeys, StorageError> {
         self.inner.list()
     }
