@@ -25,7 +25,7 @@ def test_compression_estimate_matches_numcodecs_and_the_built_store(tmp_path):
     assert b["grid"]["name"] == "80-90"
 
     # What the plan says it measures: the first 4 MiB of embeddings and 128 KiB of scales of
-    # (here all three) tiles, compressed with the configured codec (zstd level 1).
+    # (here all three) tiles, compressed with the configured codec (zstd, bands.toml's level).
     config = tomllib.loads((REPO / "bands.toml").read_text())["compression"]
     assert config["codec"] == "zstd"
     codec = Zstd(level=config["level"], checksum=True)
