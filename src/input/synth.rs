@@ -10,7 +10,7 @@
 //!   smooth gradients from a few fractal fields);
 //! - per-pixel quantisation as TESSERA's (the largest channel is +-127, the scale carries the
 //!   magnitude), so the int8 values spread over the whole range and the scales vary smoothly;
-//! - per-pixel noise of about a third of an int8 step in every channel, so no two neighbouring
+//! - per-pixel noise of about 0.37 int8 steps in every channel, so no two neighbouring
 //!   pixels carry the same vector (a misplaced pixel is caught);
 //! - water where a land field falls below a threshold (its own vector), and a few invalid scale
 //!   sentinels (NaN, 0, negative, FLT_MAX, inf).
@@ -147,7 +147,7 @@ const CLASSES: usize = 10;
 const PATCH_DEG: f64 = 0.003;
 /// Per-pixel noise in int8 steps; calibrated so that blosc zstd 3 + bitshuffle on 32 x 32
 /// chunks keeps about 0.45 of a tile's bytes (`tests::landscape_compresses_like_tessera`).
-const NOISE_STEPS: f32 = 0.35;
+const NOISE_STEPS: f32 = 0.37;
 
 impl Landscape {
     /// Build the landscape; the land threshold is the quantile that gives `land_fraction`
@@ -216,7 +216,10 @@ impl Landscape {
     /// The patch (a cell of a jittered Voronoi lattice about 330 m across) holding a point:
     /// a hash that names it.
     fn patch(&self, lon: f64, lat: f64) -> u64 {
-        let x = (lon + 180.0) * lat.to_radians().cos().max(0.05) / PATCH_DEG;
+        // Longitude shrinks by the cosine of the latitude, taken constant over each 1-degree
+        // band of latitude (a varying one would shear the patches into slivers).
+        let shrink = (lat.floor() + 0.5).to_radians().cos().max(0.05);
+        let x = (lon + 180.0) * shrink / PATCH_DEG;
         let y = (lat + 90.0) / PATCH_DEG;
         let (i0, j0) = (x.floor() as i64, y.floor() as i64);
         let mut best = (f64::INFINITY, 0);
