@@ -360,7 +360,7 @@ fn a_store_refuses_a_bands_toml_that_differs_from_its_own() {
             "rows_per_cell: 1170",
             "rows_per_cell: 1287",
         ),
-        ("codec", "level = 1", "level = 3", "level: 1", "level: 3"),
+        ("codec", "level = 3", "level = 1", "level: 3", "level: 1"),
         (
             "fill",
             "embeddings_fill = 0",

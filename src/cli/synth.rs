@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use super::shared::{parse_bbox, progress_bar};
 use tessera_mosaic::grid::Cell;
-use tessera_mosaic::input::synth::{self, SynthOptions};
+use tessera_mosaic::input::synth::{self, Content, SynthOptions};
 use tessera_mosaic::plan::human_bytes;
 
 /// Write a synthetic TESSERA tree with the real tile geometry and realistic content.
@@ -39,6 +39,18 @@ pub struct Args {
     /// Also write landmask GeoTIFFs (0 = water) in ROOT/global_0.1_degree_tiff_all.
     #[arg(long)]
     pub landmasks: bool,
+    /// What the tiles hold: `landscape` compresses like real TESSERA embeddings (patches of
+    /// similar vectors, correlated channels, light per-pixel noise); `noise` is the earlier,
+    /// nearly incompressible content.
+    #[arg(long, value_enum, default_value_t = ContentArg::Landscape)]
+    pub content: ContentArg,
+}
+
+/// `--content` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ContentArg {
+    Landscape,
+    Noise,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -70,6 +82,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         seed: a.seed,
         land_fraction: a.land_fraction,
         landmasks: a.landmasks,
+        content: match a.content {
+            ContentArg::Landscape => Content::Landscape,
+            ContentArg::Noise => Content::Noise,
+        },
     };
     let bar = progress_bar(
         (options.cells.len() * options.years.len()) as u64,

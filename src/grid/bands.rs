@@ -130,7 +130,7 @@ impl Default for BandsConfig {
                 rows: 117,
                 target_cols: 128,
             },
-            compression: CompressionConfig::Zstd { level: 1 },
+            compression: CompressionConfig::Zstd { level: 3 },
             embeddings_fill: 0,
             bands,
         }

@@ -1,10 +1,23 @@
 //! Synthetic TESSERA trees: tiles with the exact real geometry and realistic content.
 //!
-//! Content is a function of the global position, so neighbouring tiles join seamlessly:
-//! a few smooth fractal fields (land forms) mixed into the 128 channels, water where a land
-//! field falls below a threshold, per-pixel noise (so a misplaced pixel is caught), a small
-//! year-to-year drift, and a few invalid scale sentinels (NaN, 0, negative, FLT_MAX, inf).
-//! Everything is a pure function of (seed, year, cell, pixel): deterministic for a seed.
+//! Content is a function of the global position, so neighbouring tiles join seamlessly. The
+//! default ([`Content::Landscape`]) compresses like real TESSERA embeddings (blosc zstd 3 with
+//! bitshuffle on 32 x 32 chunks keeps about 0.45 of the raw bytes, as TESSERA's own Zarr does):
+//! - patches (fields, forest; a few hundred metres, Voronoi cells with sharp borders) of
+//!   near-identical vectors, each patch one of a few land-cover classes that come in regions,
+//!   some patches changing class from year to year (crop rotation);
+//! - channels correlated: every vector is a mix of 8 basis vectors (class, patch offset and
+//!   smooth gradients from a few fractal fields);
+//! - per-pixel quantisation as TESSERA's (the largest channel is +-127, the scale carries the
+//!   magnitude), so the int8 values spread over the whole range and the scales vary smoothly;
+//! - per-pixel noise of about 0.37 int8 steps in every channel, so no two neighbouring
+//!   pixels carry the same vector (a misplaced pixel is caught);
+//! - water where a land field falls below a threshold (its own vector), and a few invalid scale
+//!   sentinels (NaN, 0, negative, FLT_MAX, inf).
+//!
+//! [`Content::Noise`] keeps the earlier content (smooth fields plus strong per-pixel noise,
+//! nearly incompressible). Everything is a pure function of (seed, year, cell, pixel):
+//! deterministic for a seed.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +49,19 @@ pub struct SynthOptions {
     pub land_fraction: f64,
     /// Also write landmask GeoTIFFs (0 = water).
     pub landmasks: bool,
+    /// What the tiles hold.
+    pub content: Content,
+}
+
+/// What synthetic tiles hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Content {
+    /// Patches of similar vectors, correlated channels, smooth gradients and scales, light
+    /// per-pixel noise: compresses like real TESSERA embeddings.
+    #[default]
+    Landscape,
+    /// Smooth fields plus strong per-pixel noise: nearly incompressible (the earlier content).
+    Noise,
 }
 
 /// What was written.
@@ -96,20 +122,56 @@ pub fn cells_in_bbox(lon0: f64, lat0: f64, lon1: f64, lat1: f64) -> Vec<Cell> {
 pub struct Landscape {
     seed: u64,
     land_threshold: f64,
-    /// Channel weights of the smooth fields: [channel][field].
+    content: Content,
+    /// Channel weights of the smooth fields (noise content): [channel][field].
     weights: Vec<[f32; FIELDS]>,
     water_signature: Vec<f32>,
+    /// The basis every landscape vector is a mix of: [component][channel].
+    basis: Vec<[f32; CHANNELS]>,
+    /// Mixing coefficients of each land-cover class: [class][component].
+    classes: Vec<[f32; RANK]>,
+    /// Mixing coefficients of water.
+    water: [f32; RANK],
+    /// How the smooth fields enter the mix: [field][component].
+    gradients: [[f32; RANK]; FIELDS],
+    /// Standard deviation of the per-pixel noise, in int8 steps.
+    noise: f32,
 }
 
 const FIELDS: usize = 4;
+/// Components of the landscape vectors (so the 128 channels are correlated).
+const RANK: usize = 8;
+/// Land-cover classes.
+const CLASSES: usize = 10;
+/// Patch size (Voronoi lattice step) in degrees of latitude: about 330 m.
+const PATCH_DEG: f64 = 0.003;
+/// Per-pixel noise in int8 steps; calibrated so that blosc zstd 3 + bitshuffle on 32 x 32
+/// chunks keeps about 0.45 of a tile's bytes (`tests::landscape_compresses_like_tessera`).
+const NOISE_STEPS: f32 = 0.37;
 
 impl Landscape {
     /// Build the landscape; the land threshold is the quantile that gives `land_fraction`
     /// over the given cells.
     pub fn new(seed: u64, land_fraction: f64, cells: &[Cell]) -> Landscape {
+        let gauss = |a: u64, b: u64, c: u64| {
+            let h = hash3(seed, a, b, c);
+            (unit(h) + unit(splitmix64(h)) + unit(splitmix64(h ^ 1))) as f32
+        };
         let mut ls = Landscape {
             seed,
             land_threshold: 0.0,
+            content: Content::Landscape,
+            basis: (0..RANK)
+                .map(|r| std::array::from_fn(|ch| gauss(0xBA515, r as u64, ch as u64)))
+                .collect(),
+            classes: (0..CLASSES)
+                .map(|k| std::array::from_fn(|r| gauss(0xC1A55, k as u64, r as u64)))
+                .collect(),
+            water: std::array::from_fn(|r| 0.7 * gauss(0xEA7E4, 1, r as u64)),
+            gradients: std::array::from_fn(|k| {
+                std::array::from_fn(|r| 0.6 * gauss(0x6AD, k as u64, r as u64))
+            }),
+            noise: NOISE_STEPS,
             weights: (0..CHANNELS)
                 .map(|ch| {
                     std::array::from_fn(|k| unit(hash3(seed, 0xC0FFEE, ch as u64, k as u64)) as f32)
@@ -139,6 +201,55 @@ impl Landscape {
         ls
     }
 
+    /// The same landscape with another content.
+    pub fn with_content(mut self, content: Content) -> Landscape {
+        self.content = content;
+        self
+    }
+
+    /// The same landscape with per-pixel noise of `steps` int8 steps (landscape content).
+    pub fn with_noise(mut self, steps: f32) -> Landscape {
+        self.noise = steps;
+        self
+    }
+
+    /// The patch (a cell of a jittered Voronoi lattice about 330 m across) holding a point:
+    /// a hash that names it.
+    fn patch(&self, lon: f64, lat: f64) -> u64 {
+        // Longitude shrinks by the cosine of the latitude, taken constant over each 1-degree
+        // band of latitude (a varying one would shear the patches into slivers).
+        let shrink = (lat.floor() + 0.5).to_radians().cos().max(0.05);
+        let x = (lon + 180.0) * shrink / PATCH_DEG;
+        let y = (lat + 90.0) / PATCH_DEG;
+        let (i0, j0) = (x.floor() as i64, y.floor() as i64);
+        let mut best = (f64::INFINITY, 0);
+        for j in j0 - 1..=j0 + 1 {
+            for i in i0 - 1..=i0 + 1 {
+                let h = hash3(self.seed, 0x9A7C4, i as u64, j as u64);
+                let px = i as f64 + to01(h);
+                let py = j as f64 + to01(splitmix64(h));
+                let d = (px - x).powi(2) + (py - y).powi(2);
+                if d < best.0 {
+                    best = (d, h);
+                }
+            }
+        }
+        best.1
+    }
+
+    /// The land-cover class of a patch in a year: classes come in regions (a smooth field),
+    /// mixed per patch, and about 15% of patches change class each year (crop rotation).
+    fn class(&self, patch: u64, lon: f64, lat: f64, year: u16) -> usize {
+        let region = fbm(self.seed ^ 0xC1A55, lon, lat, 0.08, 3) + 0.6 * unit(splitmix64(patch));
+        let mut class = (((region + 1.6) / 3.2 * CLASSES as f64).floor() as i64)
+            .clamp(0, CLASSES as i64 - 1) as usize;
+        let rotation = hash3(patch, 0x7EA5, year as u64, 0);
+        if to01(rotation) < 0.15 {
+            class = (class + 1 + (rotation >> 60) as usize % (CLASSES - 1)) % CLASSES;
+        }
+        class
+    }
+
     /// The land field: land where it is above the threshold.
     fn land_field(&self, lon: f64, lat: f64) -> f64 {
         fbm(self.seed ^ 0x1A4D, lon, lat, 3.2, 7)
@@ -153,6 +264,94 @@ impl Landscape {
         std::array::from_fn(|k| {
             fbm(self.seed.wrapping_add(101 + k as u64), lon, lat, 1.6, 6) as f32
         })
+    }
+
+    /// One landscape pixel: fills its 128 int8 channels and returns its scale.
+    fn pixel(
+        &self,
+        emb: &mut [i8],
+        pixel_hash: u64,
+        lon: f64,
+        lat: f64,
+        land: bool,
+        year: u16,
+    ) -> f32 {
+        let f = self.fields(lon, lat);
+        let mut mix = [0f32; RANK];
+        if land {
+            let patch = self.patch(lon, lat);
+            let class = &self.classes[self.class(patch, lon, lat, year)];
+            for (r, m) in mix.iter_mut().enumerate() {
+                // The class, a small offset of the patch, and the smooth gradients.
+                *m = class[r] + 0.25 * unit(hash3(patch, 0x0FF5E7, r as u64, 0)) as f32;
+                for (k, g) in self.gradients.iter().enumerate() {
+                    *m += g[r] * f[k];
+                }
+            }
+        } else {
+            for (r, m) in mix.iter_mut().enumerate() {
+                *m = self.water[r] + 0.15 * self.gradients[0][r] * f[0];
+            }
+        }
+        let mut v = [0f32; CHANNELS];
+        for (r, basis) in self.basis.iter().enumerate() {
+            for (x, b) in v.iter_mut().zip(basis) {
+                *x += mix[r] * b;
+            }
+        }
+        // Quantised per pixel as TESSERA's are: the largest channel is +-127.
+        let peak = v.iter().fold(1e-6f32, |m, x| m.max(x.abs()));
+        // Per-pixel noise: the sum of two bytes per channel (triangular, unit variance).
+        let mut noise = [0u8; 2 * CHANNELS];
+        for (k, chunk) in noise.chunks_mut(8).enumerate() {
+            chunk.copy_from_slice(
+                &splitmix64(pixel_hash ^ (k as u64).wrapping_mul(0x9E37)).to_le_bytes(),
+            );
+        }
+        for (ch, e) in emb.iter_mut().enumerate() {
+            let n = (noise[2 * ch] as f32 + noise[2 * ch + 1] as f32 - 255.0) / 104.5;
+            *e = (127.0 * v[ch] / peak + self.noise * n)
+                .round()
+                .clamp(-127.0, 127.0) as i8;
+        }
+        // The magnitude goes into the scale: smooth within a patch and over the region.
+        0.0005 * (1.0 + 0.3 * f[1]).max(0.2) * peak
+    }
+
+    /// One pixel of the earlier, noise-like content.
+    fn noise_pixel(
+        &self,
+        emb: &mut [i8],
+        pixel_hash: u64,
+        lon: f64,
+        lat: f64,
+        land: bool,
+        year: u16,
+    ) -> f32 {
+        let f = self.fields(lon, lat);
+        let year_drift = (year as f32 - 2020.0) * 0.04;
+        // Per-pixel noise bytes, 8 per 64-bit hash.
+        let mut noise = [0u8; CHANNELS];
+        for (k, chunk) in noise.chunks_mut(8).enumerate() {
+            chunk.copy_from_slice(
+                &splitmix64(pixel_hash ^ (k as u64).wrapping_mul(0x9E37)).to_le_bytes(),
+            );
+        }
+        for (ch, e) in emb.iter_mut().enumerate() {
+            let w = &self.weights[ch];
+            let smooth = if land {
+                w[0] * f[0]
+                    + w[1] * f[1]
+                    + w[2] * f[2]
+                    + w[3] * f[3]
+                    + year_drift * w[(ch + 1) % FIELDS]
+            } else {
+                self.water_signature[ch] + 0.1 * w[0] * f[0]
+            };
+            let v = 70.0 * smooth + (noise[ch] as f32 - 127.5) * 0.12;
+            *e = v.round().clamp(-127.0, 127.0) as i8;
+        }
+        0.02 * (1.0 + 0.3 * f[1]) * (1.0 + 0.05 * ((pixel_hash >> 40) as f32 / 16_777_216.0 - 0.5))
     }
 
     /// True when some part of the cell is land (sampled on a 9 x 9 lattice).
@@ -236,7 +435,6 @@ pub fn synth_tile(
     let mut landmask = vec![0u8; npx];
     let seed = landscape.seed;
     let cell_key = ((g.cell.lat_index as u64) << 16) | g.cell.lon_index as u64;
-    let year_drift = (year as f32 - 2020.0) * 0.04;
     embeddings
         .par_chunks_mut(CHANNELS)
         .zip(scales.par_iter_mut())
@@ -246,32 +444,11 @@ pub fn synth_tile(
             let (lon, lat) = lonlat[p];
             let land = landscape.is_land(lon, lat);
             *mask = land as u8;
-            let f = landscape.fields(lon, lat);
             let pixel_hash = hash3(seed, year as u64, cell_key, p as u64);
-            // Per-pixel noise bytes, 8 per 64-bit hash.
-            let mut noise = [0u8; CHANNELS];
-            for (k, chunk) in noise.chunks_mut(8).enumerate() {
-                chunk.copy_from_slice(
-                    &splitmix64(pixel_hash ^ (k as u64).wrapping_mul(0x9E37)).to_le_bytes(),
-                );
-            }
-            for ch in 0..CHANNELS {
-                let w = &landscape.weights[ch];
-                let smooth = if land {
-                    w[0] * f[0]
-                        + w[1] * f[1]
-                        + w[2] * f[2]
-                        + w[3] * f[3]
-                        + year_drift * w[(ch + 1) % FIELDS]
-                } else {
-                    landscape.water_signature[ch] + 0.1 * w[0] * f[0]
-                };
-                let v = 70.0 * smooth + (noise[ch] as f32 - 127.5) * 0.12;
-                emb[ch] = v.round().clamp(-127.0, 127.0) as i8;
-            }
-            *scale = 0.02
-                * (1.0 + 0.3 * f[1])
-                * (1.0 + 0.05 * ((pixel_hash >> 40) as f32 / 16_777_216.0 - 0.5));
+            *scale = match landscape.content {
+                Content::Landscape => landscape.pixel(emb, pixel_hash, lon, lat, land, year),
+                Content::Noise => landscape.noise_pixel(emb, pixel_hash, lon, lat, land, year),
+            };
             // A few invalid scale sentinels (about 1 in 5000 pixels).
             if pixel_hash % 5000 == 17 {
                 *scale = [f32::NAN, 0.0, -1.0, f32::MAX, f32::INFINITY, 3.0e38]
@@ -291,7 +468,8 @@ pub fn synthesize(
     options: &SynthOptions,
     progress: &(dyn Fn(&Path) + Sync),
 ) -> Result<SynthSummary, SynthError> {
-    let landscape = Landscape::new(options.seed, options.land_fraction, &options.cells);
+    let landscape = Landscape::new(options.seed, options.land_fraction, &options.cells)
+        .with_content(options.content);
     let cells: Vec<Cell> = if options.keep_water_cells {
         options.cells.clone()
     } else {

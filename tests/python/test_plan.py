@@ -25,7 +25,7 @@ def test_compression_estimate_matches_numcodecs_and_the_built_store(tmp_path):
     assert b["grid"]["name"] == "80-90"
 
     # What the plan says it measures: the first 4 MiB of embeddings and 128 KiB of scales of
-    # (here all three) tiles, compressed with the configured codec (zstd level 1).
+    # (here all three) tiles, compressed with the configured codec (zstd, bands.toml's level).
     config = tomllib.loads((REPO / "bands.toml").read_text())["compression"]
     assert config["codec"] == "zstd"
     codec = Zstd(level=config["level"], checksum=True)
@@ -38,7 +38,9 @@ def test_compression_estimate_matches_numcodecs_and_the_built_store(tmp_path):
             raw += len(data)
             stored += len(codec.encode(data))
     ratio = stored / raw
-    assert abs(plan["compression_ratio"] - ratio) < 0.002 * ratio, (plan["compression_ratio"], ratio)
+    # numcodecs bundles zstd 1.5.6, the Rust crate 1.5.7: at level 1 they agree within 0.2%, at
+    # level 3 they differ by ~0.6% on the synthetic tiles.
+    assert abs(plan["compression_ratio"] - ratio) < 0.01 * ratio, (plan["compression_ratio"], ratio)
 
     # Raw bytes: one R x C shard of 128 int8 + one float32 per pixel per tile.
     mosaic("build", "--input", root, "--out", store, "--band", "80-90", cwd=REPO)
