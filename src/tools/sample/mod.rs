@@ -104,27 +104,47 @@ struct Band {
     scale_cache: ArrayShardedReadableExtCache,
 }
 
-/// The pixel whose area holds (lat, lon) in a band, as xarray's nearest selection picks it.
-/// `pixel_of` takes the half-open areas; the closed eastern edge (lon 180) and northern pole
-/// (lat 90, in a band that ends there) go to the last column and row, as xarray does.
+/// The pixel of (lat, lon) in a band, or `None` when the band does not hold the latitude.
+///
+/// The band holds `lat_min <= lat < lat_max` (and lat 90 when it ends at the pole), as
+/// `BandGrid::pixel_of` decides. In the band, row and column are those xarray's
+/// `.sel(lat=, lon=, method="nearest")` picks: the pixel whose area holds the point, and at an
+/// exact pixel edge the same choice as pandas' nearest indexer, which compares the two centre
+/// distances in float64 (the left one when strictly nearer, else the right one).
 pub fn locate(g: &BandGrid, lat: f64, lon: f64) -> Option<(usize, usize)> {
-    if let Some(p) = g.pixel_of(lat, lon) {
-        return Some(p);
+    let in_band = lat >= g.lat_min() && (lat < g.lat_max() || (lat == 90.0 && g.lat_max() == 90.0));
+    if !in_band || !(-180.0..=180.0).contains(&lon) {
+        return None;
     }
-    let lat2 = if lat == 90.0 && g.lat_max() == 90.0 {
-        lat - g.lat_step() / 2.0
+    let row_guess = (lat + 90.0) * 10.0 * g.rows_per_cell as f64
+        - (g.lat_start_index as usize * g.rows_per_cell) as f64
+        - 0.5;
+    let col_guess = (lon + 180.0) * 10.0 * g.cols_per_cell as f64 - 0.5;
+    Some((
+        nearest(g.rows(), |r| g.row_lat(r), lat, row_guess),
+        nearest(g.cols(), |c| g.col_lon(c), lon, col_guess),
+    ))
+}
+
+/// pandas' `get_indexer(method="nearest")` on the ascending coordinates `f(0..n)`: `left` the
+/// last centre <= t, `right` the first centre >= t; left if strictly nearer, else right.
+fn nearest(n: usize, f: impl Fn(usize) -> f64, t: f64, guess: f64) -> usize {
+    let mut left = guess.floor().clamp(-1.0, n as f64 - 1.0) as isize;
+    while left >= 0 && f(left as usize) > t {
+        left -= 1;
+    }
+    while left + 1 < n as isize && f(left as usize + 1) <= t {
+        left += 1;
+    }
+    if left < 0 {
+        return 0;
+    }
+    let l = left as usize;
+    let r = if f(l) == t { l } else { l + 1 };
+    if r >= n || (f(l) - t).abs() < (f(r) - t).abs() {
+        l
     } else {
-        lat
-    };
-    let lon2 = if lon == 180.0 {
-        lon - g.lon_step() / 2.0
-    } else {
-        lon
-    };
-    if (lat2, lon2) != (lat, lon) {
-        g.pixel_of(lat2, lon2)
-    } else {
-        None
+        r
     }
 }
 
@@ -357,10 +377,14 @@ mod tests {
     }
 
     #[test]
-    fn closed_edges_go_to_the_last_pixel() {
+    fn pixels_are_the_nearest_centres() {
         let g = grid();
         assert_eq!(locate(&g, 90.0, 180.0), Some((g.rows() - 1, g.cols() - 1)));
         assert_eq!(locate(&g, 80.0, -180.0), Some((0, 0)));
         assert_eq!(locate(&g, 79.99, 0.0), None);
+        for (lat, lon) in [(80.013, 1.234), (85.55, -0.001), (89.999, 179.99)] {
+            let (r, c) = locate(&g, lat, lon).unwrap();
+            assert_eq!(Some((r, c)), g.pixel_of(lat, lon));
+        }
     }
 }
