@@ -148,6 +148,9 @@ fn nearest(n: usize, f: impl Fn(usize) -> f64, t: f64, guess: f64) -> usize {
     }
 }
 
+/// What a chunk gives one (point, year) slot: the slot, the scale, the vector where there is data.
+type Hit = (usize, f32, Option<[i8; CHANNELS]>);
+
 /// One inner chunk's worth of work: the (point, year slot) pairs it serves.
 type ChunkKey = (usize, u16, u64, u64);
 
@@ -295,7 +298,7 @@ fn sample_batch(
     let chunks = AtomicUsize::new(0);
     let groups: Vec<(ChunkKey, Vec<(usize, usize)>)> = groups.into_iter().collect();
     let options = CodecOptions::default();
-    let results: Vec<Vec<(usize, f32, Option<[i8; CHANNELS]>)>> = groups
+    let results: Vec<Vec<Hit>> = groups
         .par_iter()
         .map(|&((b, y, cr, cc), ref members)| {
             let band = &bands[b];
