@@ -32,6 +32,8 @@ enum Command {
     Verify(cli::verify::Args),
     /// Extract a lat/lon box (across band edges) to .npy + JSON, or GeoTIFF.
     Query(cli::query::Args),
+    /// Embeddings at points (CSV or GeoParquet) to Parquet or CSV, for training data.
+    Sample(cli::sample::Args),
     /// Render a band as a PNG: PCA of the embeddings to RGB, or a coverage map.
     Preview(cli::preview::Args),
     /// Write a static STAC catalog of a store and an HTML map beside it.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Build(a) => cli::build::run(a),
         Command::Verify(a) => cli::verify::run(a),
         Command::Query(a) => cli::query::run(a),
+        Command::Sample(a) => cli::sample::run(a),
         Command::Preview(a) => cli::preview::run(a),
         Command::Stac(a) => cli::stac::run(a),
         Command::Status(a) => cli::status::run(a),

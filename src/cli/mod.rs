@@ -7,6 +7,7 @@ pub mod manifest;
 pub mod plan;
 pub mod preview;
 pub mod query;
+pub mod sample;
 pub mod shared;
 pub mod stac;
 pub mod status;
