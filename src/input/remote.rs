@@ -342,11 +342,23 @@ async fn fetch(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(200 << attempt.min(6))).await;
         }
+        let started = std::time::Instant::now();
         let got = with_deadline(limits, async {
             let response = store.get(&path).await?;
             response.bytes().await
         })
-        .await;
+        .await
+        .map_err(|e| {
+            // The client's own timeout and ours race; either way the deadline passed.
+            if started.elapsed() >= limits.timeout && !e.starts_with("no answer") {
+                format!(
+                    "no answer within {:.0} s: {e}",
+                    limits.timeout.as_secs_f64()
+                )
+            } else {
+                e
+            }
+        });
         match got {
             Ok(bytes) => match expected {
                 Some(n) if bytes.len() as u64 != n => {
