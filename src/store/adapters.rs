@@ -29,20 +29,19 @@ pub fn count_reads(store: &Store) -> (Store, Arc<ReadMetrics>) {
     )
 }
 
-/// Which writes go to the background threads (the caller decides, by key).
-type InBackground = Box<dyn Fn(&str) -> bool + Send + Sync>;
+/// The queue of writes waiting for a background writer; `None` once it is closed.
+type WriteQueue = mpsc::SyncSender<(StoreKey, Bytes)>;
 
-/// A storage adapter that hands the writes of chosen keys (large objects) to background
-/// threads, so that compression on the worker threads overlaps with the disk (or network) and
-/// its fsyncs. Other writes (small documents) pass through synchronously.
+/// Background writers: the writes of chosen keys (large objects) go to background threads,
+/// so that compression on the worker threads overlaps with the disk (or network) and its
+/// fsyncs. Other writes (small documents) pass through synchronously. It is an [`Intercept`]
+/// whose write hook queues.
 ///
 /// At most `capacity` objects wait in the queue (bounded memory); [`BackgroundWrites::finish`]
 /// waits for every queued write and returns the ones that failed. An object that was queued but
 /// never written (the process was killed) is simply absent.
 pub struct BackgroundWrites {
-    inner: Storage,
-    in_background: InBackground,
-    queue: Mutex<Option<mpsc::SyncSender<(StoreKey, Bytes)>>>,
+    queue: Arc<Mutex<Option<WriteQueue>>>,
     writers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     errors: Arc<Mutex<Vec<(String, String)>>>,
 }
@@ -79,20 +78,28 @@ impl BackgroundWrites {
                     .expect("a writer thread")
             })
             .collect();
+        let queue = Arc::new(Mutex::new(Some(tx)));
+        let sender = queue.clone();
+        let writing = Intercept::new(store)
+            .on_write(move |key, value, inner| {
+                if !in_background(key.as_str()) {
+                    return inner.set(key, value);
+                }
+                let tx = sender.lock().expect("no poisoning").clone();
+                match tx {
+                    Some(tx) => tx
+                        .send((key.clone(), value))
+                        .map_err(|_| StorageError::Other("the background writers stopped".into())),
+                    None => inner.set(key, value),
+                }
+            })
+            .into_store(&store.location);
         let bg = Arc::new(BackgroundWrites {
-            inner: store.storage.clone(),
-            in_background: Box::new(in_background),
-            queue: Mutex::new(Some(tx)),
+            queue,
             writers: Mutex::new(handles),
             errors,
         });
-        (
-            Store {
-                storage: bg.clone(),
-                location: store.location.clone(),
-            },
-            bg,
-        )
+        (writing, bg)
     }
 
     /// Wait for every queued write; return the keys that failed, with the error.
@@ -102,68 +109,6 @@ impl BackgroundWrites {
             let _ = h.join();
         }
         std::mem::take(&mut *self.errors.lock().expect("no poisoning"))
-    }
-}
-
-impl ReadableStorageTraits for BackgroundWrites {
-    fn get_partial_many<'a>(
-        &'a self,
-        key: &StoreKey,
-        byte_ranges: ByteRangeIterator<'a>,
-    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
-        self.inner.get_partial_many(key, byte_ranges)
-    }
-    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
-        self.inner.size_key(key)
-    }
-    fn supports_get_partial(&self) -> bool {
-        self.inner.supports_get_partial()
-    }
-}
-
-impl WritableStorageTraits for BackgroundWrites {
-    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
-        if !(self.in_background)(key.as_str()) {
-            return self.inner.set(key, value);
-        }
-        let sender = self.queue.lock().expect("no poisoning").clone();
-        match sender {
-            Some(tx) => tx
-                .send((key.clone(), value))
-                .map_err(|_| StorageError::Other("the background writers stopped".into())),
-            None => self.inner.set(key, value),
-        }
-    }
-    fn set_partial_many(
-        &self,
-        key: &StoreKey,
-        offset_values: OffsetBytesIterator,
-    ) -> Result<(), StorageError> {
-        self.inner.set_partial_many(key, offset_values)
-    }
-    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
-        self.inner.erase(key)
-    }
-    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
-        self.inner.erase_prefix(prefix)
-    }
-    fn supports_set_partial(&self) -> bool {
-        false
-    }
-}
-
-impl ListableStorageTraits for BackgroundWrites {
-    fn list(&self) -> Result<StoreKeys, StorageError> {
-        self.inner.list()
-    }
-    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
-        self.inner.list_prefix(prefix)
-    }
-    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
-        self.inner.list_dir(prefix)
-    }
-    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
-        self.inner.size_prefix(prefix)
     }
 }
 
