@@ -3,7 +3,9 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::rc::Rc;
+use std::sync::Mutex;
 
 use super::cell::Cell;
 
@@ -63,18 +65,42 @@ pub enum GeometryError {
 /// Not `Send`: PROJ objects belong to one thread. Create one per thread or per cell.
 pub struct UtmProjection {
     zone: UtmZone,
-    proj: proj::Proj,
+    proj: ManuallyDrop<proj::Proj>,
+}
+
+/// The proj crate calls `proj_cleanup()` whenever a projection is dropped; it clears caches
+/// shared by the whole process and is not thread-safe, so two threads dropping projections at
+/// once (rayon threads ending, each with its cached projections) crashed PROJ. Creating and
+/// dropping projections is therefore serialised on this lock; using them is not.
+static PROJ_LIFECYCLE: Mutex<()> = Mutex::new(());
+
+fn proj_lifecycle() -> std::sync::MutexGuard<'static, ()> {
+    PROJ_LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for UtmProjection {
+    fn drop(&mut self) {
+        let _serialised = proj_lifecycle();
+        // SAFETY: dropped once, here; the field is never used again.
+        unsafe { ManuallyDrop::drop(&mut self.proj) }
+    }
 }
 
 impl UtmProjection {
     /// Create the projection for a zone.
     pub fn new(zone: UtmZone) -> Result<UtmProjection, GeometryError> {
         let definition = zone.proj_string();
-        let proj = proj::Proj::new(&definition).map_err(|e| GeometryError::Create {
-            definition: definition.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(UtmProjection { zone, proj })
+        let proj = {
+            let _serialised = proj_lifecycle();
+            proj::Proj::new(&definition).map_err(|e| GeometryError::Create {
+                definition: definition.clone(),
+                message: e.to_string(),
+            })?
+        };
+        Ok(UtmProjection {
+            zone,
+            proj: ManuallyDrop::new(proj),
+        })
     }
 
     /// The zone this projection serves.
