@@ -45,11 +45,15 @@ pub struct RemoteTree {
     ahead: Mutex<Prefetch>,
 }
 
+/// A download started ahead of the writer.
+type Download = tokio::task::JoinHandle<Result<Bytes, String>>;
+
 /// Objects fetched ahead of the writer: a window of downloads in the order it will read them.
 #[derive(Default)]
 struct Prefetch {
-    queue: VecDeque<String>,
-    in_flight: HashMap<String, tokio::task::JoinHandle<Result<Bytes, String>>>,
+    /// Objects not started yet, with their place in the writer's order.
+    queue: VecDeque<(usize, String)>,
+    in_flight: HashMap<String, (usize, Download)>,
     window: usize,
 }
 
@@ -103,11 +107,23 @@ impl RemoteTree {
         result
     }
 
+    /// A whole `.npy` object: its header and its data bytes.
+    fn get_npy(&self, path: &Path) -> Result<(NpyHeader, Bytes), TileProblem> {
+        let fail = |m: String| TileProblem::new(path, m);
+        let bytes = self.get(&path.display().to_string()).map_err(fail)?;
+        let header = npy::parse_header(&bytes).map_err(|e| fail(e.to_string()))?;
+        let data = header.data_offset..header.data_offset + header.data_bytes();
+        if data.end > bytes.len() {
+            return Err(fail("shorter than its header says".into()));
+        }
+        Ok((header, bytes.slice(data)))
+    }
+
     /// Start downloads until the window is full.
     fn top_up(&self) {
         let mut ahead = self.ahead.lock().expect("no poisoning");
         while ahead.in_flight.len() < ahead.window {
-            let Some(url) = ahead.queue.pop_front() else {
+            let Some((place, url)) = ahead.queue.pop_front() else {
                 break;
             };
             let Ok((store, path)) = self.locate(&url) else {
@@ -115,7 +131,7 @@ impl RemoteTree {
             };
             let expected = self.sizes.lock().expect("no poisoning").get(&url).copied();
             let task = spawn(fetch(store, path, expected, self.limits));
-            ahead.in_flight.insert(url, task);
+            ahead.in_flight.insert(url, (place, task));
         }
     }
 
@@ -283,22 +299,15 @@ impl RemoteTree {
             .buffer_unordered(HEADER_CONCURRENCY)
             .collect::<Vec<_>>(),
         );
-        let mut duplicates = Vec::new();
+        // A listing names each (year, tile) folder once: no duplicates to resolve.
         for r in results {
             match r {
                 Ok(t) => {
-                    let year = catalogue.years.entry(t.year).or_default();
-                    if year.insert(t.cell, t.clone()).is_some() {
-                        duplicates.push(t);
-                    }
+                    catalogue.years.entry(t.year).or_default().insert(t.cell, t);
                 }
                 Err(p) => catalogue.problems.push(p),
             }
         }
-        debug_assert!(
-            duplicates.is_empty(),
-            "one key per (year, cell) in a listing"
-        );
         catalogue.check_geometry();
         catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(catalogue)
@@ -379,10 +388,20 @@ async fn fetch(
 }
 
 impl Prefetch {
-    /// The download of `url`, if it was started ahead; stale downloads (asked for long before
-    /// and never taken, e.g. after an earlier failure of the same tile) are dropped.
-    fn take(&mut self, url: &str) -> Option<tokio::task::JoinHandle<Result<Bytes, String>>> {
-        self.in_flight.remove(url)
+    /// The download of `url`, if it was started ahead. Downloads more than a window behind it
+    /// in the writer's order will not be asked for any more (their tile failed before reading
+    /// them): they are cancelled, so that they do not hold places in the window.
+    fn take(&mut self, url: &str) -> Option<Download> {
+        let (place, task) = self.in_flight.remove(url)?;
+        let window = self.window;
+        self.in_flight.retain(|_, (p, stale)| {
+            let keep = *p + window >= place;
+            if !keep {
+                stale.abort();
+            }
+            keep
+        });
+        Some(task)
     }
 }
 
@@ -403,26 +422,14 @@ impl TileSource for RemoteTree {
         tile: &InputTile,
         buf: &mut Vec<u8>,
     ) -> Result<NpyHeader, TileProblem> {
-        let url = tile.embeddings.display().to_string();
-        let fail = |m: String| TileProblem::new(&tile.embeddings, m);
-        let bytes = self.get(&url).map_err(fail)?;
-        let header = npy::parse_header(&bytes).map_err(|e| fail(e.to_string()))?;
-        let data = bytes
-            .get(header.data_offset..header.data_offset + header.data_bytes())
-            .ok_or_else(|| fail("shorter than its header says".into()))?;
+        let (header, data) = self.get_npy(&tile.embeddings)?;
         buf.clear();
-        buf.extend_from_slice(data);
+        buf.extend_from_slice(&data);
         Ok(header)
     }
 
     fn read_scales(&self, tile: &InputTile) -> Result<(NpyHeader, Vec<u8>), TileProblem> {
-        let url = tile.scales.display().to_string();
-        let fail = |m: String| TileProblem::new(&tile.scales, m);
-        let bytes = self.get(&url).map_err(fail)?;
-        let header = npy::parse_header(&bytes).map_err(|e| fail(e.to_string()))?;
-        let data = bytes
-            .get(header.data_offset..header.data_offset + header.data_bytes())
-            .ok_or_else(|| fail("shorter than its header says".into()))?;
+        let (header, data) = self.get_npy(&tile.scales)?;
         Ok((header, data.to_vec()))
     }
 
@@ -456,6 +463,7 @@ impl TileSource for RemoteTree {
                 .iter()
                 .flat_map(|t| [&t.embeddings, &t.scales])
                 .map(|p| p.display().to_string())
+                .enumerate()
                 .collect();
         }
         self.top_up();
