@@ -8,6 +8,8 @@
 //! - [`plan`]: which tiles go to which band, shapes and costs.
 //! - [`placement`]: which source pixel each output pixel copies; the no-data rule; the gather.
 //! - [`build`]: the parallel, resumable band writer and its outputs ([`build::ShardSink`]).
+//! - [`overview`]: the overview pyramid and colour statistics written beside the arrays, and
+//!   the colour basis of each year.
 //! - [`zarr`]: the output format: layout, key names, metadata documents, codecs.
 //! - [`store`]: where bytes go (local folders, object stores); imports nothing of the crate.
 //! - [`tools`]: verify, query, preview, status, stac.
@@ -17,6 +19,7 @@ pub mod build;
 pub mod grid;
 pub mod hash;
 pub mod input;
+pub mod overview;
 pub mod placement;
 pub mod plan;
 pub mod store;

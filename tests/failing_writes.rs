@@ -89,6 +89,7 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
         worker: None,
         compression: config.compression.clone(),
         embeddings_fill: 0,
+        overviews: true,
     };
     let report = build_band(
         &source,

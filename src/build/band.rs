@@ -14,12 +14,14 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use super::overview_sink::OverviewSink;
 use super::report::{BuildReport, FailedTile, PhaseClock};
 use super::resume::{CellWork, band_work, built_everywhere};
 use super::sink::{BandArraysSink, GatheredTile, ShardSink};
 use super::threads::{TileBuffers, thread_pool, with_tile_buffers};
 use crate::grid::{BandGrid, CompressionConfig, UtmZone, projection};
 use crate::input::{Catalogue, InputTile, TileProblem, TileSource, read_tile};
+use crate::overview::{build_coarse_levels, store_colour_bases};
 use crate::placement::{PlacementMap, gather_into, place_cell, scale_is_valid};
 use crate::zarr::{FormatError, MosaicStore};
 
@@ -34,6 +36,8 @@ pub struct BuildOptions {
     pub compression: CompressionConfig,
     /// Fill value of `embeddings`.
     pub embeddings_fill: i8,
+    /// Write the overview pyramid and colour statistics too.
+    pub overviews: bool,
 }
 
 /// Errors that stop a build (not per-tile failures, which are reported and skipped).
@@ -68,6 +72,7 @@ pub fn build_band(
         &options.compression,
         options.embeddings_fill,
         &format!("TESSERA embedding tiles from {}", source.describe()),
+        options.overviews,
     )?;
     let stale = store
         .store
@@ -78,8 +83,28 @@ pub fn build_band(
     }
     let (threads, pool) = thread_pool(options.threads)?;
     let arrays = BandArraysSink::new(store, &band, threads)?;
-    let sinks: [&dyn ShardSink; 1] = [&arrays];
-    pool.install(|| write_band(source, catalogue, grid, options, &sinks, progress))
+    let overviews = if store.has_overviews(&band)? {
+        Some(OverviewSink::new(store, &band, threads)?)
+    } else {
+        None
+    };
+    let mut sinks: Vec<&dyn ShardSink> = vec![&arrays];
+    if let Some(o) = &overviews {
+        sinks.push(o);
+    }
+    pool.install(|| {
+        let mut report = write_band(source, catalogue, grid, options, &sinks, progress)?;
+        // The steps that need the whole band: a worker leaves them to `mosaic finalize`.
+        if overviews.is_some() && options.worker.is_none() {
+            let t = Instant::now();
+            progress.set_message("overview pyramid and colours");
+            build_coarse_levels(store, &band)?;
+            store_colour_bases(store, &catalogue.year_list())?;
+            report.finalize_seconds = t.elapsed().as_secs_f64();
+            report.seconds += report.finalize_seconds;
+        }
+        Ok(report)
+    })
 }
 
 /// The writer's loop: place, read, gather and push every tile still to write to every sink.

@@ -4,6 +4,7 @@
 
 mod band;
 mod ceiling;
+mod overview_sink;
 mod report;
 mod resume;
 mod share;
@@ -12,6 +13,7 @@ mod threads;
 
 pub use band::{BuildError, BuildOptions, build_band};
 pub use ceiling::{Ceiling, ceiling};
+pub use overview_sink::OverviewSink;
 pub use report::{BuildReport, FailedTile, PhaseSeconds};
 pub use share::in_worker_share;
 pub use sink::{BandArraysSink, BuiltCells, GatheredTile, ShardSink, SinkFailure};

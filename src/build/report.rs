@@ -36,6 +36,10 @@ pub struct BuildReport {
     pub pixels_placed: u64,
     /// Thread-seconds spent reading tiles, placing (maps + gather), and encoding + writing shards.
     pub thread_seconds: PhaseSeconds,
+    /// Seconds spent after the tiles on the steps that need the whole band (the coarse overview
+    /// levels and the colour bases); included in `seconds`.
+    #[serde(default)]
+    pub finalize_seconds: f64,
 }
 
 /// A tile that could not be written.

@@ -47,6 +47,10 @@ pub struct Args {
     /// Also write the build report (JSON) here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Build without the overview pyramid and colour statistics (no previews or map from
+    /// this band; a store that has them keeps writing them).
+    #[arg(long)]
+    pub no_overviews: bool,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -69,6 +73,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             worker: a.worker,
             compression: config.compression.clone(),
             embeddings_fill: config.embeddings_fill,
+            overviews: !a.no_overviews,
         };
         let bar = progress_bar(0, &format!("build {name}: tiles"));
         let report = build::build_band(source, &catalogue, &store, &grid, &options, &bar)?;
@@ -162,6 +167,7 @@ pub fn run_ceiling(a: CeilingArgs) -> Result<ExitCode> {
         worker: None,
         compression: config.compression.clone(),
         embeddings_fill: config.embeddings_fill,
+        overviews: false,
     };
     let bar = progress_bar(0, "ceiling: tiles");
     let c = build::ceiling(source, &catalogue, &grid, &options, &bar)?;

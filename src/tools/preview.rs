@@ -95,6 +95,23 @@ fn cells_bbox(cells: impl Iterator<Item = Cell>) -> Option<BBox> {
     b
 }
 
+/// The box around a band's built cells in a year (default: the latest year with cells).
+pub fn band_cells_bbox(
+    store: &MosaicStore,
+    band: &str,
+    year: Option<u16>,
+) -> Result<BBox, PreviewError> {
+    let arrays = store.band_arrays(band)?;
+    let present = store.built_cells(&arrays)?;
+    let cells = match year {
+        Some(y) => present.get(&y),
+        None => present.values().last(),
+    };
+    cells
+        .and_then(|c| cells_bbox(c.iter().copied()))
+        .ok_or_else(|| PreviewError::Empty(format!("band {band} has no tiles yet")))
+}
+
 /// Band pixel rows and columns covered by a box (clamped to the band).
 fn pixel_window(grid: &BandGrid, bbox: &BBox) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
     let r0 = (((bbox.lat0.max(grid.lat_min()) - grid.lat_min()) / grid.lat_step())

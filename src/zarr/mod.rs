@@ -6,6 +6,7 @@ mod codecs;
 mod layout;
 mod metadata;
 mod mosaic_store;
+mod overview_layout;
 
 pub use codecs::{compression_codecs, encoded_size, raw_bytes, sharding_codec};
 pub use layout::{
@@ -18,3 +19,8 @@ pub use metadata::{
     band_group_metadata, band_transform, geozarr_attributes, root_group_metadata, zarr_conventions,
 };
 pub use mosaic_store::{BandArrays, FormatError, MosaicStore, array_from_metadata};
+pub use overview_layout::{
+    COLOUR_STATISTICS, FIRST_LEVEL, MULTISCALES_CONVENTION_UUID, OVERVIEWS, OverviewLevel, SAMPLE,
+    SAMPLE_PIXELS, STATISTICS_LEVEL, SUMS, SUMS_LEN, colour_basis_key, level_array, nearest_index,
+    overview_levels, statistics_array, statistics_summary_key,
+};

@@ -14,6 +14,9 @@ use super::layout::{
     array_path, group_key, parse_shard_key, shard_prefix,
 };
 use super::metadata::{band_array_metadata, band_group_metadata, root_group_metadata};
+use super::overview_layout::{
+    OVERVIEWS, level_array, level_coordinate_bytes, overview_levels, overview_metadata,
+};
 use crate::grid::{BandGrid, CHANNELS, Cell, CompressionConfig};
 use crate::store::{Storage, Store, StoreError, is_temporary_key};
 
@@ -157,8 +160,10 @@ impl MosaicStore {
         compression: &CompressionConfig,
         embeddings_fill: i8,
         source: &str,
+        overviews: bool,
     ) -> Result<BandArrays, FormatError> {
         let band = grid.name.as_str();
+        let overviews = overviews || self.has_overviews(band)?;
         let (first, last) = match (years.iter().min(), years.iter().max()) {
             (Some(a), Some(b)) => (*a, *b),
             _ => return Err(self.band_error(band, "no years to build")),
@@ -186,7 +191,9 @@ impl MosaicStore {
                     )));
                 }
                 let end = (existing.first_year + existing.years).max(last + 1);
-                if end == existing.first_year + existing.years {
+                if end == existing.first_year + existing.years
+                    && overviews == self.has_overviews(band)?
+                {
                     return self.band_arrays(band);
                 }
                 BandLayout {
@@ -203,24 +210,39 @@ impl MosaicStore {
                 embeddings_fill,
             },
         };
-        self.write_band_metadata(&wanted, source)?;
+        self.write_band_metadata(&wanted, source, overviews)?;
         self.band_arrays(band)
+    }
+
+    /// True when the band has an overview pyramid (built without `--no-overviews`).
+    pub fn has_overviews(&self, band: &str) -> Result<bool, FormatError> {
+        Ok(self
+            .store
+            .exists(&group_key(&format!("{band}/{OVERVIEWS}")))?)
     }
 
     /// Write every metadata document and coordinate array of a band, then the consolidated
     /// metadata of the band group and the root.
-    fn write_band_metadata(&self, layout: &BandLayout, source: &str) -> Result<(), FormatError> {
+    fn write_band_metadata(
+        &self,
+        layout: &BandLayout,
+        source: &str,
+        overviews: bool,
+    ) -> Result<(), FormatError> {
         let band = layout.grid.name.as_str();
         let arrays = band_array_metadata(layout);
         for (name, meta) in &arrays {
             self.store.put_json(&array_metadata_key(band, name), meta)?;
         }
         self.write_coordinates(layout, &arrays)?;
-        let mut group = band_group_metadata(layout, source);
-        let consolidated: serde_json::Map<String, Value> = arrays
+        let mut consolidated: serde_json::Map<String, Value> = arrays
             .iter()
             .map(|(n, m)| (n.to_string(), m.clone()))
             .collect();
+        if overviews {
+            consolidated.extend(self.write_overview_metadata(layout)?);
+        }
+        let mut group = band_group_metadata(layout, source);
         group["consolidated_metadata"] = json!({
             "kind": "inline",
             "must_understand": false,
@@ -261,6 +283,64 @@ impl MosaicStore {
             }
         }
         Ok(root_group_metadata(groups))
+    }
+
+    /// Write the metadata documents and coordinates of a band's overviews and statistics; the
+    /// overview group (written last, so that its presence means the rest is there) carries
+    /// its own consolidated metadata. Returns every document by path under the band.
+    fn write_overview_metadata(
+        &self,
+        layout: &BandLayout,
+    ) -> Result<serde_json::Map<String, Value>, FormatError> {
+        let band = layout.grid.name.as_str();
+        let docs = overview_metadata(layout);
+        let options = zarrs::array::CodecOptions::default().with_store_empty_chunks(true);
+        for (path, meta) in docs.iter().filter(|(p, _)| p != OVERVIEWS) {
+            self.store
+                .put_json(&group_key(&format!("{band}/{path}")), meta)?;
+        }
+        for level in overview_levels(&layout.grid) {
+            for name in ["lat", "lon", "year"] {
+                let path = format!("/{band}/{}", level_array(level.level, name));
+                let meta = &docs
+                    .iter()
+                    .find(|(p, _)| *p == level_array(level.level, name))
+                    .expect("documented")
+                    .1;
+                let array = array_from_metadata(self.store.storage.clone(), &path, meta)?;
+                let bytes = level_coordinate_bytes(layout, &level, name);
+                let chunk = meta["chunk_grid"]["configuration"]["chunk_shape"][0]
+                    .as_u64()
+                    .expect("chunk shape") as usize;
+                let elem = if name == "year" { 4 } else { 8 };
+                for (i, part) in bytes.chunks(chunk * elem).enumerate() {
+                    let mut data = part.to_vec();
+                    data.resize(chunk * elem, 0);
+                    array
+                        .store_chunk_opt(&[i as u64], raw_bytes(&data), &options)
+                        .map_err(|e| FormatError::Array {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
+                }
+            }
+        }
+        let mut group = docs
+            .iter()
+            .find(|(p, _)| p == OVERVIEWS)
+            .expect("the pyramid group")
+            .1
+            .clone();
+        let prefix = format!("{OVERVIEWS}/");
+        let children: serde_json::Map<String, Value> = docs
+            .iter()
+            .filter_map(|(p, m)| Some((p.strip_prefix(&prefix)?.to_string(), m.clone())))
+            .collect();
+        group["consolidated_metadata"] =
+            json!({"kind": "inline", "must_understand": false, "metadata": children});
+        self.store
+            .put_json(&group_key(&format!("{band}/{OVERVIEWS}")), &group)?;
+        Ok(docs.into_iter().collect())
     }
 
     fn write_coordinates(

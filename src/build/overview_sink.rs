@@ -1,0 +1,187 @@
+//! The overviews and colour statistics of a (cell, year), made while its gathered block is in
+//! memory: the per-cell pyramid levels and the statistics, each one whole object per (cell,
+//! year), so a rerun or another worker never reads, modifies and writes one back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use zarrs::array::Array;
+use zarrs::storage::ReadableWritableListableStorageTraits;
+
+use super::sink::{BuiltCells, GatheredTile, ShardSink, SinkFailure};
+use crate::grid::{BandGrid, Cell};
+use crate::overview::{CellStatistics, cell_levels};
+use crate::store::BackgroundWrites;
+use crate::zarr::{
+    BandLayout, COLOUR_STATISTICS, EMBEDDINGS, FormatError, MosaicStore, OVERVIEWS, OverviewLevel,
+    SAMPLE, SCALES, STATISTICS_LEVEL, SUMS, level_array, overview_levels, raw_bytes,
+    statistics_array,
+};
+
+type ZArray = Array<dyn ReadableWritableListableStorageTraits>;
+
+/// (year, cell row, cell column) of a per-cell overview or statistics object's key.
+fn chunk_of(key: &str) -> Option<(u64, u64, u64)> {
+    if !(key.contains(&format!("/{OVERVIEWS}/")) || key.contains(&format!("/{COLOUR_STATISTICS}/")))
+    {
+        return None;
+    }
+    let (_, rest) = key.split_once("/c/")?;
+    let mut parts = rest.split('/').map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+/// The band's overview levels written per cell, and its colour statistics. Their objects are
+/// written by a background thread (as the band arrays' shards are), so that the small
+/// objects' fsyncs overlap the next tile's work.
+pub struct OverviewSink {
+    store: MosaicStore,
+    background: Arc<BackgroundWrites>,
+    layout: BandLayout,
+    levels: Vec<(OverviewLevel, ZArray, ZArray)>,
+    sums: ZArray,
+    sample: ZArray,
+}
+
+impl OverviewSink {
+    /// The sink of a band whose overview metadata exists, with `queue` objects at most waiting
+    /// to be written.
+    pub fn new(store: &MosaicStore, band: &str, queue: usize) -> Result<Self, FormatError> {
+        let (writing, background) =
+            BackgroundWrites::wrap(&store.store, 1, queue, |key| chunk_of(key).is_some());
+        let layout = store.band_layout(band)?.ok_or_else(|| FormatError::Band {
+            location: store.location().to_string(),
+            band: band.to_string(),
+            message: "no such band in the store".into(),
+        })?;
+        let open = |path: String| {
+            let path = format!("/{band}/{path}");
+            Array::open(writing.storage.clone(), &path).map_err(|e| FormatError::Array {
+                path: format!("{}{path}", store.location()),
+                message: e.to_string(),
+            })
+        };
+        let mut levels = Vec::new();
+        for level in overview_levels(&layout.grid)
+            .into_iter()
+            .filter(|l| l.per_cell())
+        {
+            levels.push((
+                level,
+                open(level_array(level.level, EMBEDDINGS))?,
+                open(level_array(level.level, SCALES))?,
+            ));
+        }
+        Ok(OverviewSink {
+            sums: open(statistics_array(SUMS))?,
+            sample: open(statistics_array(SAMPLE))?,
+            store: store.clone(),
+            background,
+            layout,
+            levels,
+        })
+    }
+
+    fn grid(&self) -> &BandGrid {
+        &self.layout.grid
+    }
+
+    /// Cells per year of which the object at `prefix/c/{y}/{i}/{j}/...` exists.
+    fn cells_with(&self, array: &ZArray) -> Result<BuiltCells, FormatError> {
+        let prefix = format!("{}/c/", array.path().as_str().trim_start_matches('/'));
+        let mut out = BuiltCells::new();
+        for key in self.store.store.list_prefix(&prefix)? {
+            if crate::store::is_temporary_key(&key) {
+                continue;
+            }
+            let mut parts = key[prefix.len()..].split('/').map(|p| p.parse::<u64>());
+            let (Some(Ok(y)), Some(Ok(i)), Some(Ok(j))) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            out.entry(self.layout.first_year + y as u16)
+                .or_default()
+                .insert(Cell {
+                    lat_index: self.grid().lat_start_index + i as u16,
+                    lon_index: j as u16,
+                });
+        }
+        Ok(out)
+    }
+}
+
+impl ShardSink for OverviewSink {
+    fn built(&self) -> Result<BuiltCells, FormatError> {
+        let mut arrays: Vec<&ZArray> = vec![&self.sums, &self.sample];
+        for (_, e, s) in &self.levels {
+            arrays.push(e);
+            arrays.push(s);
+        }
+        let mut all: Option<BuiltCells> = None;
+        for array in arrays {
+            let found = self.cells_with(array)?;
+            all = Some(match all {
+                None => found,
+                Some(mut so_far) => {
+                    for (year, cells) in so_far.iter_mut() {
+                        let there = found.get(year);
+                        cells.retain(|c| there.is_some_and(|t| t.contains(c)));
+                    }
+                    so_far
+                }
+            });
+        }
+        Ok(all.unwrap_or_default())
+    }
+
+    fn put(&self, tile: &GatheredTile) -> Result<(), String> {
+        let y = self.layout.year_index(tile.year).expect("year on the axis");
+        let (i, j) = self.grid().cell_shard(tile.cell);
+        let (i, j) = (i as u64, j as u64);
+        let options = zarrs::array::CodecOptions::default()
+            .with_store_empty_chunks(true)
+            .with_concurrent_target(1);
+        let err = |e: zarrs::array::ArrayError| format!("writing the overviews failed: {e}");
+        let levels = cell_levels(self.grid(), tile.embeddings, tile.scales);
+        for (made, (_, emb, scales)) in levels.iter().zip(&self.levels) {
+            emb.store_chunk_opt(&[y, i, j, 0], raw_bytes(&made.embeddings), &options)
+                .map_err(err)?;
+            scales
+                .store_chunk_opt(&[y, i, j], made.scales.as_slice(), &options)
+                .map_err(err)?;
+        }
+        let at = levels
+            .iter()
+            .find(|l| l.level.level == STATISTICS_LEVEL)
+            .or(levels.last())
+            .expect("at least one per-cell level");
+        let stats = CellStatistics::of_pixels(tile.cell, tile.year, &at.embeddings, &at.scales);
+        self.sums
+            .store_chunk_opt(&[y, i, j, 0], stats.sums.as_slice(), &options)
+            .map_err(err)?;
+        self.sample
+            .store_chunk_opt(&[y, i, j, 0, 0], stats.sample.as_slice(), &options)
+            .map_err(err)
+    }
+
+    fn finish(&self) -> Vec<SinkFailure> {
+        let mut failed: BTreeMap<(u16, Cell), String> = BTreeMap::new();
+        for (key, error) in self.background.finish() {
+            let Some((y, i, j)) = chunk_of(&key) else {
+                continue;
+            };
+            let cell = Cell {
+                lat_index: self.grid().lat_start_index + i as u16,
+                lon_index: j as u16,
+            };
+            failed
+                .entry((self.layout.first_year + y as u16, cell))
+                .or_insert_with(|| format!("writing the overviews failed ({key}): {error}"));
+        }
+        failed
+            .into_iter()
+            .map(|((year, cell), reason)| SinkFailure { cell, year, reason })
+            .collect()
+    }
+}

@@ -1,0 +1,279 @@
+//! One colour basis per year: the top three principal components of the year's pixels over
+//! every band, each stretched between its 2nd and 98th percentiles. Every picture of the year
+//! (any band, any box, the map) uses it, so colours match across band edges.
+//!
+//! `mosaic finalize` (and a whole-band build when it ends) stores it in `_mosaic/colour/`,
+//! with the number of cells of each band it was computed from; a reader takes the stored basis
+//! when those counts are the store's, and otherwise merges the statistics itself.
+
+use std::collections::BTreeMap;
+
+use nalgebra::{DMatrix, SymmetricEigen};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use zarrs::array::Array;
+use zarrs::storage::ReadableWritableListableStorageTraits;
+
+use super::statistics::{CellStatistics, YearStatistics};
+use crate::grid::{CHANNELS, Cell};
+use crate::zarr::{
+    COLOUR_STATISTICS, FormatError, MosaicStore, SAMPLE, SAMPLE_PIXELS, SUMS, colour_basis_key,
+    statistics_array,
+};
+
+/// The colours of a year.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColourBasis {
+    /// The year.
+    pub year: u16,
+    /// Valid pixels the statistics summed (at the statistics level).
+    pub pixels: f64,
+    /// Cells merged, per band.
+    pub cells: BTreeMap<String, usize>,
+    /// The mean pixel (dequantised).
+    pub mean: Vec<f64>,
+    /// The first three principal components (unit vectors; largest entry positive).
+    pub components: Vec<Vec<f64>>,
+    /// Their eigenvalues (variance along each).
+    pub variances: Vec<f64>,
+    /// 2nd percentile of each component's projection: drawn as 0.
+    pub low: Vec<f64>,
+    /// 98th percentile: drawn as 255.
+    pub high: Vec<f64>,
+}
+
+impl ColourBasis {
+    /// The basis of merged statistics; `None` without pixels.
+    pub fn from_statistics(
+        year: u16,
+        stats: &YearStatistics,
+        cells: BTreeMap<String, usize>,
+    ) -> Option<ColourBasis> {
+        if stats.count < 2.0 {
+            return None;
+        }
+        let cov = DMatrix::from_row_slice(CHANNELS, CHANNELS, &stats.covariance());
+        let eigen = SymmetricEigen::new(cov);
+        let mut order: Vec<usize> = (0..CHANNELS).collect();
+        order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
+        let components: Vec<Vec<f64>> = order[..3]
+            .iter()
+            .map(|&k| {
+                let mut v: Vec<f64> = eigen.eigenvectors.column(k).iter().copied().collect();
+                let big = v
+                    .iter()
+                    .copied()
+                    .fold(0f64, |acc, x| if x.abs() > acc.abs() { x } else { acc });
+                if big < 0.0 {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                }
+                v
+            })
+            .collect();
+        let mut basis = ColourBasis {
+            year,
+            pixels: stats.count,
+            cells,
+            mean: stats.mean(),
+            variances: order[..3].iter().map(|&k| eigen.eigenvalues[k]).collect(),
+            components,
+            low: vec![0.0; 3],
+            high: vec![1.0; 3],
+        };
+        let mut sample = stats.clone();
+        sample.trim();
+        for k in 0..3 {
+            let mut p: Vec<f64> = sample
+                .sample
+                .iter()
+                .map(|(_, v)| basis.project(v.iter().map(|x| *x as f64))[k])
+                .collect();
+            if p.is_empty() {
+                continue;
+            }
+            p.sort_by(f64::total_cmp);
+            basis.low[k] = p[(p.len() - 1) * 2 / 100];
+            basis.high[k] = p[(p.len() - 1) * 98 / 100];
+        }
+        Some(basis)
+    }
+
+    /// The three components' values of a dequantised pixel.
+    pub fn project(&self, pixel: impl Iterator<Item = f64>) -> [f64; 3] {
+        let mut out = [0f64; 3];
+        for (c, x) in pixel.enumerate() {
+            let d = x - self.mean[c];
+            for (k, o) in out.iter_mut().enumerate() {
+                *o += d * self.components[k][c];
+            }
+        }
+        out
+    }
+
+    /// The colour of a stored pixel: int8 embedding and its scale.
+    pub fn rgb(&self, embedding: &[i8], scale: f32) -> [u8; 3] {
+        let p = self.project(embedding.iter().map(|&q| q as f64 * scale as f64));
+        std::array::from_fn(|k| {
+            let t = (p[k] - self.low[k]) / (self.high[k] - self.low[k]).max(1e-12);
+            (255.0 * t.clamp(0.0, 1.0)).round() as u8
+        })
+    }
+}
+
+/// The statistics arrays of a band.
+struct StatisticsArrays {
+    sums: Array<dyn ReadableWritableListableStorageTraits>,
+    sample: Array<dyn ReadableWritableListableStorageTraits>,
+}
+
+fn open_array(
+    store: &MosaicStore,
+    band: &str,
+    name: &str,
+) -> Result<Array<dyn ReadableWritableListableStorageTraits>, FormatError> {
+    let path = format!("/{band}/{}", statistics_array(name));
+    Array::open(store.store.storage.clone(), &path).map_err(|e| FormatError::Array {
+        path: format!("{}{path}", store.location()),
+        message: e.to_string(),
+    })
+}
+
+/// Cells of a band with colour statistics for a year (their chunk-grid row and column).
+fn cells_with_statistics(
+    store: &MosaicStore,
+    band: &str,
+    year_index: u64,
+) -> Result<Vec<(u64, u64)>, FormatError> {
+    let prefix = format!("{band}/{COLOUR_STATISTICS}/{SUMS}/c/{year_index}/");
+    let mut cells: Vec<(u64, u64)> = store
+        .store
+        .list_prefix(&prefix)?
+        .iter()
+        .filter_map(|k| {
+            let mut parts = k.strip_prefix(&prefix)?.split('/');
+            let i = parts.next()?.parse().ok()?;
+            let j = parts.next()?.parse().ok()?;
+            (parts.next() == Some("0") && parts.next().is_none()).then_some((i, j))
+        })
+        .collect();
+    cells.sort_unstable();
+    Ok(cells)
+}
+
+/// Bands with overviews and statistics, with the year's index on their axis.
+fn bands_with_year(store: &MosaicStore, year: u16) -> Result<Vec<(String, u64, u16)>, FormatError> {
+    let mut out = Vec::new();
+    for band in store.bands()? {
+        if !store.has_overviews(&band)? {
+            continue;
+        }
+        let Some(layout) = store.band_layout(&band)? else {
+            continue;
+        };
+        if let Some(y) = layout.year_index(year) {
+            out.push((band, y, layout.grid.lat_start_index));
+        }
+    }
+    Ok(out)
+}
+
+/// Cells with statistics for a year, per band: what a stored basis must match.
+pub fn statistics_cells(
+    store: &MosaicStore,
+    year: u16,
+) -> Result<BTreeMap<String, usize>, FormatError> {
+    let mut cells = BTreeMap::new();
+    for (band, y, _) in bands_with_year(store, year)? {
+        let n = cells_with_statistics(store, &band, y)?.len();
+        if n > 0 {
+            cells.insert(band, n);
+        }
+    }
+    Ok(cells)
+}
+
+/// Merge the statistics of every cell of every band for a year (read in parallel, merged in
+/// band and cell order).
+pub fn merge_statistics(
+    store: &MosaicStore,
+    year: u16,
+) -> Result<(YearStatistics, BTreeMap<String, usize>), FormatError> {
+    let mut merged = YearStatistics::default();
+    let mut counts = BTreeMap::new();
+    for (band, y, lat_start) in bands_with_year(store, year)? {
+        let cells = cells_with_statistics(store, &band, y)?;
+        if cells.is_empty() {
+            continue;
+        }
+        let arrays = StatisticsArrays {
+            sums: open_array(store, &band, SUMS)?,
+            sample: open_array(store, &band, SAMPLE)?,
+        };
+        let read_err = |e: zarrs::array::ArrayError| FormatError::Array {
+            path: format!("{}/{band}/{COLOUR_STATISTICS}", store.location()),
+            message: e.to_string(),
+        };
+        // Read in blocks so that memory stays bounded for a whole band.
+        for block in cells.chunks(1024) {
+            let read: Vec<Result<CellStatistics, FormatError>> = block
+                .par_iter()
+                .map(|&(i, j)| {
+                    let sums: Vec<f64> = arrays
+                        .sums
+                        .retrieve_chunk(&[y, i, j, 0])
+                        .map_err(read_err)?;
+                    let sample: Vec<f32> = arrays
+                        .sample
+                        .retrieve_chunk(&[y, i, j, 0, 0])
+                        .map_err(read_err)?;
+                    debug_assert_eq!(sample.len(), SAMPLE_PIXELS * CHANNELS);
+                    Ok(CellStatistics { sums, sample })
+                })
+                .collect();
+            for (&(i, j), stats) in block.iter().zip(read) {
+                let cell = Cell {
+                    lat_index: lat_start + i as u16,
+                    lon_index: j as u16,
+                };
+                merged.add(cell, year, &stats?);
+            }
+        }
+        counts.insert(band, cells.len());
+    }
+    merged.trim();
+    Ok((merged, counts))
+}
+
+/// The colour basis of a year: the stored one when it covers the cells the store has now,
+/// otherwise computed from the statistics. `None` when the year has no statistics (no band
+/// built with overviews holds it).
+pub fn colour_basis(store: &MosaicStore, year: u16) -> Result<Option<ColourBasis>, FormatError> {
+    if let Some(stored) = store.store.get_json(&colour_basis_key(year))?
+        && let Ok(basis) = serde_json::from_value::<ColourBasis>(stored)
+        && basis.cells == statistics_cells(store, year)?
+    {
+        return Ok(Some(basis));
+    }
+    let (stats, cells) = merge_statistics(store, year)?;
+    Ok(ColourBasis::from_statistics(year, &stats, cells))
+}
+
+/// Compute and store the colour basis of each year (idempotent: the same statistics give the
+/// same bytes). Returns the bases stored.
+pub fn store_colour_bases(
+    store: &MosaicStore,
+    years: &[u16],
+) -> Result<Vec<ColourBasis>, FormatError> {
+    let mut out = Vec::new();
+    for &year in years {
+        let (stats, cells) = merge_statistics(store, year)?;
+        if let Some(basis) = ColourBasis::from_statistics(year, &stats, cells) {
+            store.store.put_json(
+                &colour_basis_key(year),
+                &serde_json::to_value(&basis).expect("serialisable"),
+            )?;
+            out.push(basis);
+        }
+    }
+    Ok(out)
+}

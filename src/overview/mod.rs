@@ -1,0 +1,18 @@
+//! What a build adds to see the data: the overview pyramid (each level a nearest-neighbour
+//! copy of the one below, so every overview pixel is a source pixel) and the colour statistics
+//! from which one colour basis per year is computed for every picture of that year.
+//!
+//! The layout (levels, keys, metadata) is part of the output format, in [`crate::zarr`]; this
+//! module computes what goes in it: [`downsample`] makes a cell's levels, [`statistics`] sums
+//! and samples its pixels, [`basis`] turns a year's statistics into colours, and [`pyramid`]
+//! makes the coarse multi-cell levels from the finer ones (`mosaic finalize`).
+
+pub mod basis;
+pub mod downsample;
+pub mod pyramid;
+pub mod statistics;
+
+pub use basis::{ColourBasis, colour_basis, store_colour_bases};
+pub use downsample::{CellLevel, cell_levels, downsample_cell};
+pub use pyramid::{PyramidReport, build_coarse_levels};
+pub use statistics::{CellStatistics, YearStatistics};
