@@ -15,7 +15,7 @@ use tessera_mosaic::build::{BuildOptions, build_band};
 use tessera_mosaic::grid::{BandGrid, BandsConfig};
 use tessera_mosaic::input::{LocalTree, ScanOptions, TileSource};
 use tessera_mosaic::store::{AtomicFilesystemStore, Intercept, Store};
-use tessera_mosaic::zarr::MosaicStore;
+use tessera_mosaic::zarr::{MosaicStore, is_data_shard_key};
 use zarrs::storage::{StorageError, WritableStorageTraits};
 
 /// A filesystem store whose disk "fills up": after `ok_shards` shard writes, each shard write
@@ -30,7 +30,7 @@ fn disk_full(root: &Path, ok_shards: usize) -> Store {
     let root = root.to_path_buf();
     Intercept::new(&local)
         .on_write(move |key, value, inner| {
-            if key.as_str().contains("/embeddings/c/") || key.as_str().contains("/scales/c/") {
+            if is_data_shard_key(key.as_str()) {
                 let n = shards.fetch_add(1, Ordering::SeqCst);
                 if n >= ok_shards {
                     // As a writer killed mid-write would leave it (a pid that cannot be alive).

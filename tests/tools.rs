@@ -186,13 +186,14 @@ fn preview_pngs_show_data_and_transparent_no_data() {
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.width, 300);
-    // Two cells side by side at 80N (2 x 218 columns, 1170 rows), scaled to 300 px wide.
-    assert_eq!(info.height, (1170.0 * 300.0 / 436.0_f64).ceil() as u32);
+    // Two cells side by side at 80N (218 columns each), drawn in square degrees from the
+    // overviews and no finer than the finest level (ceil(218 / 4) = 55 columns per cell):
+    // 0.2 x 0.1 degrees at 110 px for 0.2 degrees.
+    assert_eq!((info.width, info.height), (110, 55));
     let px = buf.chunks(4);
     let transparent = px.clone().filter(|p| p[3] == 0).count();
     let opaque = px.clone().filter(|p| p[3] == 255).count();
-    assert_eq!(transparent + opaque, 300 * info.height as usize);
+    assert_eq!(transparent + opaque, (info.width * info.height) as usize);
     // Land fraction 0.7 with water masked: both present, land dominant.
     assert!(
         transparent > opaque / 20 && opaque > transparent,

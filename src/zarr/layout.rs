@@ -44,9 +44,11 @@ pub fn parse_shard_key(key: &str, band: &str, array: &str) -> Option<Vec<u64>> {
     rest.split('/').map(|p| p.parse().ok()).collect()
 }
 
-/// True for the shard objects of the data arrays (the large writes of a build).
+/// True for the shard objects of a band's data arrays (the large writes of a build), not
+/// those of its overviews.
 pub fn is_data_shard_key(key: &str) -> bool {
-    key.contains(&format!("/{EMBEDDINGS}/c/")) || key.contains(&format!("/{SCALES}/c/"))
+    let mut parts = key.split('/').skip(1);
+    matches!(parts.next(), Some(EMBEDDINGS | SCALES)) && parts.next() == Some("c")
 }
 
 /// Prefix of a band's failure records (one per build or worker).
@@ -122,6 +124,7 @@ mod tests {
         );
         assert!(is_data_shard_key("70-80/scales/c/0/1/2"));
         assert!(!is_data_shard_key("70-80/lat/c/0"));
+        assert!(!is_data_shard_key("70-80/overviews/2/scales/c/0/1/2"));
         assert_eq!(
             failures_key("70-80", Some("2/8")),
             "_mosaic/failures/70-80/worker-2-of-8.json"
