@@ -65,8 +65,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let read = || {
         format!(
-            "read {} in {} requests",
+            "read {} ({} bytes) in {} requests",
             human_bytes(reads.bytes_read() as u64),
+            reads.bytes_read(),
             reads.reads()
         )
     };

@@ -1,0 +1,234 @@
+"""The overview pyramid, the colour statistics and the year's colour basis, read back with
+zarr-python/xarray and recomputed with numpy; `mosaic preview --bbox` pictures compared with a
+numpy rendering of the pyramid, across a band edge; what a whole-band picture reads."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from PIL import Image
+
+from conftest import mosaic
+
+BAND = "70-80"
+
+
+def level_numbers(store, band):
+    attrs = zarr.open_group(store, mode="r")[f"{band}/overviews"].attrs
+    return [int(e["asset"]) for e in attrs["multiscales"]["layout"]]
+
+
+def open_level(store, band, level):
+    return xr.open_zarr(store, group=f"{band}/overviews/{level}", chunks=None)
+
+
+def containing(centres, points):
+    """Index of the pixel (of a regular axis given by its centres) whose area holds each point;
+    a point on an edge belongs to the pixel after it (the writer's rule for exact ties, which
+    happen wherever a level halves an even number of pixels)."""
+    step = float(centres[1] - centres[0])
+    origin = float(centres[0]) - step / 2
+    return np.floor((np.asarray(points, float) - origin) / step + 1e-6).astype(int)
+
+
+def under(ds, lats, lons):
+    """The pixels of `ds` under the points (lats x lons)."""
+    return ds.isel(lat=containing(ds.lat.values, lats), lon=containing(ds.lon.values, lons))
+
+
+@pytest.mark.parametrize("band", [BAND, "S70-S60"])
+def test_each_level_copies_the_pixel_of_the_level_below_under_its_centre(sample, band):
+    store = sample["store"]
+    finer = xr.open_zarr(store, group=band, chunks=None)
+    levels = level_numbers(store, band)
+    assert levels[0] == 2 and levels == list(range(2, 2 + len(levels)))
+    # A window around the sample's cells of this band (2023 has all of them).
+    lon0, lon1 = (5.9, 6.1) if band == BAND else (-66.1, -65.9)
+    lat0, lat1 = (70.0, 70.1) if band == BAND else (-65.0, -64.9)
+    checked = 0
+    for level in levels:
+        coarse = open_level(store, band, level)
+        win = coarse.sel(year=2023, lat=slice(lat0, lat1), lon=slice(lon0, lon1))
+        # The finer level's pixel whose area holds each centre.
+        src = under(finer.sel(year=2023), win.lat.values, win.lon.values)
+        np.testing.assert_array_equal(win.scales.values, src.scales.values)
+        np.testing.assert_array_equal(win.embeddings.values, src.embeddings.values)
+        valid = np.isfinite(win.scales.values).sum()
+        assert valid > 0, level
+        checked += valid
+        finer = coarse
+    assert len(levels) >= 8
+    # The coarsest level has about one or two rows per cell.
+    rows_per_cell = round(0.1 / float(finer.lat[1] - finer.lat[0]))
+    assert rows_per_cell <= 2
+
+
+def test_the_pyramid_is_declared_with_the_multiscales_convention(sample):
+    from geozarr_toolkit.helpers import detect_conventions, validate_attrs
+
+    root = zarr.open_group(sample["store"], mode="r")
+    for band in (BAND, "S70-S60", "60-70"):
+        attrs = dict(root[f"{band}/overviews"].attrs)
+        assert "multiscales" in detect_conventions(attrs)
+        errors = validate_attrs(attrs)
+        assert not any(errors.values()), errors
+        layout = attrs["multiscales"]["layout"]
+        assert attrs["multiscales"]["resampling_method"] == "nearest"
+        band_ds = xr.open_zarr(sample["store"], group=band, chunks=None)
+        previous = (band_ds.lat.size, band_ds.lon.size)
+        for k, entry in enumerate(layout):
+            assert entry.get("derived_from") == (layout[k - 1]["asset"] if k else None)
+            ds = open_level(sample["store"], band, entry["asset"])
+            shape = [ds.lat.size, ds.lon.size]
+            assert entry["spatial:shape"] == shape
+            a, _, c, _, e, f = entry["spatial:transform"]
+            assert np.allclose(ds.lon.values[[0, -1]], [c + a / 2, c + a * (shape[1] - 0.5)])
+            assert np.allclose(ds.lat.values[[0, -1]], [f + e / 2, f + e * (shape[0] - 0.5)])
+            # The scale from the level below, per axis, as the convention defines it.
+            # (Levels keep ceil(n / 2) of each cell's rows and columns, so about 2.)
+            sy, sx = entry["transform"]["scale"]
+            assert np.isclose(sy, previous[0] / shape[0]) and np.isclose(sx, previous[1] / shape[1])
+            group_attrs = dict(root[f"{band}/overviews/{entry['asset']}"].attrs)
+            assert group_attrs["spatial:transform"] == entry["spatial:transform"]
+            assert "spatial" in detect_conventions(group_attrs) and "proj" in detect_conventions(group_attrs)
+            previous = shape
+
+
+def cell_index(band_ds, lon, lat):
+    rows = round(0.1 / float(band_ds.lat[1] - band_ds.lat[0]))
+    south = float(band_ds.lat[0]) - 0.05 / rows
+    return round((lat - south) * 10), round((lon + 180) * 10)
+
+
+def test_colour_statistics_are_the_exact_sums_of_the_statistics_level(sample):
+    store = sample["store"]
+    group = zarr.open_group(store, mode="r")[f"{BAND}/colour_statistics"]
+    assert "overview level 3" in group.attrs["summary"]
+    level = open_level(store, BAND, 3)
+    for lon, lat in [(5.95, 70.05), (179.95, 70.05)]:
+        i, j = cell_index(level, lon, lat)
+        sums = group["sums"][0, i, j, :]
+        cell = level.sel(year=2023, lat=slice(lat - 0.05, lat + 0.05), lon=slice(lon - 0.05, lon + 0.05))
+        s = cell.scales.values.astype(np.float64)
+        q = cell.embeddings.values.astype(np.float64)
+        ok = np.isfinite(s)
+        x = q[ok] * s[ok][:, None]
+        assert sums[0] == ok.sum() > 100
+        np.testing.assert_allclose(sums[1:129], x.sum(0), rtol=1e-12, atol=1e-9)
+        outer = x.T @ x
+        np.testing.assert_allclose(sums[129:], outer[np.triu_indices(128)], rtol=1e-12, atol=1e-9)
+        sample_px = group["sample"][0, i, j]
+        kept = sample_px[np.isfinite(sample_px[:, 0])]
+        assert len(kept) == 64
+        # Every sampled pixel is one of the cell's pixels.
+        as_set = {tuple(np.float32(v)) for v in x.astype(np.float32)}
+        assert all(tuple(v) in as_set for v in kept)
+
+
+def test_one_colour_basis_per_year_is_the_pca_of_every_band(sample):
+    store = sample["store"]
+    root = zarr.open_group(store, mode="r")
+    basis = json.loads((sample["store"] / "_mosaic" / "colour" / "2023.json").read_text())
+    n, total, outer, samples, cells = 0.0, np.zeros(128), np.zeros(128 * 129 // 2), [], {}
+    for band in ("60-70", BAND, "S70-S60"):
+        sums = root[f"{band}/colour_statistics/sums"][0]
+        have = np.isfinite(sums[..., 0]) & (sums[..., 0] > 0)
+        cells[band] = int(have.sum())
+        n += sums[have][:, 0].sum()
+        total += sums[have][:, 1:129].sum(0)
+        outer += sums[have][:, 129:].sum(0)
+        samples.append(root[f"{band}/colour_statistics/sample"][0][have].reshape(-1, 128))
+    assert basis["cells"] == cells and basis["pixels"] == n
+    mean = total / n
+    m = np.zeros((128, 128))
+    m[np.triu_indices(128)] = outer
+    m = m + np.triu(m, 1).T
+    cov = (m - n * np.outer(mean, mean)) / (n - 1)
+    values, vectors = np.linalg.eigh(cov)
+    np.testing.assert_allclose(basis["mean"], mean, rtol=1e-9, atol=1e-9)
+    for k in range(3):
+        v = vectors[:, -1 - k]
+        v = v if v[np.argmax(np.abs(v))] > 0 else -v  # the sign rule: largest entry positive
+        assert np.dot(v, basis["components"][k]) > 0.999999
+        assert np.isclose(basis["variances"][k], values[-1 - k], rtol=1e-9)
+    # The stretch: about 96 % of the year's sampled pixels fall between low and high.
+    px = np.concatenate(samples)
+    px = px[np.isfinite(px[:, 0])]
+    proj = (px - mean) @ np.array(basis["components"]).T
+    inside = ((proj >= basis["low"]) & (proj <= basis["high"])).mean(0)
+    assert np.all((inside > 0.9) & (inside < 0.99)), inside
+
+
+def render_like_mosaic(store, basis, bbox, shape, levels):
+    """Each picture pixel: the stored pixel under its centre, at the level `mosaic` read."""
+    lon0, lat0, lon1, lat1 = bbox
+    h, w = shape
+    lats = lat1 - (np.arange(h) + 0.5) * (lat1 - lat0) / h
+    lons = lon0 + (np.arange(w) + 0.5) * (lon1 - lon0) / w
+    rgba = np.zeros((h, w, 4), np.uint8)
+    comps, mean = np.array(basis["components"]), np.array(basis["mean"])
+    low, high = np.array(basis["low"]), np.array(basis["high"])
+    for band, level in levels.items():
+        ds = open_level(store, band, level).sel(year=basis["year"])
+        lo, hi = float(ds.lat[0]) - float(ds.lat[1] - ds.lat[0]) / 2, float(ds.lat[-1]) + float(ds.lat[1] - ds.lat[0]) / 2
+        rows = np.where((lats >= lo) & (lats < hi))[0]
+        if rows.size == 0:
+            continue
+        part = under(ds, lats[rows], lons)
+        s = part.scales.values
+        x = part.embeddings.values.astype(np.float64) * s[..., None].astype(np.float64)
+        t = ((x - mean) @ comps.T - low) / (high - low)
+        rgb = np.round(255 * np.clip(t, 0, 1)).astype(np.uint8)
+        ok = np.isfinite(s)
+        block = np.zeros((rows.size, w, 4), np.uint8)
+        block[ok, :3] = rgb[ok]
+        block[ok, 3] = 255
+        rgba[rows] = block
+    return rgba
+
+
+def run_preview(store, out, *args):
+    text = mosaic("preview", "--store", store, *args, "-o", out).stdout
+    levels = {b: int(l) for b, l in re.findall(r"(\S+) level (\d+)", text)}
+    read = re.search(r"\((\d+) bytes\) in (\d+) requests", text)
+    return text, levels, int(read.group(1)), int(read.group(2))
+
+
+def test_a_box_across_the_band_edge_is_drawn_from_the_pyramid_in_the_years_colours(sample, tmp_path):
+    store = sample["store"]
+    basis = json.loads((store / "_mosaic" / "colour" / "2023.json").read_text())
+    bbox = (5.9, 69.9, 6.0, 70.1)  # EDGE (60-70) south of NORTH[0] (70-80)
+    png = tmp_path / "edge.png"
+    text, levels, _, _ = run_preview(store, png, "--bbox", ",".join(map(str, bbox)), "--year", "2023",
+                                     "--width", "120")
+    assert set(levels) == {"60-70", BAND}, text
+    img = np.asarray(Image.open(png).convert("RGBA"))
+    assert img.shape[:2] == (240, 120)
+    want = render_like_mosaic(store, basis, bbox, img.shape[:2], levels)
+    np.testing.assert_array_equal(img[..., 3], want[..., 3])
+    opaque = img[..., 3] == 255
+    assert opaque.mean() > 0.5
+    diff = np.abs(img[..., :3].astype(int) - want[..., :3].astype(int))[opaque]
+    assert diff.max() <= 1, diff.max()  # rounding of a projection at a .5 boundary
+    # One colour basis: across the 70N edge the picture changes no more than between
+    # neighbouring strips inside a band (the issue measured ~15 levels with one PCA per band).
+    strips = [img[r:r + 10][opaque[r:r + 10]][:, :3].mean(0) for r in range(0, 240, 10)]
+    steps = np.abs(np.diff(strips, axis=0)).mean(1)
+    edge = steps[11]  # strips 11 (rows 110-119, north of 70N) and 12 (south of it)
+    inside = np.delete(steps, 11)
+    assert edge <= 3 * np.median(inside) + 1.5, (edge, inside)
+
+
+def test_a_whole_band_picture_reads_under_one_percent_of_the_band(sample, tmp_path):
+    store = sample["store"]
+    stored = sum(p.stat().st_size for name in ("embeddings", "scales")
+                 for p in (store / BAND / name).rglob("*") if p.is_file())
+    text, levels, read, requests = run_preview(store, tmp_path / "band.png", "--band", BAND, "--year", "2023")
+    assert read < 0.01 * stored, (read, stored, text)
+    assert requests < 50, text
+    # And a cell-sized picture reads the finest level.
+    _, levels, _, _ = run_preview(store, tmp_path / "cell.png", "--bbox", "5.9,70.0,6.0,70.1", "--year", "2023")
+    assert levels == {BAND: 2}
