@@ -1,5 +1,6 @@
-//! `mosaic manifest`: write TESSERA's Parquet manifest for a local tree, so that a mirror can be
-//! published (and catalogued in seconds) the way TESSERA publishes its bucket.
+//! `mosaic manifest`: write TESSERA's Parquet manifest for a local tree, and `landmasks.parquet`
+//! beside it when the tree has landmasks, so that a mirror can be published (and catalogued in
+//! seconds) the way TESSERA publishes its bucket.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,9 +8,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::shared::{exit_code, report_problems, scan};
-use tessera_mosaic::input::{LocalTree, MANIFEST_NAME, ManifestRow, write_manifest};
+use tessera_mosaic::input::{
+    LANDMASKS_NAME, LandmaskRow, LocalTree, MANIFEST_NAME, ManifestRow, write_landmasks,
+    write_manifest,
+};
 
-/// Write manifest.parquet (TESSERA's columns) for a local tree.
+/// Write manifest.parquet (TESSERA's columns) for a local tree, and landmasks.parquet beside it
+/// when the tree has landmasks.
 #[derive(clap::Args)]
 pub struct Args {
     /// The TESSERA root (`ROOT/{year}/grid_*/...`).
@@ -18,6 +23,10 @@ pub struct Args {
     /// Output file (default: ROOT/manifest.parquet). Paths in it are relative to its folder.
     #[arg(short, long)]
     pub out: Option<PathBuf>,
+    /// Landmask folder (default: ROOT/global_0.1_degree_tiff_all or beside ROOT); its
+    /// landmasks are listed in landmasks.parquet beside the manifest.
+    #[arg(long)]
+    pub landmasks: Option<PathBuf>,
     /// The `version` column.
     #[arg(long, default_value = "")]
     pub dataset_version: String,
@@ -47,9 +56,9 @@ fn size_and_mtime(path: &Path) -> Result<(u64, i64)> {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    // The files themselves, never a manifest already in ROOT.
+    // The files themselves, never a manifest or landmasks.parquet already in ROOT.
     let source = LocalTree::new(&a.input).scanning_files();
-    let catalogue = scan(&source, None, vec![], None)?;
+    let catalogue = scan(&source, a.landmasks.clone(), vec![], None)?;
     let out = a.out.clone().unwrap_or_else(|| a.input.join(MANIFEST_NAME));
     let dir = std::fs::canonicalize(out.parent().unwrap_or(Path::new(".")))
         .with_context(|| format!("no folder for {}", out.display()))?;
@@ -80,6 +89,22 @@ pub fn run(a: Args) -> Result<ExitCode> {
         catalogue.years.len(),
         catalogue.problems.len()
     );
+    if !catalogue.landmasks.is_empty() {
+        let path = out.with_file_name(LANDMASKS_NAME);
+        let mut rows = Vec::new();
+        let mut mtimes = Vec::new();
+        for (&cell, file) in &catalogue.landmasks {
+            let (file_size, mtime) = size_and_mtime(file)?;
+            rows.push(LandmaskRow {
+                cell,
+                file_size,
+                path: relative_to(file, &dir),
+            });
+            mtimes.push(mtime);
+        }
+        write_landmasks(&path, &rows, &mtimes)?;
+        println!("landmasks {}: {} landmasks", path.display(), rows.len());
+    }
     report_problems(&catalogue.problems);
     Ok(exit_code(catalogue.problems.is_empty()))
 }

@@ -24,7 +24,8 @@ pub struct Args {
     /// Propose band edges keeping the stretch at or under S, printed as bands.toml.
     #[arg(long)]
     pub max_stretch: Option<f64>,
-    /// Landmask folder (default: ROOT/global_0.1_degree_tiff_all or beside ROOT).
+    /// Landmask folder or landmasks.parquet (a URL for a remote input). Default:
+    /// ROOT/landmasks.parquet, else ROOT/global_0.1_degree_tiff_all (or beside a local ROOT).
     #[arg(long)]
     pub landmasks: Option<PathBuf>,
     /// Only these years, comma-separated.

@@ -29,7 +29,8 @@ pub struct Args {
     /// Only these years, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub years: Vec<u16>,
-    /// Landmask folder (default: ROOT/global_0.1_degree_tiff_all or beside ROOT).
+    /// Landmask folder or landmasks.parquet (a URL for a remote input). Default:
+    /// ROOT/landmasks.parquet, else ROOT/global_0.1_degree_tiff_all (or beside a local ROOT).
     #[arg(long)]
     pub landmasks: Option<PathBuf>,
     /// Also write the summary as JSON here.

@@ -79,7 +79,9 @@ pub struct Catalogue {
 /// Options for [`Catalogue::scan`].
 #[derive(Debug, Clone, Default)]
 pub struct ScanOptions {
-    /// Landmask folder; `None` looks for `ROOT/global_0.1_degree_tiff_all` and then beside ROOT.
+    /// Landmask folder, or a `landmasks.parquet` (for a remote input, either may be a URL);
+    /// `None` looks for `ROOT/landmasks.parquet` (or beside the manifest), then for the folder
+    /// `ROOT/global_0.1_degree_tiff_all` (and, for a local tree, beside ROOT).
     pub landmasks: Option<PathBuf>,
     /// Keep only these years (all when empty).
     pub years: Vec<u16>,
@@ -96,6 +98,10 @@ pub enum ScanError {
     Remote { location: String, message: String },
     #[error(transparent)]
     Manifest(#[from] super::manifest::ManifestError),
+    #[error(transparent)]
+    Landmasks(#[from] super::landmasks::LandmasksError),
+    #[error("landmasks {location}: {message}")]
+    LandmaskSource { location: String, message: String },
     #[error("cannot read input root {path}: {source}")]
     Root {
         path: PathBuf,

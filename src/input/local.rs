@@ -5,8 +5,9 @@
 //! Cataloguing reads only directory listings and `.npy` headers, in parallel; every problem is
 //! recorded against its path and the scan goes on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -15,6 +16,9 @@ use super::catalogue::{
     check_embeddings_header, check_scales_header,
 };
 use super::geotiff;
+use super::landmasks::{
+    LANDMASKS_NAME, add_listed_landmasks, read_landmasks_file, scan_landmask_dir,
+};
 use super::manifest::{MANIFEST_NAME, read_manifest_file};
 use super::npy::{self, NpyHeader};
 use super::source::TileSource;
@@ -26,6 +30,8 @@ pub struct LocalTree {
     root: PathBuf,
     manifest: Option<PathBuf>,
     ignore_manifest: bool,
+    /// Size of each landmask a `landmasks.parquet` lists, checked when it is read.
+    landmask_sizes: Arc<Mutex<HashMap<PathBuf, u64>>>,
 }
 
 impl LocalTree {
@@ -35,10 +41,12 @@ impl LocalTree {
             root: root.to_path_buf(),
             manifest: None,
             ignore_manifest: false,
+            landmask_sizes: Arc::default(),
         }
     }
 
-    /// Catalogue by scanning the files even where a manifest is present (to write one).
+    /// Catalogue by scanning the files (tiles and landmasks) even where a manifest or a
+    /// `landmasks.parquet` is present (to write them).
     pub fn scanning_files(mut self) -> LocalTree {
         self.ignore_manifest = true;
         self
@@ -59,6 +67,58 @@ impl LocalTree {
             .clone()
             .or_else(|| Some(self.root.join(MANIFEST_NAME)).filter(|p| p.is_file()))
     }
+
+    /// The `landmasks.parquet` to catalogue landmasks from, when none is named: in ROOT, or
+    /// beside the manifest.
+    fn landmasks_parquet(&self) -> Option<PathBuf> {
+        if self.ignore_manifest {
+            return None;
+        }
+        let beside_manifest = self
+            .manifest
+            .as_ref()
+            .map(|m| m.parent().unwrap_or(Path::new(".")).join(LANDMASKS_NAME));
+        std::iter::once(self.root.join(LANDMASKS_NAME))
+            .chain(beside_manifest)
+            .find(|p| p.is_file())
+    }
+
+    /// Add the landmasks: from the folder or `landmasks.parquet` named, else from
+    /// [`Self::landmasks_parquet`], else from the landmask folder in or beside ROOT.
+    fn add_landmasks(
+        &self,
+        catalogue: &mut Catalogue,
+        options: &ScanOptions,
+    ) -> Result<(), ScanError> {
+        let parquet = match &options.landmasks {
+            Some(p) if crate::store::is_url(&p.to_string_lossy()) => {
+                return Err(ScanError::LandmaskSource {
+                    location: p.display().to_string(),
+                    message: "a local input takes a local landmask folder or landmasks.parquet"
+                        .into(),
+                });
+            }
+            Some(p) if p.extension().is_some_and(|e| e == "parquet") => Some(p.clone()),
+            Some(dir) => {
+                scan_landmask_dir(catalogue, dir);
+                return Ok(());
+            }
+            None => self.landmasks_parquet(),
+        };
+        let Some(file) = parquet else {
+            if let Some(dir) = landmask_dir(&self.root) {
+                scan_landmask_dir(catalogue, &dir);
+            }
+            return Ok(());
+        };
+        let rows = read_landmasks_file(&file)?;
+        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let sizes = add_listed_landmasks(catalogue, &rows, options.lat_index_range.as_ref(), |p| {
+            dir.join(p)
+        });
+        *self.landmask_sizes.lock().expect("no poisoning") = sizes.into_iter().collect();
+        Ok(())
+    }
 }
 
 impl TileSource for LocalTree {
@@ -67,15 +127,16 @@ impl TileSource for LocalTree {
     }
 
     fn catalogue(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
-        let Some(manifest) = self.manifest() else {
-            return scan(&self.root, options);
+        let mut catalogue = match self.manifest() {
+            None => scan(&self.root, options)?,
+            Some(manifest) => {
+                let rows = read_manifest_file(&manifest)?;
+                let dir = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
+                Catalogue::from_manifest(&self.root, &rows, |p| dir.join(p), options)
+            }
         };
-        let rows = read_manifest_file(&manifest)?;
-        let dir = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let mut catalogue = Catalogue::from_manifest(&self.root, &rows, |p| dir.join(p), options);
-        if let Some(landmasks) = landmask_dir(&self.root, options) {
-            scan_landmasks(&mut catalogue, &landmasks);
-        }
+        self.add_landmasks(&mut catalogue, options)?;
+        catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(catalogue)
     }
 
@@ -96,6 +157,21 @@ impl TileSource for LocalTree {
 
     fn read_landmask(&self, path: &Path) -> Result<(usize, usize, Vec<u8>), TileProblem> {
         regular_file(path)?;
+        let listed = self
+            .landmask_sizes
+            .lock()
+            .expect("no poisoning")
+            .get(path)
+            .copied();
+        if let Some(expected) = listed {
+            let size = std::fs::metadata(path).map_or(0, |m| m.len());
+            if size != expected {
+                return Err(TileProblem::new(
+                    path,
+                    format!("the file has {size} bytes, but {LANDMASKS_NAME} gives {expected}"),
+                ));
+            }
+        }
         geotiff::read_u8(path).map_err(|e| TileProblem::new(path, e.to_string()))
     }
 
@@ -158,47 +234,14 @@ fn scan(root: &Path, options: &ScanOptions) -> Result<Catalogue, ScanError> {
     }
 
     catalogue.check_geometry();
-    if let Some(dir) = landmask_dir(root, options) {
-        scan_landmasks(&mut catalogue, &dir);
-    }
-    catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(catalogue)
 }
 
-/// The landmask folder: the one named, or `ROOT/global_0.1_degree_tiff_all`, or beside ROOT.
-fn landmask_dir(root: &Path, options: &ScanOptions) -> Option<PathBuf> {
-    options.landmasks.clone().or_else(|| {
-        [root.join(LANDMASK_DIR), root.with_file_name(LANDMASK_DIR)]
-            .into_iter()
-            .find(|p| p.is_dir())
-    })
-}
-
-fn scan_landmasks(catalogue: &mut Catalogue, dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        catalogue
-            .problems
-            .push(TileProblem::new(dir, "landmask folder cannot be read"));
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name
-            .strip_suffix(".tiff")
-            .or_else(|| name.strip_suffix(".tif"))
-        else {
-            continue;
-        };
-        match Cell::parse_name(stem) {
-            Ok(cell) => {
-                catalogue.landmasks.insert(cell, path);
-            }
-            Err(e) => catalogue
-                .problems
-                .push(TileProblem::new(&path, format!("bad landmask name: {e}"))),
-        }
-    }
+/// The landmask folder in or beside ROOT: `ROOT/global_0.1_degree_tiff_all` or its sibling.
+fn landmask_dir(root: &Path) -> Option<PathBuf> {
+    [root.join(LANDMASK_DIR), root.with_file_name(LANDMASK_DIR)]
+        .into_iter()
+        .find(|p| p.is_dir())
 }
 
 /// Scan one year folder in parallel over its tile folders.

@@ -76,7 +76,7 @@ const REQUIRED: [&str; 7] = [
 const OPTIONAL: [&str; 2] = ["version", "variant"];
 
 /// A value of a numeric column as f64 (any physical integer or float type).
-fn number(field: &Field) -> Option<f64> {
+pub(super) fn number(field: &Field) -> Option<f64> {
     Some(match field {
         Field::Double(v) => *v,
         Field::Float(v) => *v as f64,
@@ -93,7 +93,7 @@ fn number(field: &Field) -> Option<f64> {
 }
 
 /// A value of a string column.
-fn text(field: &Field) -> Option<String> {
+pub(super) fn text(field: &Field) -> Option<String> {
     match field {
         Field::Str(s) => Some(s.clone()),
         Field::Bytes(b) => std::str::from_utf8(b.data()).ok().map(str::to_string),
@@ -102,7 +102,7 @@ fn text(field: &Field) -> Option<String> {
 }
 
 /// A cell centre coordinate in hundredths of a degree, if it lies on the 0.05 grid of centres.
-fn centre_hundredths(v: f64) -> Option<i32> {
+pub(super) fn centre_hundredths(v: f64) -> Option<i32> {
     let h = (v * 100.0).round();
     ((v * 100.0 - h).abs() < 1e-6 && (h as i32).rem_euclid(10) == 5).then_some(h as i32)
 }

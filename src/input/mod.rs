@@ -4,6 +4,7 @@
 
 mod catalogue;
 pub mod geotiff;
+mod landmasks;
 mod local;
 mod manifest;
 pub mod npy;
@@ -13,6 +14,10 @@ pub mod synth;
 
 pub use catalogue::{
     Catalogue, InputTile, LANDMASK_DIR, ScalesLayout, ScanError, ScanOptions, TileProblem,
+};
+pub use landmasks::{
+    LANDMASKS_NAME, LandmaskRow, LandmasksError, parse_landmasks, read_landmasks_file,
+    write_landmasks,
 };
 pub use local::LocalTree;
 pub use manifest::{

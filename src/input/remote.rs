@@ -23,11 +23,15 @@ use super::catalogue::{
     check_embeddings_header, check_scales_header,
 };
 use super::geotiff;
+use super::landmasks::{
+    LANDMASKS_NAME, LandmasksError, add_listed_landmasks, landmask_cell, parse_landmasks,
+    scan_landmask_dir,
+};
 use super::manifest::{MANIFEST_NAME, parse_manifest};
 use super::npy::{self, NpyHeader};
 use super::source::TileSource;
 use crate::grid::Cell;
-use crate::store::{RequestLimits, block_on, object_store_at, spawn};
+use crate::store::{RequestLimits, block_on, is_url, object_store_at, spawn};
 
 /// Header bytes fetched per file when cataloguing by listing (numpy headers are ~128 bytes).
 const HEADER_BYTES: u64 = 4096;
@@ -163,14 +167,7 @@ impl RemoteTree {
             Bytes::from(std::fs::read(manifest).map_err(|e| unreadable(e.to_string()))?)
         };
         let rows = parse_manifest(bytes, manifest)?;
-        let dir = manifest.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-        let locate = |p: &str| -> PathBuf {
-            if p.contains("://") || p.starts_with('/') {
-                PathBuf::from(p)
-            } else {
-                PathBuf::from(format!("{dir}/{p}"))
-            }
-        };
+        let locate = |p: &str| beside(manifest, p);
         let catalogue = Catalogue::from_manifest(Path::new(&self.base), &rows, locate, options);
         let mut sizes = self.sizes.lock().expect("no poisoning");
         for row in &rows {
@@ -183,8 +180,12 @@ impl RemoteTree {
         Ok(catalogue)
     }
 
-    /// Catalogue by listing the prefix and reading every file's header.
-    fn catalogue_by_listing(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
+    /// Catalogue by listing the prefix and reading every file's header. Also returns the URLs
+    /// listed in the landmask folder.
+    fn catalogue_by_listing(
+        &self,
+        options: &ScanOptions,
+    ) -> Result<(Catalogue, Vec<String>), ScanError> {
         let root_err = |m: String| ScanError::Remote {
             location: self.base.clone(),
             message: m,
@@ -199,6 +200,7 @@ impl RemoteTree {
         let url_of = |p: &ObjectPath| format!("{}/{}", self.base, rel(p, &prefix));
         let mut sizes: HashMap<String, u64> = HashMap::new();
         let mut candidates = Vec::new();
+        let mut landmasks = Vec::new();
         let mut catalogue = Catalogue {
             root: PathBuf::from(&self.base),
             ..Default::default()
@@ -208,19 +210,10 @@ impl RemoteTree {
             sizes.insert(url.clone(), o.size);
             let relative = rel(&o.location, &prefix);
             let parts: Vec<&str> = relative.split('/').collect();
-            if let [dir, name] = parts[..]
+            if let [dir, _] = parts[..]
                 && dir == LANDMASK_DIR
-                && let Some(stem) = name.strip_suffix(".tiff").or(name.strip_suffix(".tif"))
             {
-                match Cell::parse_name(stem) {
-                    Ok(cell) => {
-                        catalogue.landmasks.insert(cell, PathBuf::from(&url));
-                    }
-                    Err(e) => catalogue.problems.push(TileProblem::new(
-                        Path::new(&url),
-                        format!("bad landmask name: {e}"),
-                    )),
-                }
+                landmasks.push(url);
                 continue;
             }
             let [year, folder, file] = parts[..] else {
@@ -309,9 +302,155 @@ impl RemoteTree {
             }
         }
         catalogue.check_geometry();
-        catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(catalogue)
+        Ok((catalogue, landmasks))
     }
+
+    /// Whether a file exists: a local path, an object listed, or one that answers a HEAD.
+    fn exists(&self, location: &str) -> bool {
+        if !is_url(location) {
+            return Path::new(location).is_file();
+        }
+        if self
+            .sizes
+            .lock()
+            .expect("no poisoning")
+            .contains_key(location)
+        {
+            return true;
+        }
+        self.locate(location).is_ok_and(|(store, path)| {
+            block_on(with_deadline(self.limits, store.head(&path))).is_ok()
+        })
+    }
+
+    /// Add the landmasks: from the `landmasks.parquet` or the folder or prefix named, else from
+    /// `BASE/landmasks.parquet` (or one beside the manifest), else from the landmask folder
+    /// under BASE (`listed`, when the whole prefix was listed; else listed now).
+    fn add_landmasks(
+        &self,
+        catalogue: &mut Catalogue,
+        options: &ScanOptions,
+        listed: Option<Vec<String>>,
+    ) -> Result<(), ScanError> {
+        let named = options
+            .landmasks
+            .as_ref()
+            .map(|p| p.to_string_lossy().trim_end_matches('/').to_string());
+        let source = match named {
+            Some(source) => source,
+            None => {
+                let beside_manifest = self.manifest.as_deref().map(|m| beside(m, LANDMASKS_NAME));
+                let parquet = std::iter::once(format!("{}/{LANDMASKS_NAME}", self.base))
+                    .chain(beside_manifest.map(|p| p.display().to_string()))
+                    .find(|p| self.exists(p));
+                match (parquet, listed) {
+                    (Some(parquet), _) => parquet,
+                    (None, Some(urls)) => {
+                        add_named_landmasks(catalogue, urls);
+                        return Ok(());
+                    }
+                    (None, None) => format!("{}/{LANDMASK_DIR}", self.base),
+                }
+            }
+        };
+        if source.ends_with(".parquet") {
+            let unreadable = |message: String| LandmasksError::Unreadable {
+                location: source.clone(),
+                message,
+            };
+            let bytes = if is_url(&source) {
+                self.get(&source).map_err(unreadable)?
+            } else {
+                read_local(Path::new(&source), None).map_err(unreadable)?
+            };
+            let rows = parse_landmasks(bytes, &source)?;
+            let sizes =
+                add_listed_landmasks(catalogue, &rows, options.lat_index_range.as_ref(), |p| {
+                    beside(&source, p)
+                });
+            let mut known = self.sizes.lock().expect("no poisoning");
+            known.extend(sizes.into_iter().map(|(p, n)| (p.display().to_string(), n)));
+        } else if is_url(&source) {
+            let urls = self
+                .list_folder(&source)
+                .map_err(|message| ScanError::LandmaskSource {
+                    location: source.clone(),
+                    message,
+                })?;
+            add_named_landmasks(catalogue, urls);
+        } else {
+            scan_landmask_dir(catalogue, Path::new(&source));
+        }
+        Ok(())
+    }
+
+    /// The URLs of the objects directly under a folder URL (their sizes noted).
+    fn list_folder(&self, folder: &str) -> Result<Vec<String>, String> {
+        let (store, prefix) = self.locate(&format!("{folder}/"))?;
+        let listing = async {
+            let all: Vec<_> = store.list(Some(&prefix)).collect().await;
+            all.into_iter().collect::<Result<Vec<_>, _>>()
+        };
+        let objects = block_on(with_deadline(self.limits, listing))?;
+        let mut sizes = self.sizes.lock().expect("no poisoning");
+        let mut urls = Vec::new();
+        for o in objects {
+            let name = rel(&o.location, &prefix);
+            if !name.contains('/') {
+                let url = format!("{folder}/{name}");
+                sizes.insert(url.clone(), o.size);
+                urls.push(url);
+            }
+        }
+        Ok(urls)
+    }
+}
+
+/// `path` as given in a manifest or `landmasks.parquet` at `list`: absolute or a URL as it
+/// is, else relative to the list's folder.
+fn beside(list: &str, path: &str) -> PathBuf {
+    if path.contains("://") || path.starts_with('/') {
+        return PathBuf::from(path);
+    }
+    match list.rsplit_once('/') {
+        Some((dir, _)) => PathBuf::from(format!("{dir}/{path}")),
+        None => PathBuf::from(path),
+    }
+}
+
+/// Add landmasks named `grid_{lon}_{lat}.tiff` (other files are skipped; a bad name is a
+/// problem).
+fn add_named_landmasks(catalogue: &mut Catalogue, urls: Vec<String>) {
+    for url in urls {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        match landmask_cell(name) {
+            None => {}
+            Some(Ok(cell)) => {
+                catalogue.landmasks.insert(cell, PathBuf::from(url));
+            }
+            Some(Err(e)) => catalogue
+                .problems
+                .push(TileProblem::new(Path::new(&url), e)),
+        }
+    }
+}
+
+/// A local file (a regular one only: a FIFO could block forever), its size checked against
+/// `expected`.
+fn read_local(path: &Path, expected: Option<u64>) -> Result<Bytes, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if let Some(n) = expected.filter(|&n| n != meta.len()) {
+        return Err(format!(
+            "the file has {} bytes, but {n} were expected",
+            meta.len()
+        ));
+    }
+    std::fs::read(path)
+        .map(Bytes::from)
+        .map_err(|e| format!("cannot read: {e}"))
 }
 
 /// `path` relative to `prefix`.
@@ -411,10 +550,16 @@ impl TileSource for RemoteTree {
     }
 
     fn catalogue(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
-        match self.manifest_location() {
-            Some(m) => self.catalogue_from_manifest(&m, options),
-            None => self.catalogue_by_listing(options),
-        }
+        let (mut catalogue, listed) = match self.manifest_location() {
+            Some(m) => (self.catalogue_from_manifest(&m, options)?, None),
+            None => {
+                let (catalogue, landmasks) = self.catalogue_by_listing(options)?;
+                (catalogue, Some(landmasks))
+            }
+        };
+        self.add_landmasks(&mut catalogue, options, listed)?;
+        catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(catalogue)
     }
 
     fn read_embeddings(
@@ -434,9 +579,19 @@ impl TileSource for RemoteTree {
     }
 
     fn read_landmask(&self, path: &Path) -> Result<(usize, usize, Vec<u8>), TileProblem> {
-        let bytes = self
-            .get(&path.display().to_string())
-            .map_err(|m| TileProblem::new(path, m))?;
+        let location = path.display().to_string();
+        let bytes = if is_url(&location) {
+            self.get(&location)
+        } else {
+            let expected = self
+                .sizes
+                .lock()
+                .expect("no poisoning")
+                .get(&location)
+                .copied();
+            read_local(path, expected)
+        }
+        .map_err(|m| TileProblem::new(path, m))?;
         geotiff::read_u8_from(std::io::Cursor::new(bytes))
             .map_err(|e| TileProblem::new(path, e.to_string()))
     }

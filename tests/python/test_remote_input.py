@@ -1,9 +1,12 @@
-"""Tiles read where TESSERA publishes them: a synthetic TESSERA tree and its manifest (written by
-`mosaic manifest`, read back here with pyarrow) in SeaweedFS on loopback. A build from s3:// equals
-the build from the local tree chunk for chunk; a deleted object, a truncated one, one longer than
-the manifest says, and a server that accepts connections and never answers each give a named
-failed tile and exit 1 with the other tiles built; malformed manifest rows are errors naming
-the row."""
+"""Tiles read where TESSERA publishes them: a synthetic TESSERA tree with landmasks, its manifest
+and landmasks.parquet (written by `mosaic manifest`, read back here with pyarrow) in SeaweedFS on
+loopback. A build from s3:// equals the build from the local tree chunk for chunk, with the
+landmasks from our landmasks.parquet or from one in the form geotessera publishes; a deleted
+object, a truncated one, one longer than the manifest says, and a server that accepts connections
+and never answers each give a named failed tile and exit 1 with the other tiles built; malformed
+manifest and landmasks rows are errors naming the row."""
+
+import datetime
 
 import os
 import shutil
@@ -26,14 +29,19 @@ YEAR = "2024"
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    """A local tree with its manifest, and the local build of it."""
+    """A local tree with its manifest and landmasks.parquet, and the local build of it."""
     d = tmp_path_factory.mktemp("remote-input")
     root = d / "tessera"
-    mosaic("synth", "--out", root, "--tiles", ",".join(TILES), "--years", YEAR, "--seed", "5")
-    mosaic("manifest", "--input", root)
+    mosaic("synth", "--out", root, "--tiles", ",".join(TILES), "--years", YEAR, "--seed", "5",
+           "--landmasks", "--land-fraction", "0.7")
+    # Under a name no default finds: a build without --landmasks gets them from landmasks.parquet.
+    masks = root / "masks"
+    (root / "global_0.1_degree_tiff_all").rename(masks)
+    out = mosaic("manifest", "--input", root, "--landmasks", masks).stdout
+    assert f"landmasks {root / 'landmasks.parquet'}: {len(TILES)} landmasks" in out, out
     store = d / "local.zarr"
-    mosaic("build", "--input", root, "--out", store, "--band", "80-90", cwd=REPO)
-    return {"dir": d, "root": root, "store": store}
+    mosaic("build", "--input", root, "--landmasks", masks, "--out", store, "--band", "80-90", cwd=REPO)
+    return {"dir": d, "root": root, "masks": masks, "store": store}
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +60,10 @@ def upload(s3, root, prefix):
 
 
 def shards(store):
-    """Every shard file of band 80-90, by key."""
+    """Every shard file of band 80-90's embeddings and scales, by key."""
     keys = {str(p.relative_to(store)): p for p in Path(store).rglob("*") if p.is_file()}
     return {k: p.read_bytes() for k, p in keys.items()
-            if "/embeddings/c/" in k or "/scales/c/" in k}
+            if k.startswith(("80-90/embeddings/c/", "80-90/scales/c/"))}
 
 
 def run(args, env, timeout=300):
@@ -79,7 +87,20 @@ def test_the_manifest_mosaic_writes_has_tesseras_columns(tree):
         assert row["scales_size"] == (tree["root"] / row["scales_path"]).stat().st_size
 
 
+def test_landmasks_parquet_lists_the_trees_landmasks(tree):
+    table = pq.read_table(tree["root"] / "landmasks.parquet")
+    assert table.column_names == ["lon", "lat", "file_size", "mtime", "path", "lon_i", "lat_i"]
+    rows = table.to_pylist()
+    assert sorted(f"grid_{r['lon']:.2f}_{r['lat']:.2f}" for r in rows) == sorted(TILES)
+    for row in rows:
+        name = f"grid_{row['lon']:.2f}_{row['lat']:.2f}"
+        assert row["path"] == f"masks/{name}.tiff"
+        assert row["file_size"] == (tree["masks"] / f"{name}.tiff").stat().st_size
+        assert (row["lon_i"], row["lat_i"]) == (round(row["lon"] * 100), round(row["lat"] * 100))
+
+
 def test_a_build_from_s3_equals_the_local_build(tree, s3, tmp_path):
+    # manifest.parquet and landmasks.parquet: nothing is listed.
     url = upload(s3, tree["root"], "good")
     env = dict(os.environ, **s3["env"])
     store = tmp_path / "from-s3.zarr"
@@ -96,6 +117,44 @@ def test_a_build_from_s3_equals_the_local_build(tree, s3, tmp_path):
     assert "3 tiles in 1 years" in plan.stdout
     verify = run(["verify", "--input", url, "--store", store, "--band", "80-90", "--sample", "200"], env)
     assert "OK: the band matches its input" in verify.stdout, verify.stdout + verify.stderr
+
+
+def test_landmasks_in_the_form_geotessera_publishes(tree, s3, tmp_path):
+    """landmasks/{version}/grid_*.tiff beside a landmasks.parquet of geotessera's `s3scan`
+    (lon, lat, file_size, mtime, key = the object's s3:// URL, lon_i, lat_i), named by URL; and
+    its older form without `key` (the file is grid_{lon}_{lat}.tiff beside it)."""
+    url = upload(s3, tree["root"], "published")
+    s3["fs"].rm("mosaic/published/landmasks.parquet")
+    rows = []
+    for tiff in sorted(tree["masks"].glob("*.tiff")):
+        key = f"mosaic/landmasks/v1/{tiff.name}"
+        s3["fs"].put_file(str(tiff), key)
+        lon, lat = (float(v) for v in tiff.stem.split("_")[1:])
+        rows.append({"lon": lon, "lat": lat, "file_size": tiff.stat().st_size,
+                     "mtime": datetime.datetime(2025, 5, 1, tzinfo=datetime.timezone.utc),
+                     "key": f"s3://{key}", "lon_i": round(lon * 100), "lat_i": round(lat * 100)})
+    table = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("lon", pa.float64()), ("lat", pa.float64()), ("file_size", pa.int64()),
+        ("mtime", pa.timestamp("us", tz="UTC")), ("key", pa.string()), ("lon_i", pa.int32()),
+        ("lat_i", pa.int32())]))
+    listed = "s3://mosaic/landmasks/v1/landmasks.parquet"
+    env = dict(os.environ, **s3["env"])
+    for form in [table, table.drop(["key"])]:
+        with s3["fs"].open(listed.removeprefix("s3://"), "wb") as f:
+            pq.write_table(form, f)
+        if "key" in form.column_names:
+            store = tmp_path / "published.zarr"
+            proc = run(["build", "--input", url, "--landmasks", listed, "--out", store,
+                        "--band", "80-90"], env)
+            assert proc.returncode == 0, proc.stderr
+            assert shards(store) == shards(tree["store"])
+        else:
+            proc = run(["verify", "--input", url, "--landmasks", listed, "--store", store,
+                        "--band", "80-90", "--sample", "300"], env)
+            assert "OK: the band matches its input" in proc.stdout, proc.stdout + proc.stderr
+    # Without any landmasks the same store does not match its input: they were applied.
+    proc = run(["verify", "--input", url, "--store", store, "--band", "80-90", "--sample", "300"], env)
+    assert proc.returncode == 1 and "mismatch" in proc.stdout, proc.stdout + proc.stderr
 
 
 def broken_build(s3, tree, tmp_path, prefix, damage):
@@ -202,3 +261,18 @@ def test_a_malformed_manifest_is_an_error_naming_the_row(tree, tmp_path, change,
     proc = mosaic("plan", "--input", tree["root"], "--manifest", bad, check=False)
     assert proc.returncode == 2
     assert str(bad) in proc.stderr and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda rows: rows[1].update(lat=80.1), "row 1: lon -99.85, lat 80.1 is not a cell centre"),
+    (lambda rows: rows[2].update(file_size=0), "row 2: file_size 0 is not a positive byte count"),
+    (lambda rows: [r.pop("file_size") for r in rows], "no column `file_size`"),
+])
+def test_a_malformed_landmasks_row_is_an_error_naming_the_row(tree, tmp_path, change, message):
+    rows = pq.read_table(tree["root"] / "landmasks.parquet").to_pylist()
+    change(rows)
+    bad = tmp_path / "landmasks.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), bad)
+    proc = mosaic("plan", "--input", tree["root"], "--landmasks", bad, check=False)
+    assert proc.returncode == 2
+    assert f"landmasks {bad}" in proc.stderr and message in proc.stderr, proc.stderr
