@@ -17,6 +17,8 @@ use crate::zarr::{
 };
 
 type ZArray = zarrs::array::Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>;
+/// (picture pixel index, colour) of the pixels one chunk coloured.
+type Coloured = Vec<(usize, [u8; 3])>;
 
 /// A band as a picture reads it: the level chosen and its arrays.
 struct BandLevel {
@@ -200,7 +202,7 @@ impl Pyramids {
                     .push((i * width + j, row % chunk_rows, col % chunk_cols));
             }
         }
-        let coloured: Vec<Result<Vec<(usize, [u8; 3])>, PreviewError>> = by_chunk
+        let coloured: Vec<Result<Coloured, PreviewError>> = by_chunk
             .par_iter()
             .map(|(&(b, a, c), targets)| {
                 let BandLevel {

@@ -255,6 +255,7 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
                 "zarr_conventions": conventions,
                 "multiscales": {"layout": pyramid, "resampling_method": "nearest"},
                 "proj:code": "EPSG:4326",
+                "spatial:dimensions": ["lat", "lon"],
                 "summary": format!(
                     "Overviews of band {}: level L keeps ceil(R/2^L) x ceil(C/2^L) pixels per cell, each a copy (nearest neighbour) of a pixel of the level below; not averaged.",
                     grid.name

@@ -100,7 +100,7 @@ def test_the_pyramid_is_declared_with_the_multiscales_convention(sample):
 def cell_index(band_ds, lon, lat):
     rows = round(0.1 / float(band_ds.lat[1] - band_ds.lat[0]))
     south = float(band_ds.lat[0]) - 0.05 / rows
-    return round((lat - south) * 10), round((lon + 180) * 10)
+    return round((lat - 0.05 - south) * 10), round((lon - 0.05 + 180) * 10)
 
 
 def test_colour_statistics_are_the_exact_sums_of_the_statistics_level(sample):
@@ -111,7 +111,8 @@ def test_colour_statistics_are_the_exact_sums_of_the_statistics_level(sample):
     for lon, lat in [(5.95, 70.05), (179.95, 70.05)]:
         i, j = cell_index(level, lon, lat)
         sums = group["sums"][0, i, j, :]
-        cell = level.sel(year=2023, lat=slice(lat - 0.05, lat + 0.05), lon=slice(lon - 0.05, lon + 0.05))
+        r, c = round(0.1 / float(level.lat[1] - level.lat[0])), round(0.1 / float(level.lon[1] - level.lon[0]))
+        cell = level.sel(year=2023).isel(lat=slice(i * r, (i + 1) * r), lon=slice(j * c, (j + 1) * c))
         s = cell.scales.values.astype(np.float64)
         q = cell.embeddings.values.astype(np.float64)
         ok = np.isfinite(s)
@@ -134,13 +135,16 @@ def test_one_colour_basis_per_year_is_the_pca_of_every_band(sample):
     basis = json.loads((sample["store"] / "_mosaic" / "colour" / "2023.json").read_text())
     n, total, outer, samples, cells = 0.0, np.zeros(128), np.zeros(128 * 129 // 2), [], {}
     for band in ("60-70", BAND, "S70-S60"):
-        sums = root[f"{band}/colour_statistics/sums"][0]
-        have = np.isfinite(sums[..., 0]) & (sums[..., 0] > 0)
-        cells[band] = int(have.sum())
-        n += sums[have][:, 0].sum()
-        total += sums[have][:, 1:129].sum(0)
-        outer += sums[have][:, 129:].sum(0)
-        samples.append(root[f"{band}/colour_statistics/sample"][0][have].reshape(-1, 128))
+        # The cells with statistics, from the chunk objects (reading the whole sparse array
+        # would allocate it densely).
+        present = sorted((int(p.parent.parent.name), int(p.parent.name))
+                         for p in (store / band / "colour_statistics" / "sums" / "c" / "0").glob("*/*/0"))
+        sums = np.array([root[f"{band}/colour_statistics/sums"][0, i, j] for i, j in present])
+        cells[band] = len(present)
+        n += sums[:, 0].sum()
+        total += sums[:, 1:129].sum(0)
+        outer += sums[:, 129:].sum(0)
+        samples += [root[f"{band}/colour_statistics/sample"][0, i, j] for i, j in present]
     assert basis["cells"] == cells and basis["pixels"] == n
     mean = total / n
     m = np.zeros((128, 128))
@@ -155,7 +159,7 @@ def test_one_colour_basis_per_year_is_the_pca_of_every_band(sample):
         assert np.dot(v, basis["components"][k]) > 0.999999
         assert np.isclose(basis["variances"][k], values[-1 - k], rtol=1e-9)
     # The stretch: about 96 % of the year's sampled pixels fall between low and high.
-    px = np.concatenate(samples)
+    px = np.concatenate(samples)  # (cells x 64, 128), NaN rows where a cell had fewer pixels
     px = px[np.isfinite(px[:, 0])]
     proj = (px - mean) @ np.array(basis["components"]).T
     inside = ((proj >= basis["low"]) & (proj <= basis["high"])).mean(0)
@@ -192,7 +196,7 @@ def render_like_mosaic(store, basis, bbox, shape, levels):
 
 def run_preview(store, out, *args):
     text = mosaic("preview", "--store", store, *args, "-o", out).stdout
-    levels = {b: int(l) for b, l in re.findall(r"(\S+) level (\d+)", text)}
+    levels = {b: int(l) for b, l in re.findall(r"([\w-]+) level (\d+)", text)}
     read = re.search(r"\((\d+) bytes\) in (\d+) requests", text)
     return text, levels, int(read.group(1)), int(read.group(2))
 
@@ -206,7 +210,8 @@ def test_a_box_across_the_band_edge_is_drawn_from_the_pyramid_in_the_years_colou
                                      "--width", "120")
     assert set(levels) == {"60-70", BAND}, text
     img = np.asarray(Image.open(png).convert("RGBA"))
-    assert img.shape[:2] == (240, 120)
+    h, w = img.shape[:2]
+    assert h == 2 * w and w <= 120  # square degrees; no finer than the finest level
     want = render_like_mosaic(store, basis, bbox, img.shape[:2], levels)
     np.testing.assert_array_equal(img[..., 3], want[..., 3])
     opaque = img[..., 3] == 255
@@ -215,10 +220,11 @@ def test_a_box_across_the_band_edge_is_drawn_from_the_pyramid_in_the_years_colou
     assert diff.max() <= 1, diff.max()  # rounding of a projection at a .5 boundary
     # One colour basis: across the 70N edge the picture changes no more than between
     # neighbouring strips inside a band (the issue measured ~15 levels with one PCA per band).
-    strips = [img[r:r + 10][opaque[r:r + 10]][:, :3].mean(0) for r in range(0, 240, 10)]
+    k = h // 12  # 12 strips, 70N between strips 5 and 6
+    strips = [img[r:r + k][opaque[r:r + k]][:, :3].mean(0) for r in range(0, 12 * k, k)]
     steps = np.abs(np.diff(strips, axis=0)).mean(1)
-    edge = steps[11]  # strips 11 (rows 110-119, north of 70N) and 12 (south of it)
-    inside = np.delete(steps, 11)
+    edge = steps[5]
+    inside = np.delete(steps, 5)
     assert edge <= 3 * np.median(inside) + 1.5, (edge, inside)
 
 
@@ -228,7 +234,7 @@ def test_a_whole_band_picture_reads_under_one_percent_of_the_band(sample, tmp_pa
                  for p in (store / BAND / name).rglob("*") if p.is_file())
     text, levels, read, requests = run_preview(store, tmp_path / "band.png", "--band", BAND, "--year", "2023")
     assert read < 0.01 * stored, (read, stored, text)
-    assert requests < 50, text
+    assert levels == {BAND: max(level_numbers(store, BAND))}, text
     # And a cell-sized picture reads the finest level.
     _, levels, _, _ = run_preview(store, tmp_path / "cell.png", "--bbox", "5.9,70.0,6.0,70.1", "--year", "2023")
     assert levels == {BAND: 2}
