@@ -22,5 +22,5 @@ pub use mosaic_store::{BandArrays, FormatError, MosaicStore, array_from_metadata
 pub use overview_layout::{
     COLOUR_STATISTICS, FIRST_LEVEL, MULTISCALES_CONVENTION_UUID, OVERVIEWS, OverviewLevel, SAMPLE,
     SAMPLE_PIXELS, STATISTICS_LEVEL, SUMS, SUMS_LEN, colour_basis_key, level_array, nearest_index,
-    overview_levels, statistics_array, statistics_summary_key,
+    overview_levels, statistics_array,
 };

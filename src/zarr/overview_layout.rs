@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::codecs::compression_codecs;
 use super::layout::{BandLayout, EMBEDDINGS, SCALES};
 use super::metadata::{WGS84_WKT, zarr_conventions};
-use crate::grid::{BandGrid, CHANNELS, LON_CELLS};
+use crate::grid::{BandGrid, CHANNELS, CompressionConfig, LON_CELLS};
 
 /// The finest overview level: level L has about 1/2^L of the band's resolution per axis.
 pub const FIRST_LEVEL: u32 = 2;
@@ -158,11 +158,6 @@ pub fn colour_basis_key(year: u16) -> String {
     format!("_mosaic/colour/{year}.json")
 }
 
-/// The key of a band-year's merged colour statistics (written by `finalize`).
-pub fn statistics_summary_key(band: &str, year: u16) -> String {
-    format!("_mosaic/colour/{band}/{year}.json")
-}
-
 fn attributes_with_grid(grid: &BandGrid, level: &OverviewLevel, mut extra: Value) -> Value {
     let rows = level.rows(grid);
     let cols = level.cols();
@@ -263,7 +258,15 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
             },
         }),
     ));
-    let compression = |size| compression_codecs(&layout.compression, size);
+    // zstd at level 1 at most: the overviews are a tenth of the band's bytes but, compressed
+    // at the band's level 3, took a third of the build's extra time.
+    let overview_compression = match layout.compression {
+        CompressionConfig::Zstd { level } => CompressionConfig::Zstd {
+            level: level.min(1),
+        },
+        ref other => other.clone(),
+    };
+    let compression = |size| compression_codecs(&overview_compression, size);
     for level in &levels {
         let rows = level.rows(grid) as u64;
         let cols = level.cols() as u64;
