@@ -69,7 +69,11 @@ fn setup(tag: &str) -> PathBuf {
         "--band",
         "80-90",
     ]);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     d
 }
 

@@ -19,7 +19,7 @@ use super::report::{BuildReport, FailedTile, PhaseClock};
 use super::resume::{CellWork, band_work, built_everywhere};
 use super::sink::{BandArraysSink, GatheredTile, ShardSink};
 use super::threads::{TileBuffers, thread_pool, with_tile_buffers};
-use crate::grid::{BandGrid, CompressionConfig, UtmZone, projection};
+use crate::grid::{BandGrid, CompressionConfig, UtmZone, projection, release_thread_projections};
 use crate::input::{Catalogue, InputTile, TileProblem, TileSource, read_tile};
 use crate::overview::{build_coarse_levels, store_colour_bases};
 use crate::placement::{PlacementMap, gather_into, place_cell, scale_is_valid};
@@ -93,7 +93,10 @@ pub fn build_band(
         sinks.push(o);
     }
     pool.install(|| {
-        let mut report = write_band(source, catalogue, grid, options, &sinks, progress)?;
+        let written = write_band(source, catalogue, grid, options, &sinks, progress);
+        // Every thread drops its projections here, while none projects (see the function).
+        rayon::broadcast(|_| release_thread_projections());
+        let mut report = written?;
         // The steps that need the whole band: a worker leaves them to `mosaic finalize`.
         if overviews.is_some() && options.worker.is_none() {
             let t = Instant::now();

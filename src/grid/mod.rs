@@ -11,4 +11,7 @@ pub use band_grid::{
 };
 pub use bands::{BandSpec, BandsConfig, BandsError, ChunkConfig, CompressionConfig, band_name};
 pub use cell::{CELL_DEG, Cell, CellNameError, LAT_CELLS, LON_CELLS, lat_of_index};
-pub use utm::{GeometryError, PIXEL_M, TileGeometry, UtmProjection, UtmZone, projection};
+pub use utm::{
+    GeometryError, PIXEL_M, TileGeometry, UtmProjection, UtmZone, projection,
+    release_thread_projections,
+};

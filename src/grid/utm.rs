@@ -157,6 +157,15 @@ pub fn projection(zone: UtmZone) -> Result<Rc<UtmProjection>, GeometryError> {
     Ok(p)
 }
 
+/// Drop this thread's cached projections now. Call it on every thread of a pool before the
+/// pool ends (`rayon::broadcast`), while no thread projects: otherwise the threads drop them in
+/// their exit destructors, whose `proj_cleanup()` can race the process's own exit (seen as
+/// "double free or corruption" in a build under load).
+pub fn release_thread_projections() {
+    let cached = PROJECTIONS.with_borrow_mut(std::mem::take);
+    drop(cached);
+}
+
 /// Where a tile's pixels are: its CRS, the outer corner of pixel (0, 0) and its size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TileGeometry {
