@@ -1,6 +1,6 @@
 //! The overview pyramid and colour statistics of a band, as stored: which levels exist, their
 //! grids and chunking, their key names and metadata documents. docs/format.md describes the
-//! same layout for readers; `crate::overview` computes what goes in it.
+//! same layout for readers; the `overview` module computes what goes in it.
 //!
 //! Level L keeps `ceil(R / 2^L)` rows and `ceil(C / 2^L)` columns per cell, each pixel a
 //! nearest-neighbour copy of a pixel of the level below (so of a source pixel): cells stay
