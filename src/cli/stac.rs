@@ -29,13 +29,14 @@ pub struct Args {
     /// Write the catalog only, no map.
     #[arg(long, conflicts_with = "leaflet")]
     pub no_map: bool,
-    /// Maximum width and height in pixels of each preview image (one per band, year and
-    /// 10-degree block of longitude).
-    #[arg(long, default_value_t = 512)]
-    pub preview_size: usize,
-    /// No previews for a band-year with more cells than this (previews read data per cell).
-    #[arg(long, default_value_t = 2000)]
-    pub max_preview_cells: usize,
+    /// Deepest zoom of the map's tiles (default: the zoom where a tile pixel is about the
+    /// finest overview pixel, 11 for 1170 rows per cell). Each zoom has up to 4 times the
+    /// tiles of the one before; beyond it the map enlarges the deepest tiles.
+    #[arg(long)]
+    pub map_max_zoom: Option<u32>,
+    /// No pixel files: a click on the map then shows the place and cell, not the pixel's values.
+    #[arg(long)]
+    pub no_map_pixels: bool,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -67,8 +68,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     } else {
         Some(MapOptions {
             leaflet_dist: a.leaflet.as_deref().map(stac::leaflet_dist).transpose()?,
-            preview_size: a.preview_size,
-            max_preview_cells: a.max_preview_cells,
+            max_zoom: a.map_max_zoom,
+            pixels: !a.no_map_pixels,
         })
     };
     let options = StacOptions {
@@ -92,10 +93,27 @@ pub fn run(a: Args) -> Result<ExitCode> {
         s.footprint_seconds
     );
     if let Some(page) = &s.map {
-        println!("map {}: {} previews", page.display(), s.previews);
-    }
-    for skipped in &s.skipped_previews {
-        println!("  no previews for {skipped}");
+        println!("map {}", page.display());
+        for t in &s.tiles.years {
+            println!(
+                "  {}: {} tiles, {} bytes, zooms 0-{} (native {}), per zoom {}; {} pixel files, {} bytes",
+                t.year,
+                t.tiles(),
+                t.bytes,
+                t.max_zoom,
+                t.native_max_zoom,
+                t.per_zoom
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                t.pixel_files,
+                t.pixel_bytes
+            );
+        }
+        for skipped in &s.tiles.skipped {
+            println!("  no tiles for {skipped}");
+        }
     }
     println!("done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)

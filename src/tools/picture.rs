@@ -10,11 +10,14 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use super::preview::{BBox, Image, PreviewError};
-use crate::grid::CHANNELS;
+use crate::grid::{CHANNELS, Cell};
 use crate::overview::{ColourBasis, colour_basis};
 use crate::zarr::{
     BandLayout, EMBEDDINGS, MosaicStore, OverviewLevel, SCALES, level_array, overview_levels,
 };
+
+/// Picture pixels and their colours, as one chunk gives them.
+type Coloured = Vec<(usize, [u8; 3])>;
 
 type ZArray = zarrs::array::Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>;
 /// (picture pixel index, colour) of the pixels one chunk coloured.
@@ -77,6 +80,16 @@ pub fn render_box(
     Pyramids::open(store, &bbox, year)?.render(bbox, max_width)
 }
 
+/// One cell at a band's finest overview level (a pixel is a copy of a source pixel).
+pub struct CellPixels {
+    /// The level read (rows and columns per cell).
+    pub level: OverviewLevel,
+    /// Scales, `rows_per_cell x cols_per_cell`, rows south to north; NaN = no data.
+    pub scales: Vec<f32>,
+    /// Embeddings, the same pixels with [`CHANNELS`] channels each.
+    pub embeddings: Vec<i8>,
+}
+
 /// The pyramids of the bands in a latitude range and a year's colours, opened once to draw
 /// many pictures (the map's tiles).
 pub struct Pyramids {
@@ -126,22 +139,74 @@ impl Pyramids {
         &self.basis
     }
 
-    /// Render a box, at most `max_width` pixels wide and high, in square degrees (plate
-    /// carrée, as the map draws EPSG:4326); no finer than the finest overview level.
-    pub fn render(&self, bbox: BBox, max_width: usize) -> Result<Picture, PreviewError> {
-        let (store, year, basis) = (&self.store, self.year, &self.basis);
+    /// The year drawn.
+    pub fn year(&self) -> u16 {
+        self.year
+    }
+
+    /// The bands drawn (those with overviews), with their layouts.
+    pub fn bands(&self) -> &[(String, BandLayout)] {
+        &self.bands
+    }
+
+    /// One cell of a band at the finest overview level in the year: its rows and columns per
+    /// cell, scales (rows south to north, row-major) and embeddings (128 channels per pixel).
+    pub fn finest_cell(&self, band: &str, cell: Cell) -> Result<CellPixels, PreviewError> {
+        let (_, layout) = self
+            .bands
+            .iter()
+            .find(|(b, _)| b == band)
+            .ok_or_else(|| PreviewError::Empty(format!("band {band} has no overviews")))?;
+        let y = layout.year_index(self.year).ok_or_else(|| {
+            PreviewError::Empty(format!("year {} is not in band {band}", self.year))
+        })?;
+        let level = overview_levels(&layout.grid)[0];
+        let (row, col) = layout.grid.cell_shard(cell);
+        let what = format!("{band} overview level {} cell {}", level.level, cell.name());
+        let (a, c) = (row as u64, col as u64);
+        let scales: Vec<f32> = self
+            .open_array(band, level.level, SCALES)?
+            .retrieve_chunk(&[y, a, c])
+            .map_err(|e| PreviewError::Read(what.clone(), e.to_string()))?;
+        let embeddings: Vec<i8> = self
+            .open_array(band, level.level, EMBEDDINGS)?
+            .retrieve_chunk(&[y, a, c, 0])
+            .map_err(|e| PreviewError::Read(what, e.to_string()))?;
+        Ok(CellPixels {
+            level,
+            scales,
+            embeddings,
+        })
+    }
+
+    fn open_array(&self, band: &str, level: u32, name: &str) -> Result<ZArray, PreviewError> {
+        let path = format!("/{band}/{}", level_array(level, name));
+        zarrs::array::Array::open(self.store.store.storage.clone(), &path)
+            .map_err(|e| PreviewError::Read(path.clone(), e.to_string()))
+    }
+
+    /// Bands overlapping the latitudes of a box that hold the year.
+    fn bands_over(&self, bbox: &BBox) -> Result<Vec<(String, BandLayout)>, PreviewError> {
         let bands: Vec<(String, BandLayout)> = self
             .bands
             .iter()
             .filter(|(_, l)| l.grid.lat_max() > bbox.lat0 && l.grid.lat_min() < bbox.lat1)
+            .filter(|(_, l)| l.year_index(self.year).is_some())
             .cloned()
             .collect();
         if bands.is_empty() {
             return Err(PreviewError::Empty(format!(
-                "no band with overviews overlaps latitudes {}..{}",
-                bbox.lat0, bbox.lat1
+                "no band with overviews of {} overlaps latitudes {}..{}",
+                self.year, bbox.lat0, bbox.lat1
             )));
         }
+        Ok(bands)
+    }
+
+    /// Render a box, at most `max_width` pixels wide and high, in square degrees (plate
+    /// carrée, as the map draws EPSG:4326); no finer than the finest overview level.
+    pub fn render(&self, bbox: BBox, max_width: usize) -> Result<Picture, PreviewError> {
+        let bands = self.bands_over(&bbox)?;
         let (w_deg, h_deg) = (bbox.lon1 - bbox.lon0, bbox.lat1 - bbox.lat0);
         // Finest pixel any band offers: the picture is no finer.
         let finest = bands
@@ -151,12 +216,32 @@ impl Pyramids {
         let deg = (w_deg.max(h_deg) / max_width.max(1) as f64).max(finest);
         let width = ((w_deg / deg).round() as usize).max(1);
         let height = ((h_deg / deg).round() as usize).max(1);
+        self.render_bands(bands, bbox, width, height)
+    }
+
+    /// Render a box into exactly `width` x `height` pixels (a map tile): each pixel shows the
+    /// stored pixel under its centre, from the coarsest level whose pixels are no larger.
+    /// Bands that do not hold the year are left transparent.
+    pub fn render_size(
+        &self,
+        bbox: BBox,
+        width: usize,
+        height: usize,
+    ) -> Result<Picture, PreviewError> {
+        let bands = self.bands_over(&bbox)?;
+        self.render_bands(bands, bbox, width.max(1), height.max(1))
+    }
+
+    fn render_bands(
+        &self,
+        bands: Vec<(String, BandLayout)>,
+        bbox: BBox,
+        width: usize,
+        height: usize,
+    ) -> Result<Picture, PreviewError> {
+        let (year, basis) = (self.year, &self.basis);
+        let (w_deg, h_deg) = (bbox.lon1 - bbox.lon0, bbox.lat1 - bbox.lat0);
         let (dlon, dlat) = (w_deg / width as f64, h_deg / height as f64);
-        let open = |band: &str, level: u32, name: &str| {
-            let path = format!("/{band}/{}", level_array(level, name));
-            zarrs::array::Array::open(store.store.storage.clone(), &path)
-                .map_err(|e| PreviewError::Read(path.clone(), e.to_string()))
-        };
         let chosen: Vec<BandLevel> = bands
             .into_iter()
             .map(|(band, layout)| -> Result<BandLevel, PreviewError> {
@@ -169,8 +254,8 @@ impl Pyramids {
                     .copied()
                     .unwrap_or(levels[0]);
                 Ok(BandLevel {
-                    embeddings: open(&band, level.level, EMBEDDINGS)?,
-                    scales: open(&band, level.level, SCALES)?,
+                    embeddings: self.open_array(&band, level.level, EMBEDDINGS)?,
+                    scales: self.open_array(&band, level.level, SCALES)?,
                     band,
                     layout,
                     level,

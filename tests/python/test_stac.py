@@ -1,12 +1,16 @@
 """`mosaic stac`: the catalog validated by stac-validator (offline schemas), its geometry checked
-with shapely against the sample's tiles, every asset opened with xarray, and the map loaded in
-headless Chromium (no console errors; layers checked by pixel colours in screenshots)."""
+with shapely against the sample's tiles, every asset opened with xarray, and the map: its tiles
+and pixel files checked against the store, the page loaded in headless Chromium at three zooms
+(no console errors; layers checked by pixel colours in screenshots; a click's values against
+xarray) from a local HTTP server and from a SeaweedFS bucket."""
 
 import copy
 import filecmp
 import json
+import math
 import os
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -249,59 +253,246 @@ def test_xpystac_opens_an_asset_from_another_working_folder(catalog, sample, tmp
     np.testing.assert_array_equal(got, want)
 
 
+def layers_of(catalog):
+    return json.loads(re.search(r"window\.MOSAIC = (.*);", (catalog / "map" / "layers.js")
+                               .read_text(), re.S).group(1))
+
+
+def expected_tiles(cells, z):
+    """Tiles (x, y) of Leaflet's EPSG:4326 scheme at zoom z whose box overlaps a cell's (cells
+    in tenths of a degree), in exact fractions: a tile spans 180/2^z degrees, x from -180,
+    y from +90."""
+    span = Fraction(180, 2 ** z)
+    out = set()
+    for x, y in cells:
+        west, east = Fraction(x, 10) + 180, Fraction(x + 1, 10) + 180
+        top, bottom = 90 - Fraction(y + 1, 10), 90 - Fraction(y, 10)  # distances from +90
+        for tx in range(math.floor(west / span), math.ceil(east / span)):
+            for ty in range(math.floor(top / span), math.ceil(bottom / span)):
+                out.add((tx, ty))
+    return out
+
+
+def finest(store, band):
+    """The band's finest overview level, as xarray reads it."""
+    return xr.open_zarr(store, group=f"{band}/overviews/2", chunks=None)
+
+
+def test_map_tiles_and_pixel_files(catalog, sample):
+    layers = layers_of(catalog)
+    assert "previews" not in layers and not list((catalog / "map").glob("preview-*"))
+    tiles = {t["year"]: t for t in layers["tiles"]}
+    assert sorted(tiles) == [2023, 2024]
+    expected = expected_cells()
+    for year, t in tiles.items():
+        # 1170 rows per cell: level 2 has 293, 0.1/293 degrees; a zoom-11 tile pixel is
+        # 180/2^11/256 = 0.000343 degrees, 1.006 times that.
+        assert t["max_zoom"] == t["native_max_zoom"] == 11
+        cells = set().union(*(c for (y, _), c in expected.items() if y == year))
+        root = catalog / t["href"]
+        for z in range(12):
+            on_disk = {(int(p.parent.name), int(p.stem)) for p in (root / str(z)).glob("*/*.png")}
+            assert on_disk == expected_tiles(cells, z), (year, z)
+            assert t["per_zoom"][z] == len(on_disk)
+        pngs = list(root.rglob("*.png"))
+        assert t["bytes"] == sum(p.stat().st_size for p in pngs)
+        assert {Image.open(p).size for p in pngs} == {(256, 256)}
+        # One pixel file per cell of the year: the cell at the finest overview level.
+        files = sorted((catalog / t["pixels"]).rglob("*.bin"))
+        assert len(files) == sum(len(c) for (y, _), c in expected.items() if y == year)
+
+    # A zoom-11 tile shows the stored pixel under each of its pixel centres: its opaque pixels
+    # are exactly where the finest level has a scale there.
+    x, y = cell_of(NORTH[0])
+    tx, ty = sorted(expected_tiles({(x, y)}, 11))[0]
+    ds = finest(sample["store"], "70-80").sel(year=2024)
+    span = 180 / 2 ** 11
+    lats = 90 - ty * span - (np.arange(256) + 0.5) * span / 256
+    lons = -180 + tx * span + (np.arange(256) + 0.5) * span / 256
+    lat_step, lon_step = float(ds.lat[1] - ds.lat[0]), float(ds.lon[1] - ds.lon[0])
+    rows = np.floor((lats - 70.0) / lat_step).astype(int)  # -1 and below: band 60-70
+    cols = np.floor((lons + 180.0) / lon_step).astype(int)
+    r0, c0 = max(rows.min(), 0), cols.min()
+    window = ds.scales.isel(lat=slice(r0, rows.max() + 1), lon=slice(c0, cols.max() + 1)).values
+    north = rows >= 0  # compare band 70-80's part of the tile
+    has_data = np.isfinite(window[np.ix_(rows[north] - r0, cols - c0)])
+    alpha = np.array(Image.open(catalog / tiles[2024]["href"] / "11" / str(tx) / f"{ty}.png"))[..., 3]
+    assert has_data.sum() > 1000
+    np.testing.assert_array_equal(alpha[north] > 0, has_data)
+
+    # The pixel file of a cell: its scales, then channels 0-3 of each pixel, rows south to
+    # north, exactly the finest level's values.
+    t = tiles[2024]
+    data = (catalog / t["pixels"] / "70-80" / f"{NORTH[0]}.bin").read_bytes()
+    cell = ds.isel(lat=slice((y - 700) * 293, (y - 699) * 293),
+                   lon=slice((x + 1800) * 101, (x + 1801) * 101))
+    n = 293 * 101
+    assert len(data) == n * (4 + layers["pixel_channels"]) and layers["pixel_channels"] == 4
+    np.testing.assert_array_equal(np.frombuffer(data[:4 * n], "<f4").reshape(293, 101),
+                                  cell.scales.values)
+    np.testing.assert_array_equal(np.frombuffer(data[4 * n:], "i1").reshape(293, 101, 4),
+                                  cell.embeddings.values[..., :4])
+
+
 def pixel(img, p):
     return np.array(img.getpixel((round(p["x"]), round(p["y"]))), dtype=float)
 
 
-def test_map_in_headless_chromium(catalog):
-    layers = json.loads(re.search(r"window\.MOSAIC = (.*);", (catalog / "map" / "layers.js")
-                                  .read_text(), re.S).group(1))
-    assert [c["year"] for c in layers["coverage"]] == [2023, 2024]
+def colours(img, nw, se, margin=2):
+    """Distinct colours inside a screen rectangle."""
+    crop = np.array(img.crop((nw["x"] + margin, nw["y"] + margin, se["x"] - margin, se["y"] - margin)))
+    return len(np.unique(crop.reshape(-1, 3), axis=0))
+
+
+def save_small(img, name):
+    """A screenshot for docs/ (MOSAIC_MAP_SCREENSHOTS=folder), as a small palette PNG."""
+    folder = os.environ.get("MOSAIC_MAP_SCREENSHOTS")
+    if folder:
+        img.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(Path(folder) / name, optimize=True)
+
+
+def click(browser, point):
+    """A real mouse click at a screen point; returns the popup's values."""
+    browser.evaluate("mosaicMap.lastClick = null")
+    for kind in ["mousePressed", "mouseReleased"]:
+        browser.call("Input.dispatchMouseEvent", type=kind, x=point["x"], y=point["y"],
+                     button="left", clickCount=1)
+    return browser.evaluate("mosaicMap.lastClick")
+
+
+def check_click(browser, store, lat, lon, year):
+    """Click at (lat, lon) and compare the popup's pixel with xarray's nearest pixel of the
+    finest overview level at the clicked place (exact: the file holds the stored bits)."""
+    to_screen = lambda ll: browser.evaluate(  # noqa: E731
+        f"(p => ({{x: Math.round(p.x), y: Math.round(p.y)}}))(mosaicMap.map.latLngToContainerPoint({ll}))")
+    got = click(browser, to_screen([lat, lon]))
+    assert got["year"] == year and got["band"] == "70-80" and got["present"] is True, got
+    want = finest(store, "70-80").sel(year=year, lat=got["lat"], lon=got["lon"], method="nearest")
+    assert got["cell"] == f"grid_{math.floor(want.lon.item() * 10) / 10 + 0.05:.2f}_{math.floor(want.lat.item() * 10) / 10 + 0.05:.2f}"
+    assert np.float32(got["scale"]) == want.scales.values, (got, float(want.scales))
+    assert got["channels"] == [int(v) for v in want.embeddings.values[:4]]
+    assert got["pixelLat"] == pytest.approx(float(want.lat), abs=1e-9)
+    assert got["pixelLon"] == pytest.approx(float(want.lon), abs=1e-9)
+    text = browser.evaluate("document.querySelector('.leaflet-popup-content').textContent")
+    assert got["cell"] in text and "70-80" in text and str(got["channels"][0]) in text
+    return got
+
+
+def tile_requests(browser):
+    return sorted(r.split("/map/tiles/")[1] for r in browser.evaluate(
+        "performance.getEntriesByType('resource').map(e => e.name)") if "/map/tiles/" in r)
+
+
+def test_map_in_headless_chromium(catalog, sample):
+    layers = layers_of(catalog)
     cov_png = np.array(Image.open(catalog / layers["coverage"][0]["href"]).convert("RGBA"))
     coverage_rgb = cov_png[cov_png[..., 3] > 0][0, :3].astype(float)  # the colour of a cell
-    assert len(layers["previews"]) > 0
-
     x, y = cell_of(NORTH[0])  # 5.95_70.05, present in both years; EDGE is south of it
     centre = lambda x, y: [(y + 0.5) / 10, (x + 0.5) / 10]  # noqa: E731
-    with Server(catalog) as server, Browser(1000, 700) as browser:
-        assert browser.goto(f"{server.url}/index.html#10/70.0/6.0") == "1"
-        browser.settle()
+    # 1100 x 900: the whole globe at zoom 1 (1024 x 512 px) is in view, clear of the controls.
+    with Server(catalog) as server, Browser(1100, 900) as browser:
         to_screen = lambda ll: browser.evaluate(  # noqa: E731
             f"(p => ({{x: p.x, y: p.y}}))(mosaicMap.map.latLngToContainerPoint({ll}))")
+
+        # 1. The globe (zoom 1): the tiles of zoom 1 that exist, and no others, are loaded.
+        assert browser.goto(f"{server.url}/index.html#1/0/0/2024") == "1"
+        assert browser.evaluate("mosaicMap.year") == 2024
+        assert browser.evaluate("document.getElementById('year').value") == "2024"
         shot = browser.screenshot()
-        if os.environ.get("MOSAIC_MAP_SCREENSHOT"):
-            shot.save(os.environ["MOSAIC_MAP_SCREENSHOT"])
-        background = pixel(shot, to_screen([69.8, 6.25]))  # no cell, no line there
-
-        # Previews: the cell shows many colours (PCA of the embeddings).
-        nw, se = to_screen([(y + 1) / 10, x / 10]), to_screen([y / 10, (x + 1) / 10])
-        crop = np.array(shot.crop((nw["x"] + 2, nw["y"] + 2, se["x"] - 2, se["y"] - 2)))
-        assert len(np.unique(crop.reshape(-1, 3), axis=0)) > 200
-        # Band outlines: the 70-degree edge is drawn in orange across the view.
-        row = round(to_screen([70.0, 6.0])["y"])
-        line = np.array(shot.crop((0, row - 2, 1000, row + 3))).reshape(-1, 3).astype(int)
-        orange = (line[:, 0] > 180) & (line[:, 1] < 140) & (line[:, 2] < 90)
-        assert orange.sum() > 300, orange.sum()
-
-        # Coverage 2024 without previews: present cells in the coverage colour, others not.
-        browser.evaluate("mosaicMap.show('Previews 2024', false)")
+        on_disk = sorted(str(p.relative_to(catalog / "map" / "tiles")) for p in
+                         (catalog / "map" / "tiles" / "2024" / "1").rglob("*.png"))
+        assert tile_requests(browser) == on_disk and len(on_disk) == 3
+        loaded = browser.evaluate("[...document.querySelectorAll('img.embedding-tile')]"
+                                  ".map(i => i.complete && i.naturalWidth)")
+        assert loaded == [256] * 3
+        # Band outlines are drawn.
+        row = round(to_screen([70.0, -100])["y"])
+        line = np.array(shot.crop((100, row - 2, 1000, row + 3))).reshape(-1, 3).astype(int)
+        assert ((line[:, 0] > 180) & (line[:, 1] < 160) & (line[:, 2] < 120)).sum() > 300
+        # Every covered cell shows (a screen pixel in the coverage colour), though far smaller
+        # than a pixel; nothing elsewhere. (The outlines at 70 and -60 would hide some.)
+        browser.evaluate("mosaicMap.show('Band outlines', false)")
         browser.settle()
         shot = browser.screenshot()
+        save_small(shot, "map-globe.png")
+        background = pixel(shot, to_screen([45, -95]))
         blended = 0.85 * coverage_rgb + 0.15 * background  # layer opacity 0.85
-        for tile in [NORTH[0], NORTH[1], EDGE[0]]:
-            assert np.abs(pixel(shot, to_screen(centre(*cell_of(tile)))) - blended).max() < 10, tile
-        for absent in [(x + 2, y), (x - 1, y), (x + 1, y - 1)]:
-            assert np.abs(pixel(shot, to_screen(centre(*absent))) - background).max() < 10, absent
-        crop = np.array(shot.crop((nw["x"] + 2, nw["y"] + 2, se["x"] - 2, se["y"] - 2)))
-        assert len(np.unique(crop.reshape(-1, 3), axis=0)) <= 4
 
-        # The southern cells exist only in 2023: empty under Coverage 2024, shown under 2023.
+        def near(img, ll, rgb):
+            p = to_screen(ll)
+            box = np.array(img.crop((round(p["x"]) - 1, round(p["y"]) - 1, round(p["x"]) + 2,
+                                     round(p["y"]) + 2))).reshape(-1, 3).astype(float)
+            return (np.abs(box - rgb).max(axis=1) < 12).any()
+        for tile in NORTH + EDGE:
+            assert near(shot, centre(*cell_of(tile)), blended), tile
+        for absent in [[45, -95], [-64.9, -100], [70.1, 60]]:
+            assert not near(shot, absent, blended), absent
+        for tile in SOUTH:  # 2023 only
+            assert not near(shot, centre(*cell_of(tile)), blended), tile
+        browser.evaluate("mosaicMap.show('Band outlines', true)")
+
+        # 2. A region (zoom 6): tiles show the embeddings in many colours where cells are and
+        # nothing where there are none; a year switch changes them.
+        browser.evaluate("mosaicMap.view(6, 70.0, 6.0)")
+        save_small(browser.screenshot(), "map-region.png")
+        browser.evaluate("mosaicMap.show('Coverage', false)")
+        browser.evaluate("mosaicMap.show('Graticule (10°)', false)")
+        browser.settle()
+        shot = browser.screenshot()
+        nw, se = to_screen([(y + 1) / 10, x / 10]), to_screen([y / 10, (x + 2) / 10])
+        assert colours(shot, nw, se, margin=1) >= 8
+        for absent in [(x + 3, y), (x - 2, y), (x + 1, y - 1), (x, y + 2)]:
+            assert np.abs(pixel(shot, to_screen(centre(*absent))) - background).max() < 3, absent
+        crop24 = np.array(shot.crop((nw["x"] + 1, nw["y"] + 1, se["x"] - 1, se["y"] - 1)), dtype=int)
+        browser.evaluate("mosaicMap.setYear(2023)")
+        assert browser.evaluate("location.hash").endswith("/2023")
+        crop23 = np.array(browser.screenshot().crop((nw["x"] + 1, nw["y"] + 1, se["x"] - 1, se["y"] - 1)),
+                          dtype=int)
+        assert np.abs(crop23 - crop24).mean() > 20  # another year, other embeddings and colours
+
+        # 3. The pixels (zoom 11, the deepest tiles): one screen pixel per stored pixel.
+        browser.evaluate("mosaicMap.setYear(2024)")
+        browser.evaluate(f"mosaicMap.view(11, {(y + 0.4) / 10}, {(x + 1) / 10})")
+        shot = browser.screenshot()
+        nw, se = to_screen([(y + 1) / 10, x / 10]), to_screen([y / 10, (x + 1) / 10])
+        assert colours(shot, nw, se) > 200
+        # The cell east of EDGE's is absent: background, not a tile.
+        assert np.abs(pixel(shot, to_screen(centre(x + 1, y - 1))) - background).max() < 3
+        browser.evaluate("mosaicMap.show('Coverage', true)")
+        browser.settle()
+        got = check_click(browser, sample["store"], (y + 0.43) / 10, (x + 0.61) / 10, 2024)
+        assert -128 <= min(got["channels"]) and max(got["channels"]) <= 127
+        browser.settle()
+        save_small(browser.screenshot(), "map-pixels.png")
+        # The same place in 2023: other values, from the 2023 file.
+        browser.evaluate("mosaicMap.setYear(2023)")
+        check_click(browser, sample["store"], (y + 0.43) / 10, (x + 0.61) / 10, 2023)
+        # A click on an absent cell reads no file.
+        before = browser.evaluate("performance.getEntriesByType('resource').length")
+        absent = click(browser, {k: round(v) for k, v in to_screen(centre(x + 1, y - 1)).items()})
+        assert absent["present"] is False and "scale" not in absent
+        assert browser.evaluate("performance.getEntriesByType('resource').length") == before
+
+        # The southern cells exist only in 2023: tiles there in 2023, none asked for in 2024.
         sx, sy = cell_of(SOUTH[0])
-        browser.evaluate(f"location.hash = '#10/{(sy + 0.5) / 10}/{(sx + 0.5) / 10}'")
+        browser.evaluate(f"mosaicMap.view(11, {(sy + 0.5) / 10}, {(sx + 0.5) / 10})")
+        browser.evaluate("mosaicMap.show('Coverage', false)")
         browser.settle()
         south = lambda: pixel(browser.screenshot(), to_screen(centre(sx, sy)))  # noqa: E731
-        assert np.abs(south() - background).max() < 10
-        browser.evaluate("mosaicMap.show('Coverage 2023', true)")
+        # SOUTH[0] is mostly water (NaN scales); its eastern neighbour, SOUTH[1], has land.
+        nw, se = to_screen([(sy + 1) / 10, sx / 10]), to_screen([sy / 10, (sx + 2) / 10])
+        assert colours(browser.screenshot(), nw, se) > 200
+        asked = lambda: {t for t in tile_requests(browser) if t.startswith("2024/")}  # noqa: E731
+        before = asked()
+        browser.evaluate("mosaicMap.setYear(2024)")
+        assert np.abs(south() - background).max() < 3
+        assert asked() == before  # no 2024 tile exists here, none was asked for
+        # The coverage of 2024 is empty there, that of 2023 is not.
+        browser.evaluate("mosaicMap.show('Coverage', true)")
+        browser.settle()
+        assert np.abs(south() - background).max() < 3
+        browser.evaluate("mosaicMap.setYear(2023)")
+        browser.evaluate("mosaicMap.show('Embeddings', false)")
         browser.settle()
         assert np.abs(south() - blended).max() < 10
 
@@ -310,3 +501,32 @@ def test_map_in_headless_chromium(catalog):
             "performance.getEntriesByType('resource').map(e => e.name)")
         assert resources and all(r.startswith(server.url) for r in resources), resources
     assert browser.errors == []
+
+
+def test_map_from_a_bucket(catalog, sample, tmp_path):
+    """The catalog folder uploaded as is to an S3 bucket (SeaweedFS) with anonymous read: the
+    page, its tiles and pixel files load from the S3 endpoint by their relative URLs."""
+    from seaweed import seaweed
+
+    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
+             ".json": "application/json", ".png": "image/png", ".bin": "application/octet-stream"}
+    with seaweed(tmp_path / "seaweed", bucket="maps") as s3:
+        fs = s3["fs"]
+        for p in sorted(catalog.rglob("*")):
+            if p.is_file():
+                fs.pipe(f"maps/tessera/{p.relative_to(catalog)}", p.read_bytes(),
+                        ContentType=types.get(p.suffix, "application/octet-stream"))
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
+            "Resource": ["arn:aws:s3:::maps/*"]}]}
+        fs.call_s3("put_bucket_policy", Bucket="maps", Policy=json.dumps(policy))
+        base = f"{s3['endpoint']}/maps/tessera"
+        x, y = cell_of(NORTH[0])
+        with Browser(1000, 700) as browser:
+            assert browser.goto(f"{base}/index.html#11/{(y + 0.7) / 10}/{(x + 1) / 10}/2024") == "1"
+            assert len(tile_requests(browser)) > 4
+            check_click(browser, sample["store"], (y + 0.43) / 10, (x + 0.61) / 10, 2024)
+            resources = browser.evaluate(
+                "performance.getEntriesByType('resource').map(e => e.name)")
+            assert resources and all(r.startswith(base) for r in resources), resources
+        assert browser.errors == []

@@ -6,7 +6,7 @@
 //! OUT/catalog.json                               the root catalog
 //! OUT/{year}/collection.json                     one collection per year with data
 //! OUT/{year}/{year}-{band}/{year}-{band}.json    one item per band with data that year
-//! OUT/index.html, OUT/map/, OUT/vendor/leaflet/  the map (unless disabled)
+//! OUT/index.html, OUT/map/, OUT/vendor/leaflet/  the map (unless disabled): tiles per year
 //! ```
 //!
 //! Each item's asset points at the band's Zarr group (all years); the item's geometry is the
@@ -20,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::footprint::{cells_bbox, footprint_geojson, footprint_indices};
-use super::map::{MapOptions, PreviewTile, render_previews, write_map};
+use super::map::{MapOptions, MapSummary, write_map};
 use crate::grid::{CHANNELS, Cell};
 use crate::tools::preview::PreviewError;
 use crate::zarr::{BandLayout, FormatError, MosaicStore, band_transform};
@@ -47,8 +47,8 @@ pub const CATALOG_ID: &str = "tessera-mosaic";
 pub enum StacError {
     #[error(transparent)]
     Format(#[from] FormatError),
-    #[error("preview of {what}: {source}")]
-    Preview { what: String, source: PreviewError },
+    #[error("drawing {what}: {source}")]
+    Draw { what: String, source: PreviewError },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -109,10 +109,8 @@ pub struct StacSummary {
     pub items: usize,
     /// Cells covered, over all items.
     pub cells: usize,
-    /// Preview images written.
-    pub previews: usize,
-    /// Band-years whose previews were skipped, with the reason.
-    pub skipped_previews: Vec<String>,
+    /// The map's tiles and pixel files.
+    pub tiles: MapSummary,
     /// The map page, if written.
     pub map: Option<PathBuf>,
     /// Seconds spent computing footprints.
@@ -277,26 +275,6 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
         ..Default::default()
     };
 
-    // Previews first, so that items can list them as assets.
-    let mut previews: Vec<PreviewTile> = Vec::new();
-    if let Some(map) = &options.map {
-        for (year, entries) in &by_year {
-            for (band, cells) in entries {
-                if cells.len() > map.max_preview_cells {
-                    summary.skipped_previews.push(format!(
-                        "{} {year}: {} cells (more than --max-preview-cells {})",
-                        band.name,
-                        cells.len(),
-                        map.max_preview_cells
-                    ));
-                    continue;
-                }
-                previews.extend(render_previews(store, &out, *year, band, cells, map)?);
-            }
-        }
-        summary.previews = previews.len();
-    }
-
     let mut children = Vec::new();
     for (year, entries) in &by_year {
         let cid = collection_id(*year);
@@ -327,24 +305,6 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
                     "proj:transform": band_transform(g),
                 }),
             );
-            for (k, p) in previews
-                .iter()
-                .filter(|p| p.year == *year && p.band == band.name)
-                .enumerate()
-            {
-                assets.insert(
-                    format!("preview-{k}"),
-                    json!({
-                        "href": relative_href(&item_dir, &out.join(&p.file)),
-                        "type": "image/png",
-                        "roles": ["overview"],
-                        "title": format!(
-                            "PCA preview, lon {}..{}, lat {}..{}",
-                            p.bbox.lon0, p.bbox.lon1, p.bbox.lat0, p.bbox.lat1
-                        ),
-                    }),
-                );
-            }
             let item = json!({
                 "type": "Feature",
                 "stac_version": STAC_VERSION,
@@ -441,7 +401,7 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
     write_json(&out.join("catalog.json"), &catalog)?;
 
     if let Some(map) = &options.map {
-        write_map(&out, &bands, &by_year, &previews, map)?;
+        summary.tiles = write_map(store, &out, &bands, &by_year, map)?;
         summary.map = Some(out.join("index.html"));
     }
     Ok(summary)

@@ -351,5 +351,15 @@ mod scale {
             start.elapsed().as_secs_f64(),
             std::fs::metadata(&path).unwrap().len()
         );
+        // The map's tiles for such a year: per zoom, the tiles touching a cell.
+        let start = std::time::Instant::now();
+        let zooms = crate::tools::stac::tiles_of_cells(cells_by_band.iter().flatten(), 11);
+        let counts: Vec<usize> = zooms.iter().map(|t| t.len()).collect();
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]) && counts[11] >= n);
+        println!(
+            "map tiles per zoom 0-11: {counts:?}, {} in all ({:.2} s)",
+            counts.iter().sum::<usize>(),
+            start.elapsed().as_secs_f64()
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The map beside the catalog: a static Leaflet page (Leaflet travels inside the binary), one
-//! coverage image per year, and PCA previews per band, year and block of longitude.
+//! coverage image per year, and per year a pyramid of embedding tiles with pixel files for
+//! clicks (tiles.rs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -7,13 +8,12 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::catalog::{BandCoverage, StacError, io_err, item_id, write_file};
-use super::footprint::{cells_bbox, edge_lat};
+use super::footprint::edge_lat;
+use super::tiles::{PIXEL_CHANNELS, TILE_SIZE, YearTiles, write_year_tiles};
 use crate::grid::{Cell, LON_CELLS};
-use crate::tools::preview::{self, BBox, Image, PreviewError};
-use crate::zarr::MosaicStore;
-
-/// Width in degrees of the longitude blocks previews are rendered in.
-pub const PREVIEW_BLOCK_DEG: u16 = 10;
+use crate::tools::picture::Pyramids;
+use crate::tools::preview::{BBox, Image, PreviewError};
+use crate::zarr::{MosaicStore, overview_levels};
 
 /// The map page (its data comes from `map/layers.js`).
 const MAP_HTML: &str = include_str!("map.html");
@@ -21,89 +21,67 @@ const MAP_HTML: &str = include_str!("map.html");
 pub const COVERAGE_RGBA: [u8; 4] = [0, 170, 200, 255];
 
 /// Options of the HTML map.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct MapOptions {
     /// Leaflet's `dist` folder to copy instead of the built-in Leaflet.
     pub leaflet_dist: Option<PathBuf>,
-    /// Maximum width and height in pixels of each preview image.
-    pub preview_size: usize,
-    /// Band-years with more cells than this get no previews (previews read data per cell).
-    pub max_preview_cells: usize,
+    /// Deepest zoom of the tiles written (default: the zoom of the finest overview pixels).
+    pub max_zoom: Option<u32>,
+    /// Write the pixel files the page reads on a click.
+    pub pixels: bool,
 }
 
-/// One preview image on the map.
-#[derive(Debug, Clone)]
-pub(super) struct PreviewTile {
-    pub(super) year: u16,
-    pub(super) band: String,
-    pub(super) file: String,
-    pub(super) bbox: BBox,
+/// What the map's tiles cost.
+#[derive(Debug, Default)]
+pub struct MapSummary {
+    /// Tiles and pixel files per year.
+    pub years: Vec<YearTiles>,
+    /// Years without tiles, with the reason.
+    pub skipped: Vec<String>,
 }
 
-/// Render the previews of one band-year: one per 10-degree block of longitude with cells,
-/// over the box of the cells in that block.
-pub(super) fn render_previews(
+/// Draw the tiles and pixel files of every year (after removing those of an earlier run).
+fn write_tiles(
     store: &MosaicStore,
     out: &Path,
-    year: u16,
-    band: &BandCoverage,
-    cells: &BTreeSet<Cell>,
+    by_year: &BTreeMap<u16, Vec<(&BandCoverage, &BTreeSet<Cell>)>>,
     map: &MapOptions,
-) -> Result<Vec<PreviewTile>, StacError> {
-    let block_cells = PREVIEW_BLOCK_DEG * 10;
-    let mut blocks: BTreeMap<u16, Vec<Cell>> = BTreeMap::new();
-    for c in cells {
-        blocks
-            .entry(c.lon_index / block_cells)
-            .or_default()
-            .push(*c);
-    }
-    let mut tiles = Vec::new();
-    for (block, cells) in blocks {
-        let [lon0, lat0, lon1, lat1] = cells_bbox(cells.iter()).expect("cells");
-        let bbox = BBox {
-            lon0,
-            lat0,
-            lon1,
-            lat1,
-        };
-        let what = format!("{} {year} block {block}", band.name);
-        // render_embeddings bounds the width; bound the height too.
-        let g = &band.layout.grid;
-        let (cols, rows) = ((lon1 - lon0) / g.lon_step(), (lat1 - lat0) / g.lat_step());
-        let width = if rows > cols {
-            (map.preview_size as f64 * cols / rows).round() as usize
-        } else {
-            map.preview_size
-        };
-        let image = match preview::render_embeddings(
-            store,
-            &band.name,
-            Some(year),
-            Some(bbox),
-            width.max(1),
-        ) {
-            Ok((image, _, _)) => image,
-            // Cells whose tiles hold no valid pixel at all: nothing to show.
-            Err(PreviewError::Empty(_)) => continue,
-            Err(source) => return Err(StacError::Preview { what, source }),
-        };
-        let file = format!("map/preview-{year}-{}-{block:02}.png", band.name);
-        let path = out.join(&file);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+) -> Result<MapSummary, StacError> {
+    for old in ["tiles", "pixels"] {
+        let dir = out.join("map").join(old);
+        if dir.is_dir() {
+            std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
         }
-        image
-            .write_png(&path)
-            .map_err(|source| StacError::Preview { what, source })?;
-        tiles.push(PreviewTile {
-            year,
-            band: band.name.clone(),
-            file,
-            bbox,
-        });
     }
-    Ok(tiles)
+    let globe = BBox {
+        lon0: -180.0,
+        lat0: -90.0,
+        lon1: 180.0,
+        lat1: 90.0,
+    };
+    let mut summary = MapSummary::default();
+    for (year, entries) in by_year {
+        let pyramids = match Pyramids::open(store, &globe, Some(*year)) {
+            Ok(p) => p,
+            Err(PreviewError::Empty(why)) => {
+                summary.skipped.push(format!("{year}: {why}"));
+                continue;
+            }
+            Err(source) => {
+                return Err(StacError::Draw {
+                    what: format!("tiles of {year}"),
+                    source,
+                });
+            }
+        };
+        match write_year_tiles(out, &pyramids, entries, map.max_zoom, map.pixels)? {
+            Some(t) => summary.years.push(t),
+            None => summary.skipped.push(format!(
+                "{year}: no band with cells that year has overviews"
+            )),
+        }
+    }
+    Ok(summary)
 }
 
 /// The coverage image of one year: one pixel per cell over latitude cells
@@ -187,15 +165,17 @@ fn write_leaflet(dist: Option<&Path>, out: &Path) -> Result<(), StacError> {
     Ok(())
 }
 
-/// Write index.html, map/layers.js, the coverage images and Leaflet.
+/// Write index.html, map/layers.js, the coverage images, the tiles and pixel files, and
+/// Leaflet.
 pub(super) fn write_map(
+    store: &MosaicStore,
     out: &Path,
     bands: &[BandCoverage],
     by_year: &BTreeMap<u16, Vec<(&BandCoverage, &BTreeSet<Cell>)>>,
-    previews: &[PreviewTile],
     map: &MapOptions,
-) -> Result<(), StacError> {
+) -> Result<MapSummary, StacError> {
     write_leaflet(map.leaflet_dist.as_deref(), out)?;
+    let summary = write_tiles(store, out, by_year, map)?;
     // Coverage images span the latitudes of the store's bands.
     let lat_start = bands
         .iter()
@@ -219,29 +199,36 @@ pub(super) fn write_map(
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
-        image
-            .write_png(&path)
-            .map_err(|source| StacError::Preview {
-                what: format!("coverage {year}"),
-                source,
-            })?;
+        image.write_png(&path).map_err(|source| StacError::Draw {
+            what: format!("coverage {year}"),
+            source,
+        })?;
         coverage.push(json!({
             "year": year,
             "href": file,
             "cells": entries.iter().map(|(_, c)| c.len()).sum::<usize>(),
             "bounds": [[edge_lat(lat_start as f64), -180.0], [edge_lat(lat_end as f64), 180.0]],
+            "lat_start": lat_start,
+            "lat_end": lat_end,
         }));
     }
     let band_list: Vec<Value> = bands
         .iter()
         .map(|b| {
             let g = &b.layout.grid;
+            let finest = overview_levels(g)[0];
             json!({
                 "name": b.name,
                 "south": g.lat_min(),
                 "north": g.lat_max(),
+                "lat_start": g.lat_start_index,
                 "cols_per_cell": g.cols_per_cell,
                 "rows_per_cell": g.rows_per_cell,
+                "pixels": {
+                    "level": finest.level,
+                    "rows_per_cell": finest.rows_per_cell,
+                    "cols_per_cell": finest.cols_per_cell,
+                },
                 "years": b.cells.iter().filter(|(_, c)| !c.is_empty()).map(|(y, c)| json!({
                     "year": y,
                     "cells": c.len(),
@@ -250,14 +237,19 @@ pub(super) fn write_map(
             })
         })
         .collect();
-    let preview_list: Vec<Value> = previews
+    let tile_list: Vec<Value> = summary
+        .years
         .iter()
-        .map(|p| {
+        .map(|t| {
             json!({
-                "year": p.year,
-                "band": p.band,
-                "href": p.file,
-                "bounds": [[p.bbox.lat0, p.bbox.lon0], [p.bbox.lat1, p.bbox.lon1]],
+                "year": t.year,
+                "href": format!("map/tiles/{}", t.year),
+                "bands": t.bands,
+                "max_zoom": t.max_zoom,
+                "native_max_zoom": t.native_max_zoom,
+                "per_zoom": t.per_zoom,
+                "bytes": t.bytes,
+                "pixels": (t.pixel_files > 0).then(|| format!("map/pixels/{}", t.year)),
             })
         })
         .collect();
@@ -273,7 +265,10 @@ pub(super) fn write_map(
         "catalog": "catalog.json",
         "bands": band_list,
         "coverage": coverage,
-        "previews": preview_list,
+        "tiles": tile_list,
+        "tile_size": TILE_SIZE,
+        "coverage_rgba": COVERAGE_RGBA,
+        "pixel_channels": PIXEL_CHANNELS,
         "data_bounds": [[south, west], [north, east]],
     });
     data.sort_all_objects();
@@ -282,7 +277,8 @@ pub(super) fn write_map(
         serde_json::to_string_pretty(&data).expect("JSON serialises")
     );
     write_file(&out.join("map").join("layers.js"), script.as_bytes())?;
-    write_file(&out.join("index.html"), MAP_HTML.as_bytes())
+    write_file(&out.join("index.html"), MAP_HTML.as_bytes())?;
+    Ok(summary)
 }
 
 #[cfg(test)]
