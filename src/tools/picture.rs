@@ -20,8 +20,6 @@ use crate::zarr::{
 type Coloured = Vec<(usize, [u8; 3])>;
 
 type ZArray = zarrs::array::Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>;
-/// (picture pixel index, colour) of the pixels one chunk coloured.
-type Coloured = Vec<(usize, [u8; 3])>;
 
 /// A band as a picture reads it: the level chosen and its arrays.
 struct BandLevel {
