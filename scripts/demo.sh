@@ -15,6 +15,7 @@ $bin plan --input "$out/tessera" --json "$out/plan.json"
 $bin build --input "$out/tessera" --out "$out/store.zarr" --band 60-70,70-80
 $bin verify --input "$out/tessera" --store "$out/store.zarr" --band 70-80 --full
 $bin query --store "$out/store.zarr" --lat 69.95:70.05 --lon 10.0:10.1 --year 2024 --dequantize -o "$out/box.tif"
+$bin preview --store "$out/store.zarr" --bbox 10.0,69.9,10.3,70.1 --year 2024 -o "$out/preview-box.png"
 $bin preview --store "$out/store.zarr" --band 70-80 --year 2024 -o "$out/preview-70-80.png"
 $bin preview --store "$out/store.zarr" --band 70-80 --coverage -o "$out/coverage-70-80.png"
 set +x
