@@ -185,7 +185,7 @@ def render_like_mosaic(store, basis, bbox, shape, levels):
         s = part.scales.values
         x = part.embeddings.values.astype(np.float64) * s[..., None].astype(np.float64)
         t = ((x - mean) @ comps.T - low) / (high - low)
-        rgb = np.round(255 * np.clip(t, 0, 1)).astype(np.uint8)
+        rgb = np.round(255 * np.clip(np.nan_to_num(t), 0, 1)).astype(np.uint8)  # NaN: no data
         ok = np.isfinite(s)
         block = np.zeros((rows.size, w, 4), np.uint8)
         block[ok, :3] = rgb[ok]
