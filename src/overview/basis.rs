@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use zarrs::array::Array;
 use zarrs::storage::ReadableWritableListableStorageTraits;
 
+use super::pyramid::year_chunks;
 use super::statistics::{CellStatistics, YearStatistics};
 use crate::grid::{CHANNELS, Cell};
 use crate::zarr::{
@@ -53,29 +54,13 @@ impl ColourBasis {
             return None;
         }
         let cov = DMatrix::from_row_slice(CHANNELS, CHANNELS, &stats.covariance());
-        let eigen = SymmetricEigen::new(cov);
-        let mut order: Vec<usize> = (0..CHANNELS).collect();
-        order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
-        let components: Vec<Vec<f64>> = order[..3]
-            .iter()
-            .map(|&k| {
-                let mut v: Vec<f64> = eigen.eigenvectors.column(k).iter().copied().collect();
-                let big = v
-                    .iter()
-                    .copied()
-                    .fold(0f64, |acc, x| if x.abs() > acc.abs() { x } else { acc });
-                if big < 0.0 {
-                    v.iter_mut().for_each(|x| *x = -*x);
-                }
-                v
-            })
-            .collect();
+        let (components, variances) = principal_components(cov, 3);
         let mut basis = ColourBasis {
             year,
             pixels: stats.count,
             cells,
             mean: stats.mean(),
-            variances: order[..3].iter().map(|&k| eigen.eigenvalues[k]).collect(),
+            variances,
             components,
             low: vec![0.0; 3],
             high: vec![1.0; 3],
@@ -120,6 +105,34 @@ impl ColourBasis {
     }
 }
 
+/// The `n` leading principal components of a covariance matrix (unit vectors, each with its
+/// largest entry positive so that the colours are deterministic) and their variances.
+pub fn principal_components(cov: DMatrix<f64>, n: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let d = cov.nrows();
+    let eigen = SymmetricEigen::new(cov);
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
+    let leading = &order[..n.min(d)];
+    let components = leading
+        .iter()
+        .map(|&k| {
+            let mut v: Vec<f64> = eigen.eigenvectors.column(k).iter().copied().collect();
+            let big = v
+                .iter()
+                .copied()
+                .fold(0f64, |acc, x| if x.abs() > acc.abs() { x } else { acc });
+            if big < 0.0 {
+                v.iter_mut().for_each(|x| *x = -*x);
+            }
+            v
+        })
+        .collect();
+    (
+        components,
+        leading.iter().map(|&k| eigen.eigenvalues[k]).collect(),
+    )
+}
+
 /// The statistics arrays of a band.
 struct StatisticsArrays {
     sums: Array<dyn ReadableWritableListableStorageTraits>,
@@ -144,20 +157,11 @@ fn cells_with_statistics(
     band: &str,
     year_index: u64,
 ) -> Result<Vec<(u64, u64)>, FormatError> {
-    let prefix = format!("{band}/{COLOUR_STATISTICS}/{SUMS}/c/{year_index}/");
-    let mut cells: Vec<(u64, u64)> = store
-        .store
-        .list_prefix(&prefix)?
-        .iter()
-        .filter_map(|k| {
-            let mut parts = k.strip_prefix(&prefix)?.split('/');
-            let i = parts.next()?.parse().ok()?;
-            let j = parts.next()?.parse().ok()?;
-            (parts.next() == Some("0") && parts.next().is_none()).then_some((i, j))
-        })
-        .collect();
-    cells.sort_unstable();
-    Ok(cells)
+    year_chunks(
+        store,
+        &format!("{band}/{}", statistics_array(SUMS)),
+        year_index,
+    )
 }
 
 /// Bands with overviews and statistics, with the year's index on their axis.

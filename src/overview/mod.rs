@@ -12,7 +12,7 @@ pub mod downsample;
 pub mod pyramid;
 pub mod statistics;
 
-pub use basis::{ColourBasis, colour_basis, store_colour_bases};
+pub use basis::{ColourBasis, colour_basis, principal_components, store_colour_bases};
 pub use downsample::{CellLevel, cell_levels, downsample_cell};
 pub use pyramid::{PyramidReport, build_coarse_levels};
 pub use statistics::{CellStatistics, YearStatistics};

@@ -40,14 +40,15 @@ fn open_level(
     Ok((open(EMBEDDINGS)?, open(SCALES)?))
 }
 
-/// Chunk-grid (row, column) of the chunks a level holds for a year, from the store's keys.
-pub fn level_chunks(
+/// Chunk-grid (row, column) of the chunks an array (its path under the store's root, e.g.
+/// `70-80/overviews/2/scales`) holds for a year, from the store's keys: keys `{y}/{i}/{j}`
+/// followed only by zero indices (temporaries and other keys are skipped), sorted.
+pub(crate) fn year_chunks(
     store: &MosaicStore,
-    band: &str,
-    level: u32,
+    array: &str,
     year_index: u64,
 ) -> Result<Vec<(u64, u64)>, FormatError> {
-    let prefix = format!("{band}/{}/c/{year_index}/", level_array(level, SCALES));
+    let prefix = format!("{array}/c/{year_index}/");
     let mut chunks: Vec<(u64, u64)> = store
         .store
         .list_prefix(&prefix)?
@@ -56,11 +57,10 @@ pub fn level_chunks(
             let mut parts = k.strip_prefix(&prefix)?.split('/');
             let i = parts.next()?.parse().ok()?;
             let j = parts.next()?.parse().ok()?;
-            parts.next().is_none().then_some((i, j))
+            parts.all(|p| p == "0").then_some((i, j))
         })
         .collect();
     chunks.sort_unstable();
-    chunks.dedup();
     Ok(chunks)
 }
 
@@ -84,7 +84,8 @@ pub fn build_coarse_levels(store: &MosaicStore, band: &str) -> Result<PyramidRep
         let (to_e, to_s) = open_level(store, band, to.level)?;
         for y in 0..layout.years as u64 {
             // Chunks of `to` holding any cell that `from` holds.
-            let mut wanted: Vec<(u64, u64)> = level_chunks(store, band, from.level, y)?
+            let from_scales = format!("{band}/{}", level_array(from.level, SCALES));
+            let mut wanted: Vec<(u64, u64)> = year_chunks(store, &from_scales, y)?
                 .into_iter()
                 .flat_map(|(i, j)| {
                     let k = from.cells_per_chunk as u64;

@@ -9,11 +9,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use nalgebra::{DMatrix, SymmetricEigen};
+use nalgebra::DMatrix;
 use rayon::prelude::*;
 use zarrs::array::ArraySubset;
 
 use crate::grid::{BandGrid, CHANNELS, Cell};
+use crate::overview::principal_components;
 use crate::zarr::{FormatError, MosaicStore};
 
 /// Errors of a preview.
@@ -299,24 +300,7 @@ pub fn pca_rgb(vectors: &[&[f32]]) -> Vec<[u8; 3]> {
             cov[(a, b)] = cov[(b, a)];
         }
     }
-    let eigen = SymmetricEigen::new(cov);
-    let mut order: Vec<usize> = (0..d).collect();
-    order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
-    let components: Vec<Vec<f64>> = order[..3.min(d)]
-        .iter()
-        .map(|&k| {
-            let mut v: Vec<f64> = eigen.eigenvectors.column(k).iter().copied().collect();
-            // Fix the sign so the picture is deterministic.
-            let big = v
-                .iter()
-                .copied()
-                .fold(0f64, |acc, x| if x.abs() > acc.abs() { x } else { acc });
-            if big < 0.0 {
-                v.iter_mut().for_each(|x| *x = -*x);
-            }
-            v
-        })
-        .collect();
+    let (components, _) = principal_components(cov, 3);
     let projected: Vec<[f64; 3]> = vectors
         .iter()
         .map(|v| {

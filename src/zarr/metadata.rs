@@ -47,13 +47,23 @@ pub fn band_transform(g: &BandGrid) -> [f64; 6] {
 /// (code and WKT2 of EPSG:4326) and `spatial:` (the lat/lon grid, pixel registration), the same
 /// grid as the `lat`/`lon` coordinates and the CF grid mapping in `spatial_ref`.
 pub fn geozarr_attributes(g: &BandGrid) -> Map<String, Value> {
+    grid_geozarr_attributes(g, band_transform(g), [g.rows(), g.cols()])
+}
+
+/// The GeoZarr attributes of a lat/lon grid over a band's latitudes with its own `transform`
+/// and `shape` (the band's, or an overview level's).
+pub(super) fn grid_geozarr_attributes(
+    g: &BandGrid,
+    transform: [f64; 6],
+    shape: [usize; 2],
+) -> Map<String, Value> {
     let attrs = json!({
         "zarr_conventions": zarr_conventions(),
         "proj:code": "EPSG:4326",
         "proj:wkt2": WGS84_WKT,
         "spatial:dimensions": ["lat", "lon"],
-        "spatial:transform": band_transform(g),
-        "spatial:shape": [g.rows(), g.cols()],
+        "spatial:transform": transform,
+        "spatial:shape": shape,
         "spatial:bbox": [-180.0, g.lat_min(), 180.0, g.lat_max()],
         "spatial:registration": "pixel",
     });
@@ -82,6 +92,21 @@ fn plain_array(
     dims: Vec<&str>,
     attrs: Value,
 ) -> Value {
+    array_document(shape, chunk, dtype, fill, vec![], dims, attrs)
+}
+
+/// An unsharded array's metadata document: `bytes` (little endian) then `codecs`.
+pub(super) fn array_document(
+    shape: Vec<u64>,
+    chunk: Vec<u64>,
+    dtype: &str,
+    fill: Value,
+    codecs: Vec<Value>,
+    dims: Vec<&str>,
+    attributes: Value,
+) -> Value {
+    let mut chain = vec![json!({"name": "bytes", "configuration": {"endian": "little"}})];
+    chain.extend(codecs);
     json!({
         "zarr_format": 3,
         "node_type": "array",
@@ -90,8 +115,8 @@ fn plain_array(
         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunk}},
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": fill,
-        "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
-        "attributes": attrs,
+        "codecs": chain,
+        "attributes": attributes,
         "dimension_names": dims,
     })
 }

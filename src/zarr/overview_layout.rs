@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::codecs::compression_codecs;
 use super::layout::{BandLayout, EMBEDDINGS, SCALES};
-use super::metadata::{WGS84_WKT, zarr_conventions};
+use super::metadata::{array_document, grid_geozarr_attributes, zarr_conventions};
 use crate::grid::{BandGrid, CHANNELS, CompressionConfig, LON_CELLS};
 
 /// The finest overview level: level L has about 1/2^L of the band's resolution per axis.
@@ -159,47 +159,14 @@ pub fn colour_basis_key(year: u16) -> String {
 }
 
 fn attributes_with_grid(grid: &BandGrid, level: &OverviewLevel, mut extra: Value) -> Value {
-    let rows = level.rows(grid);
-    let cols = level.cols();
-    let geo = json!({
-        "zarr_conventions": zarr_conventions(),
-        "proj:code": "EPSG:4326",
-        "proj:wkt2": WGS84_WKT,
-        "spatial:dimensions": ["lat", "lon"],
-        "spatial:transform": level.transform(grid),
-        "spatial:shape": [rows, cols],
-        "spatial:bbox": [-180.0, grid.lat_min(), 180.0, grid.lat_max()],
-        "spatial:registration": "pixel",
-    });
-    if let (Value::Object(e), Value::Object(g)) = (&mut extra, geo) {
-        e.extend(g);
+    if let Value::Object(e) = &mut extra {
+        e.extend(grid_geozarr_attributes(
+            grid,
+            level.transform(grid),
+            [level.rows(grid), level.cols()],
+        ));
     }
     extra
-}
-
-fn array_doc(
-    shape: Vec<u64>,
-    chunk: Vec<u64>,
-    dtype: &str,
-    fill: Value,
-    codecs: Vec<Value>,
-    dims: Vec<&str>,
-    attributes: Value,
-) -> Value {
-    let mut chain = vec![json!({"name": "bytes", "configuration": {"endian": "little"}})];
-    chain.extend(codecs);
-    json!({
-        "zarr_format": 3,
-        "node_type": "array",
-        "shape": shape,
-        "data_type": dtype,
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunk}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": fill,
-        "codecs": chain,
-        "attributes": attributes,
-        "dimension_names": dims,
-    })
 }
 
 /// Every metadata document of a band's overviews and statistics, by path under the band
@@ -292,7 +259,7 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
         embeddings_attrs["nodata"] = json!(layout.embeddings_fill);
         docs.push((
             level_array(level.level, EMBEDDINGS),
-            array_doc(
+            array_document(
                 vec![years, rows, cols, CHANNELS as u64],
                 chunk.to_vec(),
                 "int8",
@@ -304,7 +271,7 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
         ));
         docs.push((
             level_array(level.level, SCALES),
-            array_doc(
+            array_document(
                 vec![years, rows, cols],
                 chunk[..3].to_vec(),
                 "float32",
@@ -320,7 +287,7 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
         ] {
             docs.push((
                 level_array(level.level, name),
-                array_doc(
+                array_document(
                     vec![n],
                     vec![n],
                     "float64",
@@ -339,7 +306,7 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
         }
         docs.push((
             level_array(level.level, "year"),
-            array_doc(
+            array_document(
                 vec![years],
                 vec![years],
                 "int32",
@@ -365,7 +332,7 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
     ));
     docs.push((
         statistics_array(SUMS),
-        array_doc(
+        array_document(
             vec![years, cells, LON_CELLS as u64, SUMS_LEN as u64],
             vec![1, 1, 1, SUMS_LEN as u64],
             "float64",
@@ -377,7 +344,7 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
     ));
     docs.push((
         statistics_array(SAMPLE),
-        array_doc(
+        array_document(
             vec![
                 years,
                 cells,
