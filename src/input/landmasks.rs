@@ -14,16 +14,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parquet::basic::{Compression, LogicalType, Repetition, Type as PhysicalType, ZstdLevel};
-use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
-use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 use zarrs::storage::Bytes;
 
 use super::catalogue::{Catalogue, TileProblem};
-use super::manifest::{centre_hundredths, number, text};
+use super::manifest::{Column, cell_at_centre, number, text, write_table};
 use crate::grid::Cell;
 
 /// The landmask list's file name, beside `manifest.parquet`.
@@ -116,13 +112,7 @@ pub fn parse_landmasks(bytes: Bytes, location: &str) -> Result<Vec<LandmaskRow>,
             v.ok_or_else(|| bad(format!("`{what}` is empty or not a number")))
         };
         let (lon, lat) = (need(lon, "lon")?, need(lat, "lat")?);
-        let (Some(lon_h), Some(lat_h)) = (centre_hundredths(lon), centre_hundredths(lat)) else {
-            return Err(bad(format!(
-                "lon {lon}, lat {lat} is not a cell centre on the 0.05-degree grid (x.x5)"
-            )));
-        };
-        let cell = Cell::from_centre_hundredths(lon_h, lat_h)
-            .map_err(|e| bad(format!("lon {lon}, lat {lat}: {e}")))?;
+        let cell = cell_at_centre(lon, lat).map_err(bad)?;
         let size = need(size, "file_size")?;
         if size.fract() != 0.0 || size <= 0.0 {
             return Err(bad(format!(
@@ -166,74 +156,30 @@ pub fn write_landmasks(
     rows: &[LandmaskRow],
     mtimes: &[i64],
 ) -> Result<(), LandmasksError> {
-    let fail = |m: String| LandmasksError::Write {
+    let doubles = |f: fn(Cell) -> f64| Column::Doubles(rows.iter().map(|r| f(r.cell)).collect());
+    let ints = |f: fn(Cell) -> i32| Column::Ints(rows.iter().map(|r| f(r.cell)).collect());
+    write_table(
+        path,
+        vec![
+            ("lon", doubles(Cell::lon_centre)),
+            ("lat", doubles(Cell::lat_centre)),
+            (
+                "file_size",
+                Column::Longs(rows.iter().map(|r| r.file_size as i64).collect()),
+            ),
+            ("mtime", Column::Longs(mtimes.to_vec())),
+            (
+                "path",
+                Column::Strings(rows.iter().map(|r| r.path.clone()).collect()),
+            ),
+            ("lon_i", ints(Cell::lon_centre_hundredths)),
+            ("lat_i", ints(Cell::lat_centre_hundredths)),
+        ],
+    )
+    .map_err(|message| LandmasksError::Write {
         path: path.display().to_string(),
-        message: m,
-    };
-    let column = |name: &str, t: PhysicalType, string: bool| {
-        let b = Type::primitive_type_builder(name, t)
-            .with_repetition(Repetition::REQUIRED)
-            .with_logical_type(string.then_some(LogicalType::String));
-        Arc::new(b.build().expect("valid column"))
-    };
-    let schema = Type::group_type_builder("schema")
-        .with_fields(vec![
-            column("lon", PhysicalType::DOUBLE, false),
-            column("lat", PhysicalType::DOUBLE, false),
-            column("file_size", PhysicalType::INT64, false),
-            column("mtime", PhysicalType::INT64, false),
-            column("path", PhysicalType::BYTE_ARRAY, true),
-            column("lon_i", PhysicalType::INT32, false),
-            column("lat_i", PhysicalType::INT32, false),
-        ])
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let file = std::fs::File::create(path).map_err(|e| fail(e.to_string()))?;
-    let mut writer = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props))
-        .map_err(|e| fail(e.to_string()))?;
-    let mut group = writer.next_row_group().map_err(|e| fail(e.to_string()))?;
-    let doubles = |f: fn(Cell) -> f64| rows.iter().map(|r| f(r.cell)).collect::<Vec<_>>();
-    let ints = |f: fn(Cell) -> i32| rows.iter().map(|r| f(r.cell)).collect::<Vec<_>>();
-    let mut col = 0;
-    while let Some(mut w) = group.next_column().map_err(|e| fail(e.to_string()))? {
-        let result = match col {
-            0 => w
-                .typed::<DoubleType>()
-                .write_batch(&doubles(Cell::lon_centre), None, None),
-            1 => w
-                .typed::<DoubleType>()
-                .write_batch(&doubles(Cell::lat_centre), None, None),
-            2 => w.typed::<Int64Type>().write_batch(
-                &rows.iter().map(|r| r.file_size as i64).collect::<Vec<_>>(),
-                None,
-                None,
-            ),
-            3 => w.typed::<Int64Type>().write_batch(mtimes, None, None),
-            4 => w.typed::<ByteArrayType>().write_batch(
-                &rows
-                    .iter()
-                    .map(|r| ByteArray::from(r.path.as_str()))
-                    .collect::<Vec<_>>(),
-                None,
-                None,
-            ),
-            5 => w
-                .typed::<Int32Type>()
-                .write_batch(&ints(Cell::lon_centre_hundredths), None, None),
-            _ => w
-                .typed::<Int32Type>()
-                .write_batch(&ints(Cell::lat_centre_hundredths), None, None),
-        };
-        result.map_err(|e| fail(e.to_string()))?;
-        w.close().map_err(|e| fail(e.to_string()))?;
-        col += 1;
-    }
-    group.close().map_err(|e| fail(e.to_string()))?;
-    writer.close().map_err(|e| fail(e.to_string()))?;
-    Ok(())
+        message,
+    })
 }
 
 /// The cell of a landmask file name (`grid_{lon}_{lat}.tiff` or `.tif`); `None` for other files.

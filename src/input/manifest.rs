@@ -102,9 +102,19 @@ pub(super) fn text(field: &Field) -> Option<String> {
 }
 
 /// A cell centre coordinate in hundredths of a degree, if it lies on the 0.05 grid of centres.
-pub(super) fn centre_hundredths(v: f64) -> Option<i32> {
+fn centre_hundredths(v: f64) -> Option<i32> {
     let h = (v * 100.0).round();
     ((v * 100.0 - h).abs() < 1e-6 && (h as i32).rem_euclid(10) == 5).then_some(h as i32)
+}
+
+/// The cell whose centre is (lon, lat), which must lie on the 0.05-degree grid of centres.
+pub(super) fn cell_at_centre(lon: f64, lat: f64) -> Result<Cell, String> {
+    let (Some(lon_h), Some(lat_h)) = (centre_hundredths(lon), centre_hundredths(lat)) else {
+        return Err(format!(
+            "lon {lon}, lat {lat} is not a cell centre on the 0.05-degree grid (x.x5)"
+        ));
+    };
+    Cell::from_centre_hundredths(lon_h, lat_h).map_err(|e| format!("lon {lon}, lat {lat}: {e}"))
 }
 
 /// Parse a manifest's bytes; `location` names it in messages.
@@ -170,16 +180,7 @@ pub fn parse_manifest(bytes: Bytes, location: &str) -> Result<Vec<ManifestRow>, 
             v.ok_or_else(|| bad(format!("`{what}` is empty or not a number")))
         };
         let (lon, lat) = (need(lon, "lon")?, need(lat, "lat")?);
-        let (lon_h, lat_h) = match (centre_hundredths(lon), centre_hundredths(lat)) {
-            (Some(a), Some(b)) => (a, b),
-            _ => {
-                return Err(bad(format!(
-                    "lon {lon}, lat {lat} is not a cell centre on the 0.05-degree grid (x.x5)"
-                )));
-            }
-        };
-        let cell = Cell::from_centre_hundredths(lon_h, lat_h)
-            .map_err(|e| bad(format!("lon {lon}, lat {lat}: {e}")))?;
+        let cell = cell_at_centre(lon, lat).map_err(bad)?;
         let year = need(year, "year")?;
         if year.fract() != 0.0 || !(1900.0..=2200.0).contains(&year) {
             return Err(bad(format!("year {year} is not a year")));
@@ -225,113 +226,110 @@ pub fn write_manifest(
     rows: &[ManifestRow],
     mtimes: &[(i64, i64)],
 ) -> Result<(), ManifestError> {
-    let fail = |m: String| ManifestError::Write {
+    let strings =
+        |f: &dyn Fn(&ManifestRow) -> String| Column::Strings(rows.iter().map(f).collect());
+    let longs =
+        |f: &dyn Fn(&ManifestRow) -> u64| Column::Longs(rows.iter().map(|r| f(r) as i64).collect());
+    write_table(
+        path,
+        vec![
+            (
+                "version",
+                strings(&|r| r.version.clone().unwrap_or_default()),
+            ),
+            (
+                "variant",
+                strings(&|r| r.variant.clone().unwrap_or_default()),
+            ),
+            (
+                "lon",
+                Column::Doubles(rows.iter().map(|r| r.cell.lon_centre()).collect()),
+            ),
+            (
+                "lat",
+                Column::Doubles(rows.iter().map(|r| r.cell.lat_centre()).collect()),
+            ),
+            (
+                "year",
+                Column::Ints(rows.iter().map(|r| r.year as i32).collect()),
+            ),
+            ("grid_size", longs(&|r| r.grid_size)),
+            ("scales_size", longs(&|r| r.scales_size)),
+            ("grid_path", strings(&|r| r.grid_path.clone())),
+            ("scales_path", strings(&|r| r.scales_path.clone())),
+            (
+                "grid_mtime",
+                Column::Longs(mtimes.iter().map(|m| m.0).collect()),
+            ),
+            (
+                "scales_mtime",
+                Column::Longs(mtimes.iter().map(|m| m.1).collect()),
+            ),
+        ],
+    )
+    .map_err(|message| ManifestError::Write {
         path: path.display().to_string(),
-        message: m,
-    };
-    let column = |name: &str, t: PhysicalType, logical_string: bool| {
-        let mut b = Type::primitive_type_builder(name, t).with_repetition(Repetition::REQUIRED);
-        if logical_string {
-            b = b.with_logical_type(Some(parquet::basic::LogicalType::String));
-        }
-        Arc::new(b.build().expect("valid column"))
-    };
+        message,
+    })
+}
+
+/// The values of one column of a table [`write_table`] writes.
+pub(super) enum Column {
+    Doubles(Vec<f64>),
+    Ints(Vec<i32>),
+    Longs(Vec<i64>),
+    Strings(Vec<String>),
+}
+
+/// Write a Parquet table of required columns (one row group, zstd): the manifests' writer.
+pub(super) fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<(), String> {
+    let err = |e: parquet::errors::ParquetError| e.to_string();
+    let fields = columns
+        .iter()
+        .map(|(name, values)| {
+            let t = match values {
+                Column::Doubles(_) => PhysicalType::DOUBLE,
+                Column::Ints(_) => PhysicalType::INT32,
+                Column::Longs(_) => PhysicalType::INT64,
+                Column::Strings(_) => PhysicalType::BYTE_ARRAY,
+            };
+            let string = matches!(values, Column::Strings(_));
+            let b = Type::primitive_type_builder(name, t)
+                .with_repetition(Repetition::REQUIRED)
+                .with_logical_type(string.then_some(parquet::basic::LogicalType::String));
+            Arc::new(b.build().expect("valid column"))
+        })
+        .collect();
     let schema = Type::group_type_builder("schema")
-        .with_fields(vec![
-            column("version", PhysicalType::BYTE_ARRAY, true),
-            column("variant", PhysicalType::BYTE_ARRAY, true),
-            column("lon", PhysicalType::DOUBLE, false),
-            column("lat", PhysicalType::DOUBLE, false),
-            column("year", PhysicalType::INT32, false),
-            column("grid_size", PhysicalType::INT64, false),
-            column("scales_size", PhysicalType::INT64, false),
-            column("grid_path", PhysicalType::BYTE_ARRAY, true),
-            column("scales_path", PhysicalType::BYTE_ARRAY, true),
-            column("grid_mtime", PhysicalType::INT64, false),
-            column("scales_mtime", PhysicalType::INT64, false),
-        ])
+        .with_fields(fields)
         .build()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(err)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let file = std::fs::File::create(path).map_err(|e| fail(e.to_string()))?;
-    let mut writer = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props))
-        .map_err(|e| fail(e.to_string()))?;
-    let mut group = writer.next_row_group().map_err(|e| fail(e.to_string()))?;
-    let strings = |f: &dyn Fn(&ManifestRow) -> String| -> Vec<ByteArray> {
-        rows.iter()
-            .map(|r| ByteArray::from(f(r).as_str()))
-            .collect()
-    };
-    let mut col = 0;
-    while let Some(mut w) = group.next_column().map_err(|e| fail(e.to_string()))? {
-        let result = match col {
-            0 => w.typed::<ByteArrayType>().write_batch(
-                &strings(&|r| r.version.clone().unwrap_or_default()),
-                None,
-                None,
-            ),
-            1 => w.typed::<ByteArrayType>().write_batch(
-                &strings(&|r| r.variant.clone().unwrap_or_default()),
-                None,
-                None,
-            ),
-            2 => w.typed::<DoubleType>().write_batch(
-                &rows.iter().map(|r| r.cell.lon_centre()).collect::<Vec<_>>(),
-                None,
-                None,
-            ),
-            3 => w.typed::<DoubleType>().write_batch(
-                &rows.iter().map(|r| r.cell.lat_centre()).collect::<Vec<_>>(),
-                None,
-                None,
-            ),
-            4 => w.typed::<Int32Type>().write_batch(
-                &rows.iter().map(|r| r.year as i32).collect::<Vec<_>>(),
-                None,
-                None,
-            ),
-            5 => w.typed::<Int64Type>().write_batch(
-                &rows.iter().map(|r| r.grid_size as i64).collect::<Vec<_>>(),
-                None,
-                None,
-            ),
-            6 => w.typed::<Int64Type>().write_batch(
-                &rows
-                    .iter()
-                    .map(|r| r.scales_size as i64)
-                    .collect::<Vec<_>>(),
-                None,
-                None,
-            ),
-            7 => w.typed::<ByteArrayType>().write_batch(
-                &strings(&|r| r.grid_path.clone()),
-                None,
-                None,
-            ),
-            8 => w.typed::<ByteArrayType>().write_batch(
-                &strings(&|r| r.scales_path.clone()),
-                None,
-                None,
-            ),
-            9 => w.typed::<Int64Type>().write_batch(
-                &mtimes.iter().map(|m| m.0).collect::<Vec<_>>(),
-                None,
-                None,
-            ),
-            _ => w.typed::<Int64Type>().write_batch(
-                &mtimes.iter().map(|m| m.1).collect::<Vec<_>>(),
-                None,
-                None,
-            ),
-        };
-        result.map_err(|e| fail(e.to_string()))?;
-        w.close().map_err(|e| fail(e.to_string()))?;
-        col += 1;
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut writer =
+        SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props)).map_err(err)?;
+    let mut group = writer.next_row_group().map_err(err)?;
+    for (_, values) in &columns {
+        let mut w = group
+            .next_column()
+            .map_err(err)?
+            .expect("a writer for every column of the schema");
+        match values {
+            Column::Doubles(v) => w.typed::<DoubleType>().write_batch(v, None, None),
+            Column::Ints(v) => w.typed::<Int32Type>().write_batch(v, None, None),
+            Column::Longs(v) => w.typed::<Int64Type>().write_batch(v, None, None),
+            Column::Strings(v) => {
+                let bytes: Vec<ByteArray> = v.iter().map(|s| ByteArray::from(s.as_str())).collect();
+                w.typed::<ByteArrayType>().write_batch(&bytes, None, None)
+            }
+        }
+        .map_err(err)?;
+        w.close().map_err(err)?;
     }
-    group.close().map_err(|e| fail(e.to_string()))?;
-    writer.close().map_err(|e| fail(e.to_string()))?;
+    group.close().map_err(err)?;
+    writer.close().map_err(err)?;
     Ok(())
 }
 
