@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{mosaic, s, snapshot};
+use common::{mosaic, s, scratch_dir, snapshot};
 
 use std::path::{Path, PathBuf};
 
@@ -52,9 +52,7 @@ fn set_scales(root: &Path, name: &str, value: f32) -> PathBuf {
 
 #[test]
 fn bad_inputs_are_reported_and_nothing_written_changes() {
-    let d =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bad-input-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = scratch_dir("bad-input");
     let root = d.join("in");
     let store = d.join("store.zarr");
 

@@ -3,14 +3,13 @@
 
 mod common;
 
-use common::mosaic;
+use common::{mosaic, scratch_dir};
 
 use std::path::Path;
 
 #[test]
 fn bad_tiles_are_reported_and_the_rest_is_written() {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("failures-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = scratch_dir("failures");
     let root = d.join("in");
     let tiles = "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.75_80.05";
     let out = mosaic(&[

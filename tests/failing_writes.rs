@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{assert_same_files, mosaic, s};
+use common::{Scratch, assert_same_files, mosaic, s, scratch_dir};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,9 +47,8 @@ fn disk_full(root: &Path, ok_shards: usize) -> Store {
         .into_store(&location)
 }
 
-fn setup(tag: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+fn setup(tag: &str) -> Scratch {
+    let d = scratch_dir(tag);
     let out = mosaic(&[
         "synth",
         "--out",

@@ -21,12 +21,40 @@ pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// An empty scratch folder `{tag}-{pid}` under Cargo's temporary folder for tests.
-pub fn scratch_dir(tag: &str) -> PathBuf {
+/// An empty scratch folder `{tag}-{pid}` under Cargo's temporary folder for tests, removed
+/// when the guard drops after a passing test (a failing test keeps it to look at). The suite
+/// writes gigabytes; left behind, they starve the servers the later tests start.
+pub fn scratch_dir(tag: &str) -> Scratch {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
+}
+
+/// A scratch folder, removed on drop unless the thread is panicking.
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for a look: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Every file below `dir` with its bytes, by path relative to `dir`.

@@ -1,4 +1,6 @@
-"""Shared fixtures: the mosaic binary, and one synthetic input built into a store once."""
+"""Shared fixtures: the mosaic binary, one synthetic input built into a store once, and
+scratch folders that a passing test removes (the suite writes gigabytes; kept to the end, they
+starve the SeaweedFS servers later tests start)."""
 
 import os
 import shutil
@@ -16,6 +18,23 @@ NORTH = ["grid_5.95_70.05", "grid_6.05_70.05", "grid_179.95_70.05", "grid_-179.9
 SOUTH = ["grid_-66.05_-64.95", "grid_-65.95_-64.95", "grid_179.95_-64.95", "grid_-179.95_-64.85"]
 # South of NORTH[0], across the 70-degree band edge.
 EDGE = ["grid_5.95_69.95"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember on the test whether any of its phases failed, for `tmp_path` below."""
+    report = yield
+    if report.failed:
+        item.mosaic_failed = True
+    return report
+
+
+@pytest.fixture
+def tmp_path(tmp_path, request):
+    """pytest's `tmp_path`, removed after the test passes (kept when it fails)."""
+    yield tmp_path
+    if not getattr(request.node, "mosaic_failed", False):
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def mosaic(*args, check=True, **kw):

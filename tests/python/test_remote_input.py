@@ -41,7 +41,8 @@ def tree(tmp_path_factory):
     assert f"landmasks {root / 'landmasks.parquet'}: {len(TILES)} landmasks" in out, out
     store = d / "local.zarr"
     mosaic("build", "--input", root, "--landmasks", masks, "--out", store, "--band", "80-90", cwd=REPO)
-    return {"dir": d, "root": root, "masks": masks, "store": store}
+    yield {"dir": d, "root": root, "masks": masks, "store": store}
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def catalog(sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("stac") / "catalog"
     proc = run_stac(sample["store"], out)
     assert "5 items" in proc.stdout, proc.stdout
-    return out
+    yield out
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def band_range(name):
