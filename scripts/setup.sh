@@ -37,14 +37,15 @@ apt_install npm nodejs npm
 req=tests/python/requirements.txt
 req_any_python=tests/python/requirements-ignore-python.txt
 schemas=tests/python/schema-sources.txt
+pins=tests/python/constraints.txt
 stamp=.venv/.requirements.sha256
-want=$(cat "$req" "$req_any_python" "$schemas" | sha256sum | cut -d' ' -f1)
+want=$(cat "$req" "$req_any_python" "$schemas" "$pins" | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: creating .venv with $(tr '\n' ' ' < "$req")"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -r "$req"
-  .venv/bin/pip install -q --ignore-requires-python -r "$req_any_python"
+  .venv/bin/pip install -q -c "$pins" -r "$req"
+  .venv/bin/pip install -q -c "$pins" --ignore-requires-python -r "$req_any_python"
   rm -rf .venv/stac-schemas-src
   .venv/bin/pip download -q --no-deps --no-binary :all: -d .venv/stac-schemas-src \
     $(grep -v '^#' "$schemas")

@@ -35,7 +35,11 @@ def seaweed(data_dir, bucket="mosaic"):
     proc = subprocess.Popen(
         [weed, "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          f"-s3.port={ports['s3']}", f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-         f"-filer.port={ports['filer']}", f"-webdav.port={ports['webdav']}", f"-admin.port={ports['admin']}"],
+         f"-filer.port={ports['filer']}", f"-webdav.port={ports['webdav']}", f"-admin.port={ports['admin']}",
+         # Volumes of 64 MB, up to 64 of them, whatever the disk's free space reads at start:
+         # left to weed's auto setting, a nearly full disk leaves "no free volumes" and every
+         # PUT answers 500 InternalError while the bucket itself is created fine.
+         "-master.volumeSizeLimitMB=64", "-volume.max=64"],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     try:
@@ -45,11 +49,20 @@ def seaweed(data_dir, bucket="mosaic"):
         deadline = time.time() + 90
         while True:
             try:
-                fs.mkdir(bucket)
+                # Ready when an object can be written and read back, not only when the bucket
+                # exists: the bucket is filer metadata, an object needs a writable volume.
+                if not fs.exists(bucket):
+                    fs.mkdir(bucket)
+                fs.pipe(f"{bucket}/.ready", b"ready")
+                assert fs.cat(f"{bucket}/.ready") == b"ready"
+                fs.rm(f"{bucket}/.ready")
                 break
-            except Exception:
+            except Exception as e:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"SeaweedFS did not start:\n{(data_dir / 'weed.log').read_text()[-3000:]}")
+                    free = shutil.disk_usage(data_dir).free / 2**30
+                    raise RuntimeError(
+                        f"SeaweedFS in {data_dir} did not take a write ({e!r}; {free:.1f} GiB free "
+                        f"there):\n{(data_dir / 'weed.log').read_text()[-3000:]}") from e
                 time.sleep(1)
         yield {
             "fs": fs,
@@ -70,3 +83,7 @@ def seaweed(data_dir, bucket="mosaic"):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        # The volumes go, the log stays for a look.
+        for entry in data_dir.iterdir():
+            if entry.name != "weed.log":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
