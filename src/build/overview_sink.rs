@@ -85,54 +85,21 @@ impl OverviewSink {
     fn grid(&self) -> &BandGrid {
         &self.layout.grid
     }
-
-    /// Cells per year of which the object at `prefix/c/{y}/{i}/{j}/...` exists.
-    fn cells_with(&self, array: &ZArray) -> Result<BuiltCells, FormatError> {
-        let prefix = format!("{}/c/", array.path().as_str().trim_start_matches('/'));
-        let mut out = BuiltCells::new();
-        for key in self.store.store.list_prefix(&prefix)? {
-            if crate::store::is_temporary_key(&key) {
-                continue;
-            }
-            let mut parts = key[prefix.len()..].split('/').map(|p| p.parse::<u64>());
-            let (Some(Ok(y)), Some(Ok(i)), Some(Ok(j))) =
-                (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            out.entry(self.layout.first_year + y as u16)
-                .or_default()
-                .insert(Cell {
-                    lat_index: self.grid().lat_start_index + i as u16,
-                    lon_index: j as u16,
-                });
-        }
-        Ok(out)
-    }
 }
 
 impl ShardSink for OverviewSink {
+    /// The (cell, year)s with every per-cell object: each level's and the statistics'.
     fn built(&self) -> Result<BuiltCells, FormatError> {
         let mut arrays: Vec<&ZArray> = vec![&self.sums, &self.sample];
         for (_, e, s) in &self.levels {
             arrays.push(e);
             arrays.push(s);
         }
-        let mut all: Option<BuiltCells> = None;
-        for array in arrays {
-            let found = self.cells_with(array)?;
-            all = Some(match all {
-                None => found,
-                Some(mut so_far) => {
-                    for (year, cells) in so_far.iter_mut() {
-                        let there = found.get(year);
-                        cells.retain(|c| there.is_some_and(|t| t.contains(c)));
-                    }
-                    so_far
-                }
-            });
-        }
-        Ok(all.unwrap_or_default())
+        let keys: Vec<String> = arrays
+            .iter()
+            .map(|a| a.path().as_str().trim_start_matches('/').to_string())
+            .collect();
+        self.store.tiles_in_all(&keys, &self.layout)
     }
 
     fn put(&self, tile: &GatheredTile) -> Result<(), String> {

@@ -40,7 +40,13 @@ pub fn shard_prefix(band: &str, array: &str) -> String {
 
 /// The chunk-grid indices of a shard key of `band`/`array`, `None` for any other key.
 pub fn parse_shard_key(key: &str, band: &str, array: &str) -> Option<Vec<u64>> {
-    let rest = key.strip_prefix(&shard_prefix(band, array))?;
+    parse_chunk_key(key, &format!("{band}/{array}"))
+}
+
+/// The chunk-grid indices of a chunk key of the array at `array_key` (its path without the
+/// leading `/`, e.g. `70-80/overviews/2/scales`), `None` for any other key.
+pub fn parse_chunk_key(key: &str, array_key: &str) -> Option<Vec<u64>> {
+    let rest = key.strip_prefix(array_key)?.strip_prefix("/c/")?;
     rest.split('/').map(|p| p.parse().ok()).collect()
 }
 

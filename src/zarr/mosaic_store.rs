@@ -11,7 +11,7 @@ use zarrs::storage::ReadableWritableListableStorageTraits;
 use super::codecs::raw_bytes;
 use super::layout::{
     BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, SCALES, array_metadata_key,
-    array_path, group_key, parse_shard_key, shard_prefix,
+    array_path, group_key, parse_chunk_key,
 };
 use super::metadata::{band_array_metadata, band_group_metadata, root_group_metadata};
 use super::overview_layout::{
@@ -99,24 +99,39 @@ impl MosaicStore {
         &self,
         arrays: &BandArrays,
     ) -> Result<BTreeMap<u16, BTreeSet<Cell>>, FormatError> {
-        let grid = &arrays.layout.grid;
-        let band = &grid.name;
-        let mut found: BTreeMap<(u16, Cell), u8> = BTreeMap::new();
-        for array in [EMBEDDINGS, SCALES] {
-            for key in self.store.list_prefix(&shard_prefix(band, array))? {
+        let band = &arrays.layout.grid.name;
+        self.tiles_in_all(
+            &[format!("{band}/{EMBEDDINGS}"), format!("{band}/{SCALES}")],
+            &arrays.layout,
+        )
+    }
+
+    /// The (year, cell)s of which every array at `array_keys` (paths without the leading `/`,
+    /// chunked one (year, cell) per chunk as the band arrays are) has its chunk, per year.
+    /// Temporary objects are ignored.
+    pub fn tiles_in_all(
+        &self,
+        array_keys: &[String],
+        layout: &BandLayout,
+    ) -> Result<BTreeMap<u16, BTreeSet<Cell>>, FormatError> {
+        let mut found: BTreeMap<(u16, Cell), usize> = BTreeMap::new();
+        for array_key in array_keys {
+            let mut here = BTreeSet::new();
+            for key in self.store.list_prefix(&format!("{array_key}/c/"))? {
                 if is_temporary_key(&key) {
                     continue;
                 }
-                let Some(idx) = parse_shard_key(&key, band, array).filter(|i| i.len() >= 3) else {
-                    continue;
-                };
-                let (year, cell) = arrays.layout.shard_tile(&idx);
-                *found.entry((year, cell)).or_default() += 1;
+                if let Some(idx) = parse_chunk_key(&key, array_key).filter(|i| i.len() >= 3) {
+                    here.insert(layout.shard_tile(&idx));
+                }
+            }
+            for tile in here {
+                *found.entry(tile).or_default() += 1;
             }
         }
         let mut out: BTreeMap<u16, BTreeSet<Cell>> = BTreeMap::new();
         for ((year, cell), n) in found {
-            if n == 2 {
+            if n == array_keys.len() {
                 out.entry(year).or_default().insert(cell);
             }
         }
