@@ -146,6 +146,21 @@ fn a_build_from_the_manifest_and_landmasks_parquet_equals_the_build_from_the_tre
         stderr.contains("grid_-99.85_80.05.tiff") && stderr.contains("but landmasks.parquet gives"),
         "{stderr}"
     );
+
+    // The landmasks gone from the tree: a new manifest removes the old landmasks.parquet, which
+    // would otherwise keep masking the tiles.
+    let text = ok(&mosaic(&[
+        "manifest",
+        "--input",
+        s(&root),
+        "--landmasks",
+        s(&empty),
+    ]));
+    assert!(
+        text.contains(&format!("landmasks {}: removed", listed.display())),
+        "{text}"
+    );
+    assert!(!listed.exists());
 }
 
 #[test]

@@ -89,8 +89,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
         catalogue.years.len(),
         catalogue.problems.len()
     );
-    if !catalogue.landmasks.is_empty() {
-        let path = out.with_file_name(LANDMASKS_NAME);
+    let path = out.with_file_name(LANDMASKS_NAME);
+    if catalogue.landmasks.is_empty() {
+        // One from an earlier run would mask the tiles with landmasks the tree no longer has.
+        if path.is_file() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove the old {}", path.display()))?;
+            println!(
+                "landmasks {}: removed (the tree has no landmasks now)",
+                path.display()
+            );
+        }
+    } else {
         let mut rows = Vec::new();
         let mut mtimes = Vec::new();
         for (&cell, file) in &catalogue.landmasks {
