@@ -6,6 +6,7 @@
 //! stored pixel under its centre (nearest, as every level is made).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -26,8 +27,8 @@ struct BandLevel {
     band: String,
     layout: BandLayout,
     level: OverviewLevel,
-    embeddings: ZArray,
-    scales: ZArray,
+    embeddings: Arc<ZArray>,
+    scales: Arc<ZArray>,
 }
 
 /// What a picture shows and where it came from.
@@ -95,6 +96,9 @@ pub struct Pyramids {
     year: u16,
     basis: ColourBasis,
     store: MosaicStore,
+    /// Level arrays opened so far, by path: a map draws thousands of tiles from the same few
+    /// arrays, and opening one reads its metadata (a request, on an object store).
+    opened: Mutex<BTreeMap<String, Arc<ZArray>>>,
 }
 
 impl Pyramids {
@@ -129,6 +133,7 @@ impl Pyramids {
             year,
             basis,
             store: store.clone(),
+            opened: Mutex::default(),
         })
     }
 
@@ -177,10 +182,19 @@ impl Pyramids {
         })
     }
 
-    fn open_array(&self, band: &str, level: u32, name: &str) -> Result<ZArray, PreviewError> {
+    fn open_array(&self, band: &str, level: u32, name: &str) -> Result<Arc<ZArray>, PreviewError> {
         let path = format!("/{band}/{}", level_array(level, name));
-        zarrs::array::Array::open(self.store.store.storage.clone(), &path)
-            .map_err(|e| PreviewError::Read(path.clone(), e.to_string()))
+        if let Some(array) = self.opened.lock().expect("not poisoned").get(&path) {
+            return Ok(array.clone());
+        }
+        let array = zarrs::array::Array::open(self.store.store.storage.clone(), &path)
+            .map_err(|e| PreviewError::Read(path.clone(), e.to_string()))?;
+        let array = Arc::new(array);
+        self.opened
+            .lock()
+            .expect("not poisoned")
+            .insert(path, array.clone());
+        Ok(array)
     }
 
     /// Bands overlapping the latitudes of a box that hold the year.
