@@ -63,10 +63,11 @@ fn bands_in(store: &MosaicStore, bbox: &BBox) -> Result<Vec<(String, BandLayout)
 
 /// The latest year of the bands in a box (the default year of a picture).
 pub fn latest_year(store: &MosaicStore, bbox: &BBox) -> Result<Option<u16>, PreviewError> {
-    Ok(bands_in(store, bbox)?
-        .iter()
-        .map(|(_, l)| l.first_year + l.years - 1)
-        .max())
+    Ok(latest_year_of(&bands_in(store, bbox)?))
+}
+
+fn latest_year_of(bands: &[(String, BandLayout)]) -> Option<u16> {
+    bands.iter().map(|(_, l)| l.first_year + l.years - 1).max()
 }
 
 /// Render a box in a year's colours from the overview pyramids (see [`Pyramids::render`]).
@@ -120,7 +121,8 @@ impl Pyramids {
         }
         let year = match year {
             Some(y) => y,
-            None => latest_year(store, bbox)?.expect("bands"),
+            // From the layouts just read: each band group document is ~150 KB.
+            None => latest_year_of(&bands).expect("bands"),
         };
         let basis = colour_basis(store, year)?.ok_or_else(|| {
             PreviewError::Empty(format!(
