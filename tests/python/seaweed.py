@@ -36,10 +36,10 @@ def seaweed(data_dir, bucket="mosaic"):
         [weed, "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          f"-s3.port={ports['s3']}", f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
          f"-filer.port={ports['filer']}", f"-webdav.port={ports['webdav']}", f"-admin.port={ports['admin']}",
-         # Volumes of 64 MB, up to 64 of them, whatever the disk's free space reads at start:
+         # Volumes of 64 MB, up to 256 of them (16 GB), whatever the disk's free space reads at start:
          # left to weed's auto setting, a nearly full disk leaves "no free volumes" and every
          # PUT answers 500 InternalError while the bucket itself is created fine.
-         "-master.volumeSizeLimitMB=64", "-volume.max=64"],
+         "-master.volumeSizeLimitMB=64", "-volume.max=256"],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     try:
