@@ -22,10 +22,15 @@ EDGE = ["grid_5.95_69.95"]
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Remember on the test whether any of its phases failed, for `tmp_path` below."""
+    """Remember on the test whether any of its phases failed, for `tmp_path` below, and add the
+    tail of the SeaweedFS log to the report of a failing test that used a server."""
     report = yield
     if report.failed:
         item.mosaic_failed = True
+        for value in getattr(item, "funcargs", {}).values():
+            log = value.get("log") if isinstance(value, dict) else None
+            if isinstance(log, Path) and log.name == "weed.log" and log.exists():
+                report.sections.append(("SeaweedFS log (tail)", log.read_text()[-4000:]))
     return report
 
 

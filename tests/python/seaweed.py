@@ -68,6 +68,7 @@ def seaweed(data_dir, bucket="mosaic"):
             "fs": fs,
             "endpoint": endpoint,
             "storage_options": opts,
+            "log": data_dir / "weed.log",
             "env": {
                 "AWS_ACCESS_KEY_ID": KEY,
                 "AWS_SECRET_ACCESS_KEY": SECRET,
