@@ -186,16 +186,14 @@ impl Pyramids {
 
     fn open_array(&self, band: &str, level: u32, name: &str) -> Result<Arc<ZArray>, PreviewError> {
         let path = format!("/{band}/{}", level_array(level, name));
-        if let Some(array) = self.opened.lock().expect("not poisoned").get(&path) {
+        let mut opened = self.opened.lock().expect("not poisoned");
+        if let Some(array) = opened.get(&path) {
             return Ok(array.clone());
         }
         let array = zarrs::array::Array::open(self.store.store.storage.clone(), &path)
             .map_err(|e| PreviewError::Read(path.clone(), e.to_string()))?;
         let array = Arc::new(array);
-        self.opened
-            .lock()
-            .expect("not poisoned")
-            .insert(path, array.clone());
+        opened.insert(path, array.clone());
         Ok(array)
     }
 
