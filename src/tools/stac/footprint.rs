@@ -250,9 +250,7 @@ pub fn cells_bbox<'a>(cells: impl IntoIterator<Item = &'a Cell>) -> Option<[f64;
 mod tests {
     use super::*;
 
-    fn cell(lon: f64, lat: f64) -> Cell {
-        Cell::containing(lon + 0.05, lat + 0.05).unwrap()
-    }
+    use crate::tools::stac::cell_at_corner as cell;
 
     #[test]
     fn bbox_crosses_the_antimeridian_only_when_smaller() {

@@ -285,9 +285,7 @@ pub(super) fn write_map(
 mod tests {
     use super::*;
 
-    fn cell(lon: f64, lat: f64) -> Cell {
-        Cell::containing(lon + 0.05, lat + 0.05).unwrap()
-    }
+    use crate::tools::stac::cell_at_corner as cell;
 
     #[test]
     fn coverage_image_puts_north_on_top() {

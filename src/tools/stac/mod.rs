@@ -17,3 +17,9 @@ pub use tiles::{
     MAX_ZOOM_SLACK, PIXEL_CHANNELS, TILE_SIZE, YearTiles, cell_tiles, native_max_zoom, pixel_file,
     pixel_file_bytes, tile_bbox, tile_span, tiles_of_cells,
 };
+
+/// The cell whose south-west corner is (`lon`, `lat`), for the tests of these modules.
+#[cfg(test)]
+fn cell_at_corner(lon: f64, lat: f64) -> crate::grid::Cell {
+    crate::grid::Cell::containing(lon + 0.05, lat + 0.05).unwrap()
+}

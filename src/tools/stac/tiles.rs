@@ -233,9 +233,7 @@ fn write_pixel_file(
 mod tests {
     use super::*;
 
-    fn cell(lon: f64, lat: f64) -> Cell {
-        Cell::containing(lon + 0.05, lat + 0.05).unwrap()
-    }
+    use crate::tools::stac::cell_at_corner as cell;
 
     #[test]
     fn tiles_follow_leaflet_epsg4326() {
