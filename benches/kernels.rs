@@ -2,14 +2,12 @@
 //! npy read, coordinate transform (placement), pixel gather, shard encode.
 //! Run: `cargo bench --bench kernels` (figures in target/criterion).
 
-use std::sync::Arc;
-
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tessera_mosaic::grid::{BandGrid, BandsConfig, Cell, TileGeometry, UtmProjection, UtmZone};
 use tessera_mosaic::input::synth::{Landscape, synth_tile};
 use tessera_mosaic::placement::{gather, place_cell, place_cell_exact};
 use tessera_mosaic::zarr::{
-    BandLayout, FORMAT_VERSION, array_from_metadata, band_array_metadata, raw_bytes,
+    BandLayout, FORMAT_VERSION, MosaicStore, band_array_metadata, raw_bytes,
 };
 
 struct Fixture {
@@ -93,8 +91,9 @@ fn kernels(c: &mut Criterion) {
             .find(|(n, _)| *n == "embeddings")
             .unwrap()
             .1;
-        let store = Arc::new(zarrs::storage::store::MemoryStore::new());
-        let array = array_from_metadata(store, "/b/embeddings", &meta).unwrap();
+        let array = MosaicStore::in_memory()
+            .array_from_metadata("/b/embeddings", &meta)
+            .unwrap();
         let (i, j) = f.grid.cell_shard(f.geometry.cell);
         let options = zarrs::array::CodecOptions::default().with_concurrent_target(1);
         group.throughput(Throughput::Bytes(out.len() as u64));

@@ -7,21 +7,30 @@
 //! - [`grid`]: cells, each tile's UTM georeference, `bands.toml`, each band's lat/lon grid.
 //! - [`plan`]: which tiles go to which band, shapes and costs.
 //! - [`placement`]: which source pixel each output pixel copies; the no-data rule; the gather.
-//! - [`build`]: the parallel, resumable band writer and its outputs ([`build::ShardSink`]).
+//! - [`build`]: the parallel, resumable band writer and its outputs ([`build::ShardSink`]),
+//!   its failure record, and finalize (the steps after every worker).
 //! - [`overview`]: the overview pyramid and colour statistics written beside the arrays, and
 //!   the colour basis of each year.
 //! - [`zarr`]: the output format: layout, key names, metadata documents, codecs.
 //! - [`store`]: where bytes go (local folders, object stores); imports nothing of the crate.
-//! - [`tools`]: verify, query, preview, status, stac.
+//! - The commands that read a built store, one module each: [`verify`], [`query`],
+//!   [`sample`], [`preview`] (every picture), [`status`], [`stac`] (catalog and map).
+//! - [`error`]: how an error and its causes are written into records and messages.
 //! - [`hash`]: the one deterministic hash (synthetic content, verify's samples).
 
 pub mod build;
+pub mod error;
 pub mod grid;
 pub mod hash;
 pub mod input;
 pub mod overview;
 pub mod placement;
 pub mod plan;
+pub mod preview;
+pub mod query;
+pub mod sample;
+pub mod stac;
+pub mod status;
 pub mod store;
-pub mod tools;
+pub mod verify;
 pub mod zarr;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::chain;
 use crate::grid::{
     BandGrid, BandSpec, BandsConfig, CHANNELS, CompressionConfig, GridError, LAT_CELLS, LON_CELLS,
     band_name, lat_of_index, min_cols_per_cell,
@@ -359,7 +360,7 @@ pub fn sample_compression_ratio(
             }
             raw += bytes.len();
             stored += encoded_size(bytes, dtype, compression)
-                .map_err(|e| TileProblem::new(path, e.to_string()))?;
+                .map_err(|e| TileProblem::new(path, chain(&e)))?;
         }
     }
     Ok(if raw == 0 {

@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use tessera_mosaic::grid::BBox;
+use tessera_mosaic::query::{QueryPlan, QueryRequest};
 use tessera_mosaic::store::{Intercept, Store, count_reads};
-use tessera_mosaic::tools::query::{QueryPlan, QueryRequest};
 use tessera_mosaic::zarr::MosaicStore;
 use zarrs::storage::ReadableStorageTraits;
 
@@ -146,8 +147,13 @@ fn query_reads_exactly_the_inner_chunks_under_the_box() {
     let rows = (r0 + inner[1] - 2)..=(r0 + inner[1] + 1);
     let cols = (c0 + 3)..=(c0 + 5);
     let request = QueryRequest {
-        lat: (lats[*rows.start() as usize], lats[*rows.end() as usize]),
-        lon: (lons[*cols.start() as usize], lons[*cols.end() as usize]),
+        bbox: BBox::new(
+            lons[*cols.start() as usize],
+            lats[*rows.start() as usize],
+            lons[*cols.end() as usize],
+            lats[*rows.end() as usize],
+        )
+        .unwrap(),
         year: Some(2024),
         dequantize: false,
     };

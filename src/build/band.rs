@@ -14,14 +14,15 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use super::finalize::finalize_band;
 use super::overview_sink::OverviewSink;
-use super::report::{BuildReport, FailedTile, PhaseClock};
+use super::report::{BuildReport, FailedTile, FailureRecord, PhaseClock};
 use super::resume::{CellWork, band_work, built_everywhere};
 use super::sink::{BandArraysSink, GatheredTile, ShardSink};
 use super::threads::{TileBuffers, thread_pool, with_tile_buffers};
+use crate::error::chain;
 use crate::grid::{BandGrid, CompressionConfig, UtmZone, projection, release_thread_projections};
 use crate::input::{Catalogue, InputTile, TileProblem, TileSource, read_tile};
-use crate::overview::{build_coarse_levels, store_colour_bases};
 use crate::placement::{PlacementMap, gather_into, place_cell, scale_is_valid};
 use crate::zarr::{FormatError, MosaicStore};
 
@@ -45,8 +46,12 @@ pub struct BuildOptions {
 pub enum BuildError {
     #[error(transparent)]
     Format(#[from] FormatError),
-    #[error("cannot start {0} worker threads: {1}")]
-    Threads(usize, String),
+    #[error("cannot start {threads} worker threads")]
+    Threads {
+        threads: usize,
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
     #[error("band {0} has no tiles in the input")]
     Empty(String),
 }
@@ -101,11 +106,13 @@ pub fn build_band(
         if overviews.is_some() && options.worker.is_none() {
             let t = Instant::now();
             progress.set_message("overview pyramid and colours");
-            build_coarse_levels(store, &band)?;
-            store_colour_bases(store, &catalogue.year_list())?;
+            finalize_band(store, &band, &catalogue.year_list())?;
             report.finalize_seconds = t.elapsed().as_secs_f64();
             report.seconds += report.finalize_seconds;
         }
+        // Kept in the store for `status` and the next run, even when nothing failed (a rerun
+        // that fixed every tile clears the old record).
+        FailureRecord::of(&report).write(store)?;
         Ok(report)
     })
 }
@@ -249,8 +256,8 @@ pub(crate) fn prepare_cell(
     grid: &BandGrid,
     w: &CellWork,
 ) -> Result<(PlacementMap, Option<Vec<u8>>), CellFailure> {
-    let proj = projection(UtmZone::for_cell(w.cell)).map_err(|e| (None, e.to_string()))?;
-    let map = place_cell(grid, &w.geometry, &proj).map_err(|e| (None, e.to_string()))?;
+    let proj = projection(UtmZone::for_cell(w.cell)).map_err(|e| (None, chain(&e)))?;
+    let map = place_cell(grid, &w.geometry, &proj).map_err(|e| (None, chain(&e)))?;
     let mask = match w.landmask {
         None => None,
         Some(path) => {
@@ -316,7 +323,7 @@ fn write_tile(
     };
     for sink in sinks {
         sink.put(&gathered)
-            .map_err(|reason| TileProblem::new(&tile.embeddings, reason))?;
+            .map_err(|e| TileProblem::new(&tile.embeddings, chain(&e)))?;
     }
     PhaseClock::add(&clock.encode_write, t);
     Ok(tile.bytes)

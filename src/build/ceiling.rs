@@ -15,10 +15,7 @@ use super::threads::{thread_pool, with_tile_buffers};
 use crate::grid::{BandGrid, Cell, TileGeometry};
 use crate::input::{Catalogue, InputTile, TileSource, read_tile};
 use crate::placement::gather_into;
-use crate::store::Storage;
-use crate::zarr::{
-    BandLayout, FORMAT_VERSION, array_from_metadata, band_array_metadata, raw_bytes,
-};
+use crate::zarr::{BandLayout, FORMAT_VERSION, MosaicStore, band_array_metadata, raw_bytes};
 
 /// The result of [`ceiling`].
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,9 +71,11 @@ pub fn ceiling(
     // The band's two arrays over a store that is never written: only their codec chains run.
     let metadata = band_array_metadata(&layout);
     let arrays = ["embeddings", "scales"].map(|name| {
-        let store: Storage = std::sync::Arc::new(zarrs::storage::store::MemoryStore::new());
+        let memory = MosaicStore::in_memory();
         let meta = &metadata.iter().find(|(n, _)| *n == name).expect("array").1;
-        array_from_metadata(store, &format!("/b/{name}"), meta).expect("valid metadata")
+        memory
+            .array_from_metadata(&format!("/b/{name}"), meta)
+            .expect("valid metadata")
     });
     let codec = zarrs::array::CodecOptions::default()
         .with_store_empty_chunks(true)

@@ -1,9 +1,10 @@
 //! The build: every tile of a band placed into the outputs, in parallel, resumable, shared
-//! among workers; what it reports; and the ceiling benchmark that measures what the hardware
+//! among workers; what it reports and records; finalize, the steps after every worker; and the ceiling benchmark that measures what the hardware
 //! allows.
 
 mod band;
 mod ceiling;
+mod finalize;
 mod overview_sink;
 mod report;
 mod resume;
@@ -13,7 +14,8 @@ mod threads;
 
 pub use band::{BuildError, BuildOptions, build_band};
 pub use ceiling::{Ceiling, ceiling};
+pub use finalize::{BandFinalized, FinalizeReport, finalize_band, finalize_store};
 pub use overview_sink::OverviewSink;
-pub use report::{BuildReport, FailedTile, PhaseSeconds};
+pub use report::{BuildReport, FailedTile, FailureRecord, PhaseSeconds};
 pub use share::in_worker_share;
-pub use sink::{BandArraysSink, BuiltCells, GatheredTile, ShardSink, SinkFailure};
+pub use sink::{BandArraysSink, BuiltCells, GatheredTile, ShardSink, SinkError, SinkFailure};

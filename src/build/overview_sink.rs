@@ -5,20 +5,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use zarrs::array::Array;
-use zarrs::storage::ReadableWritableListableStorageTraits;
-
-use super::sink::{BuiltCells, GatheredTile, ShardSink, SinkFailure};
+use super::sink::{BuiltCells, GatheredTile, ShardSink, SinkError, SinkFailure};
 use crate::grid::{BandGrid, Cell};
 use crate::overview::{CellStatistics, cell_levels};
 use crate::store::BackgroundWrites;
 use crate::zarr::{
     BandLayout, COLOUR_STATISTICS, EMBEDDINGS, FormatError, MosaicStore, OVERVIEWS, OverviewLevel,
-    SAMPLE, SCALES, STATISTICS_LEVEL, SUMS, level_array, overview_levels, raw_bytes,
+    SAMPLE, SCALES, STATISTICS_LEVEL, SUMS, StoreArray, level_array, overview_levels, raw_bytes,
     statistics_array,
 };
-
-type ZArray = Array<dyn ReadableWritableListableStorageTraits>;
 
 /// (year, cell row, cell column) of a per-cell overview or statistics object's key.
 fn chunk_of(key: &str) -> Option<(u64, u64, u64)> {
@@ -38,9 +33,9 @@ pub struct OverviewSink {
     store: MosaicStore,
     background: Arc<BackgroundWrites>,
     layout: BandLayout,
-    levels: Vec<(OverviewLevel, ZArray, ZArray)>,
-    sums: ZArray,
-    sample: ZArray,
+    levels: Vec<(OverviewLevel, StoreArray, StoreArray)>,
+    sums: StoreArray,
+    sample: StoreArray,
 }
 
 impl OverviewSink {
@@ -56,10 +51,7 @@ impl OverviewSink {
         })?;
         let open = |path: String| {
             let path = format!("/{band}/{path}");
-            Array::open(writing.storage.clone(), &path).map_err(|e| FormatError::Array {
-                path: format!("{}{path}", store.location()),
-                message: e.to_string(),
-            })
+            store.with_store(writing.clone()).open_array(&path)
         };
         let mut levels = Vec::new();
         for level in overview_levels(&layout.grid)
@@ -90,7 +82,7 @@ impl OverviewSink {
 impl ShardSink for OverviewSink {
     /// The (cell, year)s with every per-cell object: each level's and the statistics'.
     fn built(&self) -> Result<BuiltCells, FormatError> {
-        let mut arrays: Vec<&ZArray> = vec![&self.sums, &self.sample];
+        let mut arrays: Vec<&StoreArray> = vec![&self.sums, &self.sample];
         for (_, e, s) in &self.levels {
             arrays.push(e);
             arrays.push(s);
@@ -102,21 +94,20 @@ impl ShardSink for OverviewSink {
         self.store.tiles_in_all(&keys, &self.layout)
     }
 
-    fn put(&self, tile: &GatheredTile) -> Result<(), String> {
+    fn put(&self, tile: &GatheredTile) -> Result<(), SinkError> {
         let y = self.layout.year_index(tile.year).expect("year on the axis");
         let (i, j) = self.grid().cell_shard(tile.cell);
         let (i, j) = (i as u64, j as u64);
         let options = zarrs::array::CodecOptions::default()
             .with_store_empty_chunks(true)
             .with_concurrent_target(1);
-        let err = |e: zarrs::array::ArrayError| format!("writing the overviews failed: {e}");
         let levels = cell_levels(self.grid(), tile.embeddings, tile.scales);
         for (made, (_, emb, scales)) in levels.iter().zip(&self.levels) {
             emb.store_chunk_opt(&[y, i, j, 0], raw_bytes(&made.embeddings), &options)
-                .map_err(err)?;
+                .map_err(|e| SinkError::Overviews(Box::new(e)))?;
             scales
                 .store_chunk_opt(&[y, i, j], made.scales.as_slice(), &options)
-                .map_err(err)?;
+                .map_err(|e| SinkError::Overviews(Box::new(e)))?;
         }
         let at = levels
             .iter()
@@ -126,10 +117,10 @@ impl ShardSink for OverviewSink {
         let stats = CellStatistics::of_pixels(tile.cell, tile.year, &at.embeddings, &at.scales);
         self.sums
             .store_chunk_opt(&[y, i, j, 0], stats.sums.as_slice(), &options)
-            .map_err(err)?;
+            .map_err(|e| SinkError::Overviews(Box::new(e)))?;
         self.sample
             .store_chunk_opt(&[y, i, j, 0, 0], stats.sample.as_slice(), &options)
-            .map_err(err)
+            .map_err(|e| SinkError::Overviews(Box::new(e)))
     }
 
     fn finish(&self) -> Vec<SinkFailure> {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::input::TileProblem;
-use crate::zarr::failures_key;
+use crate::zarr::{FormatError, MosaicStore, failures_key, failures_prefix};
 
 /// What a build did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -106,19 +106,106 @@ impl BuildReport {
     pub fn ok(&self) -> bool {
         self.failed.is_empty() && self.input_problems.is_empty()
     }
+}
 
-    /// Store key of this build's failure record: `_mosaic/failures/{band}/{all|worker-I-of-N}.json`.
-    pub fn failures_key(&self) -> String {
+/// What a build (one band, one worker share) could not write, kept in the store at
+/// `_mosaic/failures/{band}/{all|worker-I-of-N}.json` for `status` and the next run:
+/// deterministic (no timings), empty when all went well.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// Band name.
+    pub band: String,
+    /// Worker share (`I/N`), if any.
+    pub worker: Option<String>,
+    /// Tiles that failed.
+    pub failed: Vec<FailedTile>,
+    /// Problems found while scanning the input.
+    pub input_problems: Vec<TileProblem>,
+}
+
+impl FailureRecord {
+    /// The record of a build.
+    pub fn of(report: &BuildReport) -> FailureRecord {
+        FailureRecord {
+            band: report.band.clone(),
+            worker: report.worker.clone(),
+            failed: report.failed.clone(),
+            input_problems: report.input_problems.clone(),
+        }
+    }
+
+    /// Its store key.
+    pub fn key(&self) -> String {
         failures_key(&self.band, self.worker.as_deref())
     }
 
-    /// The failure record kept in the store: deterministic (no timings), empty when all went well.
-    pub fn failures_record(&self) -> serde_json::Value {
-        serde_json::json!({
-            "band": self.band,
-            "worker": self.worker,
-            "failed": self.failed,
-            "input_problems": self.input_problems,
-        })
+    /// Write it to the store (replacing this build's previous record).
+    pub fn write(&self, store: &MosaicStore) -> Result<(), FormatError> {
+        let value = serde_json::to_value(self).expect("a record serialises");
+        Ok(store.store.put_json(&self.key(), &value)?)
+    }
+
+    /// Every record of a band (all workers), in key order. A record that cannot be read as
+    /// one is an error naming its key: a malformed record never counts as "no failures".
+    pub fn read_band(store: &MosaicStore, band: &str) -> Result<Vec<FailureRecord>, FormatError> {
+        let mut records = Vec::new();
+        for key in store.store.list_prefix(&failures_prefix(band))? {
+            let Some(value) = store.store.get_json(&key)? else {
+                continue;
+            };
+            let record = serde_json::from_value(value)
+                .map_err(|source| FormatError::Record { key, source })?;
+            records.push(record);
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (MosaicStore, std::path::PathBuf) {
+        let root = std::env::temp_dir().join(format!("mosaic-records-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        (MosaicStore::open(root.to_str().unwrap()).unwrap(), root)
+    }
+
+    #[test]
+    fn failure_records_round_trip_and_a_malformed_one_is_an_error() {
+        let (store, root) = store();
+        let report = BuildReport {
+            band: "70-80".into(),
+            worker: Some("2/3".into()),
+            failed: vec![FailedTile {
+                year: 2024,
+                tile: "grid_10.05_70.05".into(),
+                path: "tiles/2024/grid_10.05_70.05/grid_10.05_70.05.npy".into(),
+                reason: "truncated".into(),
+            }],
+            input_problems: vec![TileProblem::new("tiles/x.npy".as_ref(), "not a tile")],
+            ..Default::default()
+        };
+        let record = FailureRecord::of(&report);
+        record.write(&store).unwrap();
+        assert_eq!(
+            record.key(),
+            "_mosaic/failures/70-80/worker-2-of-3.json",
+            "the key status lists"
+        );
+        assert_eq!(FailureRecord::read_band(&store, "70-80").unwrap(), [record]);
+        // A record whose `failed` is not a list of tiles: an error naming the key, never
+        // "no failures".
+        let bad = serde_json::json!({"band": "70-80", "worker": null, "failed": "oops", "input_problems": []});
+        store
+            .store
+            .put_json("_mosaic/failures/70-80/all.json", &bad)
+            .unwrap();
+        let e = FailureRecord::read_band(&store, "70-80").unwrap_err();
+        assert!(
+            e.to_string().contains("_mosaic/failures/70-80/all.json"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

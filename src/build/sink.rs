@@ -36,6 +36,15 @@ pub struct SinkFailure {
     pub reason: String,
 }
 
+/// Why a sink could not store a tile.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("writing the shard failed")]
+    Shard(#[source] Box<zarrs::array::ArrayError>),
+    #[error("writing the overviews failed")]
+    Overviews(#[source] Box<zarrs::array::ArrayError>),
+}
+
 /// Cells stored, per year.
 pub type BuiltCells = BTreeMap<u16, BTreeSet<Cell>>;
 
@@ -44,8 +53,8 @@ pub trait ShardSink: Sync {
     /// The (cell, year)s this output already holds: a rerun skips a tile every sink holds.
     fn built(&self) -> Result<BuiltCells, FormatError>;
 
-    /// Store one gathered tile (whole objects only; may queue the write). `Err` is the reason.
-    fn put(&self, tile: &GatheredTile) -> Result<(), String>;
+    /// Store one gathered tile (whole objects only; may queue the write).
+    fn put(&self, tile: &GatheredTile) -> Result<(), SinkError>;
 
     /// Wait for queued writes and return the tiles whose writes failed.
     fn finish(&self) -> Vec<SinkFailure>;
@@ -78,7 +87,7 @@ impl ShardSink for BandArraysSink {
         self.store.built_cells(&self.arrays)
     }
 
-    fn put(&self, tile: &GatheredTile) -> Result<(), String> {
+    fn put(&self, tile: &GatheredTile) -> Result<(), SinkError> {
         let idx = self
             .arrays
             .shard_indices(tile.cell, tile.year)
@@ -86,15 +95,14 @@ impl ShardSink for BandArraysSink {
         let options = zarrs::array::CodecOptions::default()
             .with_store_empty_chunks(true)
             .with_concurrent_target(1);
-        let write_err = |e: zarrs::array::ArrayError| format!("writing the shard failed: {e}");
         self.arrays
             .embeddings
             .store_chunk_opt(&idx, raw_bytes(tile.embeddings), &options)
-            .map_err(write_err)?;
+            .map_err(|e| SinkError::Shard(Box::new(e)))?;
         self.arrays
             .scales
             .store_chunk_opt(&idx[..3], tile.scales, &options)
-            .map_err(write_err)
+            .map_err(|e| SinkError::Shard(Box::new(e)))
     }
 
     fn finish(&self) -> Vec<SinkFailure> {

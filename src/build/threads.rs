@@ -14,7 +14,7 @@ pub(crate) fn thread_pool(threads: usize) -> Result<(usize, rayon::ThreadPool), 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .map_err(|e| BuildError::Threads(threads, e.to_string()))?;
+        .map_err(|source| BuildError::Threads { threads, source })?;
     Ok((threads, pool))
 }
 

@@ -80,9 +80,6 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let report = build::build_band(source, &catalogue, &store, &grid, &options, &bar)?;
         bar.finish_and_clear();
         print_build_report(&report);
-        store
-            .store
-            .put_json(&report.failures_key(), &report.failures_record())?;
         let text = serde_json::to_string_pretty(&report)?;
         if let Some(path) = &a.report {
             let path = if a.band.len() > 1 {

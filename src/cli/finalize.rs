@@ -1,12 +1,11 @@
-//! `mosaic finalize`: the steps that need every band and every worker's cells, each idempotent:
-//! the root metadata, the coarse overview levels of each band, the colour basis of each year.
+//! `mosaic finalize`: the steps that need every band and every worker's cells
+//! (`build::finalize_store`), with a line per band as it is done.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use tessera_mosaic::overview::{build_coarse_levels, store_colour_bases};
+use tessera_mosaic::build::{BandFinalized, finalize_store};
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Rewrite the root's consolidated metadata, make the coarse overview levels of every band
@@ -21,7 +20,6 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let store = MosaicStore::open_existing(&a.store)?;
-    store.write_root_metadata()?;
     let bands = store.bands()?;
     println!(
         "root of {} lists {} bands: {}",
@@ -29,27 +27,20 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bands.len(),
         bands.join(", ")
     );
-    let mut years = BTreeSet::new();
-    for band in &bands {
-        if !store.has_overviews(band)? {
-            println!("band {band}: no overviews (built with --no-overviews)");
-            continue;
+    let report = finalize_store(&store, |step| match step {
+        BandFinalized::NoOverviews { band } => {
+            println!("band {band}: no overviews (built with --no-overviews)")
         }
-        let t = std::time::Instant::now();
-        let pyramid = build_coarse_levels(&store, band)
-            .with_context(|| format!("overviews of band {band}"))?;
-        println!(
-            "band {band}: {} coarse overview levels, {} chunks written in {:.1} s",
-            pyramid.levels,
-            pyramid.chunks,
-            t.elapsed().as_secs_f64()
-        );
-        if let Some(layout) = store.band_layout(band)? {
-            years.extend(layout.year_values());
-        }
-    }
-    let years: Vec<u16> = years.into_iter().collect();
-    for basis in store_colour_bases(&store, &years)? {
+        BandFinalized::Pyramid {
+            band,
+            report,
+            seconds,
+        } => println!(
+            "band {band}: {} coarse overview levels, {} chunks written in {seconds:.1} s",
+            report.levels, report.chunks
+        ),
+    })?;
+    for basis in &report.bases {
         println!(
             "colours of {}: from {:.0} pixels in {} cells of {} bands; variance along the three components {:.3}, {:.3}, {:.3}",
             basis.year,

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use super::shared::parse_bbox;
+use tessera_mosaic::grid::BBox;
 use tessera_mosaic::plan::human_bytes;
+use tessera_mosaic::preview;
 use tessera_mosaic::store::count_reads;
-use tessera_mosaic::tools::picture;
-use tessera_mosaic::tools::preview::{self, BBox};
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Render a box (across bands) or a band as a PNG: the first three principal components of the
@@ -26,9 +25,9 @@ pub struct Args {
     /// Year (default: the latest).
     #[arg(long)]
     pub year: Option<u16>,
-    /// Box W,S,E,N in degrees (LON0,LAT0,LON1,LAT1), across band edges.
+    /// Box W,S,E,N in degrees, across band edges (W > E crosses the antimeridian).
     #[arg(long, allow_hyphen_values = true)]
-    pub bbox: Option<String>,
+    pub bbox: Option<BBox>,
     /// Maximum image width and height in pixels.
     #[arg(long, default_value_t = 1024)]
     pub width: usize,
@@ -44,24 +43,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let opened = MosaicStore::open_existing(&a.store)?;
     let (counted, reads) = count_reads(&opened.store);
     let store = opened.with_store(counted);
-    let bbox = match &a.bbox {
-        Some(b) => {
-            let [lon0, lat0, lon1, lat1] = parse_bbox(b)?;
-            if lon0 >= lon1 {
-                bail!("--bbox {b}: LON0 must be less than LON1");
-            }
-            if lat0 >= lat1 {
-                bail!("--bbox {b}: LAT0 must be less than LAT1");
-            }
-            Some(BBox {
-                lon0,
-                lat0,
-                lon1,
-                lat1,
-            })
-        }
-        None => None,
-    };
+    let bbox = a.bbox;
     let start = std::time::Instant::now();
     let read = || {
         format!(
@@ -119,7 +101,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         (None, Some(band)) => preview::band_cells_bbox(&store, band, a.year)?,
         (None, None) => bail!("give --bbox W,S,E,N or --band"),
     };
-    let p = picture::render_box(&store, bbox, a.year, a.width.max(1))?;
+    let p = preview::render_box(&store, bbox, a.year, a.width.max(1))?;
     p.image.write_png(&a.out)?;
     let levels: Vec<String> = p
         .levels

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
+use tessera_mosaic::grid::{BBox, LatRange, LonRange};
 use tessera_mosaic::plan::human_bytes;
+use tessera_mosaic::query::{QueryPlan, QueryRequest};
 use tessera_mosaic::store::count_reads;
-use tessera_mosaic::tools::query::{self, QueryPlan, QueryRequest};
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Extract a lat/lon box (across band edges) to .npy + JSON, or GeoTIFF.
@@ -18,10 +19,10 @@ pub struct Args {
     pub store: String,
     /// Latitude range LO:HI in degrees (pixel centres within it, bounds included).
     #[arg(long, allow_hyphen_values = true)]
-    pub lat: String,
-    /// Longitude range LO:HI in degrees.
+    pub lat: LatRange,
+    /// Longitude range WEST:EAST in degrees (WEST > EAST crosses the antimeridian).
     #[arg(long, allow_hyphen_values = true)]
-    pub lon: String,
+    pub lon: LonRange,
     /// One year (default: every year of the store).
     #[arg(long)]
     pub year: Option<u16>,
@@ -35,8 +36,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let request = QueryRequest {
-        lat: query::parse_range(&a.lat, "lat", 90.0)?,
-        lon: query::parse_range(&a.lon, "lon", 180.0)?,
+        bbox: BBox::from_ranges(a.lat, a.lon)?,
         year: a.year,
         dequantize: a.dequantize,
     };

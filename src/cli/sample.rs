@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use tessera_mosaic::plan::human_bytes;
+use tessera_mosaic::sample::{self, DEFAULT_BATCH, SampleRequest};
 use tessera_mosaic::store::count_reads;
-use tessera_mosaic::tools::sample::{self, DEFAULT_BATCH, SampleRequest};
 use tessera_mosaic::zarr::MosaicStore;
 
 use super::shared::progress_bar;

@@ -1,10 +1,10 @@
 //! What several commands share: progress bars, the band configuration, scanning an input,
-//! printing input problems, and parsing boxes.
+//! printing input problems, exit codes.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
@@ -125,25 +125,6 @@ pub fn report_problems(problems: &[TileProblem]) {
     if problems.len() > 20 {
         eprintln!("  ... and {} more (see --json)", problems.len() - 20);
     }
-}
-
-/// Parse `LON0,LAT0,LON1,LAT1`.
-pub fn parse_bbox(text: &str) -> Result<[f64; 4]> {
-    let parts: Vec<f64> = text
-        .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("--bbox {text}: expected four numbers LON0,LAT0,LON1,LAT1"))?;
-    let [lon0, lat0, lon1, lat1] = parts[..] else {
-        bail!("--bbox {text}: expected four numbers LON0,LAT0,LON1,LAT1");
-    };
-    if !(-180.0..=180.0).contains(&lon0) || !(-180.0..=180.0).contains(&lon1) {
-        bail!("--bbox {text}: longitudes must be within -180..180");
-    }
-    if !(-90.0..=90.0).contains(&lat0) || !(-90.0..=90.0).contains(&lat1) || lat0 > lat1 {
-        bail!("--bbox {text}: latitudes must be within -90..90 with LAT0 <= LAT1");
-    }
-    Ok([lon0, lat0, lon1, lat1])
 }
 
 /// The exit code of a command whose work succeeded (`true`) or found problems (`false`: 1).

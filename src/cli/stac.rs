@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
+use tessera_mosaic::stac::{self, AssetHref, MapOptions, StacOptions};
 use tessera_mosaic::store::is_url;
-use tessera_mosaic::tools::stac::{self, AssetHref, MapOptions, StacOptions};
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Write a static STAC catalog of a store and an HTML map beside it.

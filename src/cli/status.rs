@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::shared::{scan, tile_source};
+use tessera_mosaic::status;
 use tessera_mosaic::store::RequestLimits;
-use tessera_mosaic::tools::status;
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Per band and year: cells built, failed and (with --input) missing.

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use super::shared::{parse_bbox, progress_bar};
-use tessera_mosaic::grid::Cell;
+use super::shared::progress_bar;
+use tessera_mosaic::grid::{BBox, Cell};
 use tessera_mosaic::input::synth::{self, Content, SynthOptions};
 use tessera_mosaic::plan::human_bytes;
 
@@ -16,14 +16,14 @@ pub struct Args {
     /// Output folder (the TESSERA root).
     #[arg(long)]
     pub out: PathBuf,
-    /// Cells whose centres lie in LON0,LAT0,LON1,LAT1 (LON0 > LON1 crosses the antimeridian).
+    /// Cells whose centres lie in W,S,E,N (W > E crosses the antimeridian).
     #[arg(
         long,
         allow_hyphen_values = true,
         conflicts_with = "tiles",
         required_unless_present = "tiles"
     )]
-    pub bbox: Option<String>,
+    pub bbox: Option<BBox>,
     /// Explicit tile names, comma-separated (each gets a tile even if all water).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub tiles: Vec<String>,
@@ -55,10 +55,7 @@ pub enum ContentArg {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let (cells, keep_water_cells) = match &a.bbox {
-        Some(b) => {
-            let [lon0, lat0, lon1, lat1] = parse_bbox(b)?;
-            (synth::cells_in_bbox(lon0, lat0, lon1, lat1), false)
-        }
+        Some(b) => (b.cells(), false),
         None => {
             let cells = a
                 .tiles

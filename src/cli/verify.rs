@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::shared::{InputArgs, exit_code, progress_bar, report_problems, scan};
-use tessera_mosaic::tools::verify::{self, Coverage};
+use tessera_mosaic::verify::{self, Coverage};
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Check a built band against its input, independently of the writer.

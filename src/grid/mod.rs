@@ -3,6 +3,7 @@
 
 mod band_grid;
 mod bands;
+mod bbox;
 mod cell;
 mod utm;
 
@@ -10,6 +11,7 @@ pub use band_grid::{
     BandGrid, CHANNELS, GridError, meridian_height_m, min_cols_per_cell, parallel_width_m,
 };
 pub use bands::{BandSpec, BandsConfig, BandsError, ChunkConfig, CompressionConfig, band_name};
+pub use bbox::{BBox, BoxError, LatRange, LonRange};
 pub use cell::{CELL_DEG, Cell, CellNameError, LAT_CELLS, LON_CELLS, lat_of_index};
 pub use utm::{
     GeometryError, PIXEL_M, TileGeometry, UtmProjection, UtmZone, projection,

@@ -54,10 +54,19 @@ impl UtmZone {
 /// Errors from PROJ.
 #[derive(Debug, thiserror::Error)]
 pub enum GeometryError {
-    #[error("PROJ could not create {definition}: {message}")]
-    Create { definition: String, message: String },
-    #[error("PROJ could not project ({lon}, {lat}): {message}")]
-    Project { lon: f64, lat: f64, message: String },
+    #[error("PROJ could not create {definition}")]
+    Create {
+        definition: String,
+        #[source]
+        source: proj::ProjCreateError,
+    },
+    #[error("PROJ could not project ({lon}, {lat})")]
+    Project {
+        lon: f64,
+        lat: f64,
+        #[source]
+        source: proj::ProjError,
+    },
 }
 
 /// Forward (and inverse) projection between WGS 84 lon/lat degrees and one UTM zone, through PROJ.
@@ -92,9 +101,9 @@ impl UtmProjection {
         let definition = zone.proj_string();
         let proj = {
             let _serialised = proj_lifecycle();
-            proj::Proj::new(&definition).map_err(|e| GeometryError::Create {
+            proj::Proj::new(&definition).map_err(|source| GeometryError::Create {
                 definition: definition.clone(),
-                message: e.to_string(),
+                source,
             })?
         };
         Ok(UtmProjection {
@@ -112,11 +121,7 @@ impl UtmProjection {
     pub fn forward(&self, lon: f64, lat: f64) -> Result<(f64, f64), GeometryError> {
         self.proj
             .project((lon.to_radians(), lat.to_radians()), false)
-            .map_err(|e| GeometryError::Project {
-                lon,
-                lat,
-                message: e.to_string(),
-            })
+            .map_err(|source| GeometryError::Project { lon, lat, source })
     }
 
     /// Project many points in place: each `(lon, lat)` in degrees becomes `(e, n)` in metres.
@@ -129,14 +134,14 @@ impl UtmProjection {
 
     /// Unproject (easting, northing) to (lon, lat) in degrees.
     pub fn inverse(&self, e: f64, n: f64) -> Result<(f64, f64), GeometryError> {
-        let (lon, lat) = self
-            .proj
-            .project((e, n), true)
-            .map_err(|err| GeometryError::Project {
-                lon: e,
-                lat: n,
-                message: err.to_string(),
-            })?;
+        let (lon, lat) =
+            self.proj
+                .project((e, n), true)
+                .map_err(|source| GeometryError::Project {
+                    lon: e,
+                    lat: n,
+                    source,
+                })?;
         Ok((lon.to_degrees(), lat.to_degrees()))
     }
 }

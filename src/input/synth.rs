@@ -26,10 +26,7 @@ use rayon::prelude::*;
 use super::LANDMASK_DIR;
 use super::geotiff::{self, GeoTransform};
 use super::npy::{self, NpyDtype};
-use crate::grid::{
-    CHANNELS, Cell, GeometryError, LAT_CELLS, LON_CELLS, PIXEL_M, TileGeometry, UtmProjection,
-    UtmZone,
-};
+use crate::grid::{CHANNELS, Cell, GeometryError, PIXEL_M, TileGeometry, UtmProjection, UtmZone};
 use crate::hash::splitmix64;
 
 /// What to synthesise.
@@ -92,29 +89,6 @@ pub enum SynthError {
         path: PathBuf,
         source: geotiff::GeoTiffError,
     },
-}
-
-/// The cells whose centres lie in a lon/lat box; `lon0 > lon1` wraps across the antimeridian.
-pub fn cells_in_bbox(lon0: f64, lat0: f64, lon1: f64, lat1: f64) -> Vec<Cell> {
-    let mut cells = Vec::new();
-    for lat_index in 0..LAT_CELLS {
-        for lon_index in 0..LON_CELLS {
-            let c = Cell {
-                lat_index,
-                lon_index,
-            };
-            let (lon, lat) = (c.lon_centre(), c.lat_centre());
-            let in_lon = if lon0 <= lon1 {
-                lon >= lon0 && lon <= lon1
-            } else {
-                lon >= lon0 || lon <= lon1
-            };
-            if in_lon && lat >= lat0 && lat <= lat1 {
-                cells.push(c);
-            }
-        }
-    }
-    cells
 }
 
 /// The seeded landscape every tile samples.
@@ -576,21 +550,6 @@ fn fbm(seed: u64, lon: f64, lat: f64, wavelength: f64, octaves: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bbox_wraps_the_antimeridian() {
-        let cells = cells_in_bbox(179.8, 10.0, -179.8, 10.1);
-        let names: Vec<String> = cells.iter().map(|c| c.name()).collect();
-        assert_eq!(
-            names,
-            [
-                "grid_-179.95_10.05",
-                "grid_-179.85_10.05",
-                "grid_179.85_10.05",
-                "grid_179.95_10.05"
-            ]
-        );
-    }
 
     #[test]
     fn noise_is_continuous_across_the_antimeridian() {

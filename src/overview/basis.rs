@@ -11,15 +11,13 @@ use std::collections::BTreeMap;
 use nalgebra::{DMatrix, SymmetricEigen};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use zarrs::array::Array;
-use zarrs::storage::ReadableWritableListableStorageTraits;
 
 use super::pyramid::year_chunks;
 use super::statistics::{CellStatistics, YearStatistics};
 use crate::grid::{CHANNELS, Cell};
 use crate::zarr::{
-    COLOUR_STATISTICS, FormatError, MosaicStore, SAMPLE, SAMPLE_PIXELS, SUMS, colour_basis_key,
-    statistics_array,
+    COLOUR_STATISTICS, FormatError, MosaicStore, SAMPLE, SAMPLE_PIXELS, SUMS, StoreArray,
+    colour_basis_key, statistics_array,
 };
 
 /// The colours of a year.
@@ -135,20 +133,13 @@ pub fn principal_components(cov: DMatrix<f64>, n: usize) -> (Vec<Vec<f64>>, Vec<
 
 /// The statistics arrays of a band.
 struct StatisticsArrays {
-    sums: Array<dyn ReadableWritableListableStorageTraits>,
-    sample: Array<dyn ReadableWritableListableStorageTraits>,
+    sums: StoreArray,
+    sample: StoreArray,
 }
 
-fn open_array(
-    store: &MosaicStore,
-    band: &str,
-    name: &str,
-) -> Result<Array<dyn ReadableWritableListableStorageTraits>, FormatError> {
+fn open_array(store: &MosaicStore, band: &str, name: &str) -> Result<StoreArray, FormatError> {
     let path = format!("/{band}/{}", statistics_array(name));
-    Array::open(store.store.storage.clone(), &path).map_err(|e| FormatError::Array {
-        path: format!("{}{path}", store.location()),
-        message: e.to_string(),
-    })
+    store.open_array(&path)
 }
 
 /// Cells of a band with colour statistics for a year (their chunk-grid row and column).
@@ -213,10 +204,7 @@ pub fn merge_statistics(
             sums: open_array(store, &band, SUMS)?,
             sample: open_array(store, &band, SAMPLE)?,
         };
-        let read_err = |e: zarrs::array::ArrayError| FormatError::Array {
-            path: format!("{}/{band}/{COLOUR_STATISTICS}", store.location()),
-            message: e.to_string(),
-        };
+        let path = format!("{}/{band}/{COLOUR_STATISTICS}", store.location());
         // Read in blocks so that memory stays bounded for a whole band.
         for block in cells.chunks(1024) {
             let read: Vec<Result<CellStatistics, FormatError>> = block
@@ -225,11 +213,11 @@ pub fn merge_statistics(
                     let sums: Vec<f64> = arrays
                         .sums
                         .retrieve_chunk(&[y, i, j, 0])
-                        .map_err(read_err)?;
+                        .map_err(FormatError::array(&path))?;
                     let sample: Vec<f32> = arrays
                         .sample
                         .retrieve_chunk(&[y, i, j, 0, 0])
-                        .map_err(read_err)?;
+                        .map_err(FormatError::array(&path))?;
                     debug_assert_eq!(sample.len(), SAMPLE_PIXELS * CHANNELS);
                     Ok(CellStatistics { sums, sample })
                 })

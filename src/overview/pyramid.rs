@@ -4,14 +4,13 @@
 //! step is idempotent and any worker split gives the same bytes.
 
 use rayon::prelude::*;
-use zarrs::array::{Array, ArraySubset};
-use zarrs::storage::ReadableWritableListableStorageTraits;
+use zarrs::array::ArraySubset;
 
 use super::downsample::downsample_cell;
 use crate::grid::{CHANNELS, LON_CELLS};
 use crate::zarr::{
-    EMBEDDINGS, FormatError, MosaicStore, OverviewLevel, SCALES, level_array, overview_levels,
-    raw_bytes,
+    EMBEDDINGS, FormatError, MosaicStore, OverviewLevel, SCALES, StoreArray, level_array,
+    overview_levels, raw_bytes,
 };
 
 /// What a pyramid step did.
@@ -23,19 +22,14 @@ pub struct PyramidReport {
     pub levels: usize,
 }
 
-type ZArray = Array<dyn ReadableWritableListableStorageTraits>;
-
 fn open_level(
     store: &MosaicStore,
     band: &str,
     level: u32,
-) -> Result<(ZArray, ZArray), FormatError> {
+) -> Result<(StoreArray, StoreArray), FormatError> {
     let open = |name: &str| {
         let path = format!("/{band}/{}", level_array(level, name));
-        Array::open(store.store.storage.clone(), &path).map_err(|e| FormatError::Array {
-            path: format!("{}{path}", store.location()),
-            message: e.to_string(),
-        })
+        store.open_array(&path)
     };
     Ok((open(EMBEDDINGS)?, open(SCALES)?))
 }
@@ -126,8 +120,8 @@ pub fn build_coarse_levels(store: &MosaicStore, band: &str) -> Result<PyramidRep
 /// write the chunk whole.
 #[allow(clippy::too_many_arguments)]
 fn make_chunk(
-    (from_e, from_s): (&ZArray, &ZArray),
-    (to_e, to_s): (&ZArray, &ZArray),
+    (from_e, from_s): (&StoreArray, &StoreArray),
+    (to_e, to_s): (&StoreArray, &StoreArray),
     from: &OverviewLevel,
     to: &OverviewLevel,
     y: u64,
@@ -139,10 +133,7 @@ fn make_chunk(
     let cell_rows = a * t..((a + 1) * t).min(lat_cells);
     let cell_cols = b * t..((b + 1) * t).min(LON_CELLS as u64);
     let (fr, fc) = (from.rows_per_cell as u64, from.cols_per_cell as u64);
-    let err = |e: zarrs::array::ArrayError| FormatError::Array {
-        path: format!("overview level {} chunk {y}/{a}/{b}", to.level),
-        message: e.to_string(),
-    };
+    let what = format!("overview level {} chunk {y}/{a}/{b}", to.level);
     let rows = cell_rows.start * fr..cell_rows.end * fr;
     let cols = cell_cols.start * fc..cell_cols.end * fc;
     let region_cols = (cols.end - cols.start) as usize;
@@ -153,10 +144,10 @@ fn make_chunk(
             cols.clone(),
             0..CHANNELS as u64,
         ]))
-        .map_err(err)?;
+        .map_err(FormatError::array(&what))?;
     let scales: Vec<f32> = from_s
         .retrieve_array_subset(&ArraySubset::new_with_ranges(&[y..y + 1, rows, cols]))
-        .map_err(err)?;
+        .map_err(FormatError::array(&what))?;
     let (tr, tc) = (to.rows_per_cell, to.cols_per_cell);
     let chunk_cols = tc * to.cells_per_chunk;
     let chunk_pixels = tr * to.cells_per_chunk * chunk_cols;
@@ -194,7 +185,7 @@ fn make_chunk(
         .with_store_empty_chunks(true)
         .with_concurrent_target(1);
     to_e.store_chunk_opt(&[y, a, b, 0], raw_bytes(&out_e), &options)
-        .map_err(err)?;
+        .map_err(FormatError::array(&what))?;
     to_s.store_chunk_opt(&[y, a, b], out_s.as_slice(), &options)
-        .map_err(err)
+        .map_err(FormatError::array(&what))
 }

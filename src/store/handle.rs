@@ -17,13 +17,34 @@ pub type Storage = Arc<dyn ReadableWritableListableStorageTraits>;
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {location}: {source}")]
+    #[error("store {location}")]
     Storage {
         location: String,
+        #[source]
         source: StorageError,
     },
     #[error("cannot open store {location}: {message}")]
     Open { location: String, message: String },
+    #[error("cannot open store {location}")]
+    Folder {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store {location}: `{key}` is not a store key")]
+    Key {
+        location: String,
+        key: String,
+        #[source]
+        source: zarrs::storage::StoreKeyError,
+    },
+    #[error("store {location}: {key} is not valid JSON")]
+    Json {
+        location: String,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// An opened store.
@@ -57,9 +78,9 @@ impl Store {
     /// Open a local store, creating its folder if needed.
     pub fn open_local(path: &Path) -> Result<Store, StoreError> {
         let location = path.display().to_string();
-        let fs = AtomicFilesystemStore::new(path).map_err(|e| StoreError::Open {
+        let fs = AtomicFilesystemStore::new(path).map_err(|source| StoreError::Folder {
             location: location.clone(),
-            message: e.to_string(),
+            source,
         })?;
         Ok(Store {
             storage: Arc::new(fs),
@@ -106,9 +127,10 @@ impl Store {
 
     /// Read a JSON document, `None` when absent.
     pub fn get_json(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        let key = StoreKey::new(key).map_err(|e| StoreError::Open {
+        let key = StoreKey::new(key).map_err(|source| StoreError::Key {
             location: self.location.clone(),
-            message: e.to_string(),
+            key: key.to_string(),
+            source,
         })?;
         match self
             .storage
@@ -116,12 +138,15 @@ impl Store {
             .map_err(storage_err(&self.location))?
         {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Open {
-                    location: self.location.clone(),
-                    message: format!("{key} is not valid JSON: {e}"),
-                }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| StoreError::Json {
+                        location: self.location.clone(),
+                        key: key.to_string(),
+                        source,
+                    })
+            }
         }
     }
 

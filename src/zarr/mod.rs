@@ -2,12 +2,14 @@
 //! codec chains, and [`MosaicStore`], which reads and writes bands through a
 //! [`crate::store::Store`].
 
+mod arrays;
 mod codecs;
 mod layout;
 mod metadata;
 mod mosaic_store;
 mod overview_layout;
 
+pub use arrays::{Coordinate, StoreArray};
 pub use codecs::{compression_codecs, encoded_size, raw_bytes, sharding_codec};
 pub use layout::{
     BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, SCALES, array_metadata_key,
@@ -18,7 +20,7 @@ pub use metadata::{
     PROJ_CONVENTION_UUID, SPATIAL_CONVENTION_UUID, WGS84_WKT, band_array_metadata,
     band_group_metadata, band_transform, geozarr_attributes, root_group_metadata, zarr_conventions,
 };
-pub use mosaic_store::{BandArrays, FormatError, MosaicStore, array_from_metadata};
+pub use mosaic_store::{BandArrays, FormatError, MosaicStore};
 pub use overview_layout::{
     COLOUR_STATISTICS, FIRST_LEVEL, MULTISCALES_CONVENTION_UUID, OVERVIEWS, OverviewLevel, SAMPLE,
     SAMPLE_PIXELS, STATISTICS_LEVEL, SUMS, SUMS_LEN, colour_basis_key, level_array, nearest_index,

@@ -5,20 +5,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
-use zarrs::array::{Array, ArrayMetadata, ArrayMetadataV3};
-use zarrs::storage::ReadableWritableListableStorageTraits;
 
-use super::codecs::raw_bytes;
+use super::arrays::{Coordinate, StoreArray};
 use super::layout::{
     BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, SCALES, array_metadata_key,
     array_path, group_key, parse_chunk_key,
 };
 use super::metadata::{band_array_metadata, band_group_metadata, root_group_metadata};
 use super::overview_layout::{
-    OVERVIEWS, level_array, level_coordinate_bytes, overview_levels, overview_metadata,
+    OVERVIEWS, level_array, level_coordinate, overview_levels, overview_metadata,
 };
 use crate::grid::{BandGrid, CHANNELS, Cell, CompressionConfig};
-use crate::store::{Storage, Store, StoreError, is_temporary_key};
+use crate::store::{Store, StoreError, is_temporary_key};
 
 /// Errors of the output format: the store, a band's layout, or an array.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +29,31 @@ pub enum FormatError {
         band: String,
         message: String,
     },
-    #[error("array {path}: {message}")]
-    Array { path: String, message: String },
+    #[error("record {key} is malformed")]
+    Record {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("array {path}")]
+    Array {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl FormatError {
+    /// A failure of the array at `path` (store location included), keeping its cause.
+    pub fn array<E: std::error::Error + Send + Sync + 'static>(
+        path: impl Into<String>,
+    ) -> impl FnOnce(E) -> FormatError {
+        let path = path.into();
+        move |e| FormatError::Array {
+            path,
+            source: Box::new(e),
+        }
+    }
 }
 
 /// A store holding (or about to hold) tessera-mosaic bands.
@@ -151,17 +172,9 @@ impl MosaicStore {
         let layout = self
             .band_layout(band)?
             .ok_or_else(|| self.band_error(band, "no such band in the store"))?;
-        let open =
-            |name: &str| -> Result<Array<dyn ReadableWritableListableStorageTraits>, FormatError> {
-                let path = array_path(band, name);
-                Array::open(self.store.storage.clone(), &path).map_err(|e| FormatError::Array {
-                    path: format!("{}{path}", self.store.location),
-                    message: e.to_string(),
-                })
-            };
         Ok(BandArrays {
-            embeddings: open(EMBEDDINGS)?,
-            scales: open(SCALES)?,
+            embeddings: self.open_array(&array_path(band, EMBEDDINGS))?,
+            scales: self.open_array(&array_path(band, SCALES))?,
             layout,
         })
     }
@@ -309,35 +322,19 @@ impl MosaicStore {
     ) -> Result<serde_json::Map<String, Value>, FormatError> {
         let band = layout.grid.name.as_str();
         let docs = overview_metadata(layout);
-        let options = zarrs::array::CodecOptions::default().with_store_empty_chunks(true);
         for (path, meta) in docs.iter().filter(|(p, _)| p != OVERVIEWS) {
             self.store
                 .put_json(&group_key(&format!("{band}/{path}")), meta)?;
         }
         for level in overview_levels(&layout.grid) {
             for name in ["lat", "lon", "year"] {
-                let path = format!("/{band}/{}", level_array(level.level, name));
                 let meta = &docs
                     .iter()
                     .find(|(p, _)| *p == level_array(level.level, name))
                     .expect("documented")
                     .1;
-                let array = array_from_metadata(self.store.storage.clone(), &path, meta)?;
-                let bytes = level_coordinate_bytes(layout, &level, name);
-                let chunk = meta["chunk_grid"]["configuration"]["chunk_shape"][0]
-                    .as_u64()
-                    .expect("chunk shape") as usize;
-                let elem = if name == "year" { 4 } else { 8 };
-                for (i, part) in bytes.chunks(chunk * elem).enumerate() {
-                    let mut data = part.to_vec();
-                    data.resize(chunk * elem, 0);
-                    array
-                        .store_chunk_opt(&[i as u64], raw_bytes(&data), &options)
-                        .map_err(|e| FormatError::Array {
-                            path: path.clone(),
-                            message: e.to_string(),
-                        })?;
-                }
+                let path = format!("/{band}/{}", level_array(level.level, name));
+                self.write_coordinate(&path, meta, &level_coordinate(layout, &level, name))?;
             }
         }
         let mut group = docs
@@ -363,92 +360,28 @@ impl MosaicStore {
         layout: &BandLayout,
         arrays: &[(&'static str, Value)],
     ) -> Result<(), FormatError> {
-        let band = &layout.grid.name;
         let grid = &layout.grid;
         for (name, meta) in arrays {
-            let bytes: Vec<u8> = match *name {
-                "lat" => (0..grid.rows())
-                    .flat_map(|r| grid.row_lat(r).to_le_bytes())
-                    .collect(),
-                "lon" => (0..grid.cols())
-                    .flat_map(|c| grid.col_lon(c).to_le_bytes())
-                    .collect(),
-                "year" => layout
-                    .year_values()
-                    .iter()
-                    .flat_map(|y| (*y as i32).to_le_bytes())
-                    .collect(),
-                "channel" => (0..CHANNELS as i32).flat_map(|c| c.to_le_bytes()).collect(),
-                "spatial_ref" => 0i32.to_le_bytes().to_vec(),
+            let values = match *name {
+                "lat" => Coordinate::F64((0..grid.rows()).map(|r| grid.row_lat(r)).collect()),
+                "lon" => Coordinate::F64((0..grid.cols()).map(|c| grid.col_lon(c)).collect()),
+                "year" => Coordinate::I32(layout.year_values().iter().map(|&y| y as i32).collect()),
+                "channel" => Coordinate::I32((0..CHANNELS as i32).collect()),
+                "spatial_ref" => Coordinate::I32(vec![0]),
                 _ => continue,
             };
-            let path = array_path(band, name);
-            let array = array_from_metadata(self.store.storage.clone(), &path, meta)?;
-            let chunk_bytes = meta["chunk_grid"]["configuration"]["chunk_shape"]
-                .as_array()
-                .and_then(|s| s.first())
-                .and_then(Value::as_u64)
-                .map_or(bytes.len(), |n| {
-                    n as usize
-                        * if *name == "lat" || *name == "lon" {
-                            8
-                        } else {
-                            4
-                        }
-                });
-            let options = zarrs::array::CodecOptions::default().with_store_empty_chunks(true);
-            for (i, chunk) in bytes.chunks(chunk_bytes.max(1)).enumerate() {
-                let indices: Vec<u64> = if *name == "spatial_ref" {
-                    vec![]
-                } else {
-                    vec![i as u64]
-                };
-                let shape = array
-                    .chunk_shape_usize(&indices)
-                    .map_err(|e| FormatError::Array {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
-                let elem = if *name == "lat" || *name == "lon" {
-                    8
-                } else {
-                    4
-                };
-                let mut data = chunk.to_vec();
-                data.resize(shape.iter().product::<usize>().max(1) * elem, 0);
-                array
-                    .store_chunk_opt(&indices, raw_bytes(&data), &options)
-                    .map_err(|e| FormatError::Array {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
-            }
+            self.write_coordinate(&array_path(&grid.name, name), meta, &values)?;
         }
         Ok(())
     }
 }
 
-/// Create a zarrs array handle from metadata JSON (without writing the metadata).
-pub fn array_from_metadata(
-    storage: Storage,
-    path: &str,
-    meta: &Value,
-) -> Result<Array<dyn ReadableWritableListableStorageTraits>, FormatError> {
-    let err = |m: String| FormatError::Array {
-        path: path.to_string(),
-        message: m,
-    };
-    let v3: ArrayMetadataV3 =
-        serde_json::from_value(meta.clone()).map_err(|e| err(e.to_string()))?;
-    Array::new_with_metadata(storage, path, ArrayMetadata::V3(v3)).map_err(|e| err(e.to_string()))
-}
-
 /// The data and coordinate arrays of an opened band.
 pub struct BandArrays {
     /// int8 (year, lat, lon, channel).
-    pub embeddings: Array<dyn ReadableWritableListableStorageTraits>,
+    pub embeddings: StoreArray,
     /// float32 (year, lat, lon).
-    pub scales: Array<dyn ReadableWritableListableStorageTraits>,
+    pub scales: StoreArray,
     /// The band's layout.
     pub layout: BandLayout,
 }

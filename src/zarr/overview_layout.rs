@@ -13,6 +13,7 @@
 
 use serde_json::{Value, json};
 
+use super::arrays::Coordinate;
 use super::codecs::compression_codecs;
 use super::layout::{BandLayout, EMBEDDINGS, SCALES};
 use super::metadata::{array_document, grid_geozarr_attributes, zarr_conventions};
@@ -363,21 +364,21 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
     docs
 }
 
-/// The coordinate values of a level's `lat`, `lon` or `year` array as little-endian bytes.
-pub fn level_coordinate_bytes(layout: &BandLayout, level: &OverviewLevel, name: &str) -> Vec<u8> {
+/// The coordinate values of a level's `lat`, `lon` or `year` array.
+pub fn level_coordinate(layout: &BandLayout, level: &OverviewLevel, name: &str) -> Coordinate {
     let grid = &layout.grid;
     match name {
-        "lat" => (0..level.rows(grid))
-            .flat_map(|r| (grid.lat_min() + (r as f64 + 0.5) * level.lat_step()).to_le_bytes())
-            .collect(),
-        "lon" => (0..level.cols())
-            .flat_map(|c| (-180.0 + (c as f64 + 0.5) * level.lon_step()).to_le_bytes())
-            .collect(),
-        _ => layout
-            .year_values()
-            .iter()
-            .flat_map(|y| (*y as i32).to_le_bytes())
-            .collect(),
+        "lat" => Coordinate::F64(
+            (0..level.rows(grid))
+                .map(|r| grid.lat_min() + (r as f64 + 0.5) * level.lat_step())
+                .collect(),
+        ),
+        "lon" => Coordinate::F64(
+            (0..level.cols())
+                .map(|c| -180.0 + (c as f64 + 0.5) * level.lon_step())
+                .collect(),
+        ),
+        _ => Coordinate::I32(layout.year_values().iter().map(|&y| y as i32).collect()),
     }
 }
 

@@ -49,6 +49,12 @@ pub struct SampleRequest {
 pub enum SampleError {
     #[error("points {path}: {message}")]
     Points { path: String, message: String },
+    #[error("points {path}")]
+    PointsFile {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("points {path}: no column `{column}` (columns: {columns}); name it with {flag}")]
     MissingColumn {
         path: String,
@@ -74,10 +80,31 @@ pub enum SampleError {
     NoBands(String),
     #[error(transparent)]
     Format(#[from] FormatError),
-    #[error("reading band {band}: {message}")]
-    Read { band: String, message: String },
-    #[error("cannot write {path}: {message}")]
-    Write { path: String, message: String },
+    #[error("reading band {band}")]
+    Read {
+        band: String,
+        #[source]
+        source: Box<zarrs::array::ArrayError>,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: output::OutputError,
+    },
+}
+
+impl SampleError {
+    /// The points file at `path` could not be opened or read.
+    pub fn points_file<E: std::error::Error + Send + Sync + 'static>(
+        path: impl std::fmt::Display,
+    ) -> impl FnOnce(E) -> SampleError {
+        let path = path.to_string();
+        move |e| SampleError::PointsFile {
+            path,
+            source: Box::new(e),
+        }
+    }
 }
 
 /// What a run did.
@@ -202,9 +229,9 @@ pub fn sample(
     let mut reader = open_points(&request.points, &request.lon_col, &request.lat_col)?;
     // Write to a temporary name, renamed when complete: a failed run leaves no partial output.
     let partial = partial_path(&request.out);
-    let write_err = |m: String| SampleError::Write {
+    let write_err = |source| SampleError::Write {
         path: request.out.display().to_string(),
-        message: m,
+        source,
     };
     let mut writer = sample_writer(
         &partial,
@@ -237,7 +264,7 @@ pub fn sample(
     })();
     match result {
         Ok(()) => {
-            std::fs::rename(&partial, &request.out).map_err(|e| write_err(e.to_string()))?;
+            std::fs::rename(&partial, &request.out).map_err(|e| write_err(e.into()))?;
             Ok(summary)
         }
         Err(e) => {
@@ -303,9 +330,9 @@ fn sample_batch(
         .map(|&((b, y, cr, cc), ref members)| {
             let band = &bands[b];
             let g = &band.arrays.layout.grid;
-            let read_err = |e: zarrs::array::ArrayError| SampleError::Read {
+            let read_err = |source| SampleError::Read {
                 band: band.name.to_string(),
-                message: e.to_string(),
+                source: Box::new(source),
             };
             let scales: Vec<f32> = band
                 .arrays

@@ -35,10 +35,21 @@ pub struct Sampled {
     pub emb: Vec<i8>,
 }
 
+/// Why samples could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("the points have a column `{0}`, which the output adds; rename it")]
+    ColumnTaken(&'static str),
+}
+
 /// A writer of samples.
 pub trait SampleWriter {
-    fn write(&mut self, batch: &Batch, s: &Sampled) -> Result<(), String>;
-    fn finish(self: Box<Self>) -> Result<(), String>;
+    fn write(&mut self, batch: &Batch, s: &Sampled) -> Result<(), OutputError>;
+    fn finish(self: Box<Self>) -> Result<(), OutputError>;
 }
 
 /// True when an output path names a CSV file.
@@ -53,14 +64,14 @@ pub fn sample_writer(
     csv: bool,
     carried: &[Carried],
     dequantize: bool,
-) -> Result<Box<dyn SampleWriter>, String> {
-    let file = File::create(path).map_err(|e| e.to_string())?;
+) -> Result<Box<dyn SampleWriter>, OutputError> {
+    let file = File::create(path)?;
     if csv {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let mut header: Vec<String> = carried.iter().map(|c| quote(&c.name)).collect();
         header.extend(["year", "band", "row", "col", "scale"].map(String::from));
         header.extend((0..CHANNELS).map(|c| format!("e{c}")));
-        writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
+        writeln!(out, "{}", header.join(","))?;
         Ok(Box::new(CsvOut { out, dequantize }))
     } else {
         ParquetOut::new(file, carried, dequantize).map(|w| Box::new(w) as Box<dyn SampleWriter>)
@@ -123,7 +134,7 @@ struct CsvOut {
 }
 
 impl SampleWriter for CsvOut {
-    fn write(&mut self, batch: &Batch, s: &Sampled) -> Result<(), String> {
+    fn write(&mut self, batch: &Batch, s: &Sampled) -> Result<(), OutputError> {
         let n = batch.lon.len();
         let ny = s.years.len();
         let index: Vec<Vec<Option<usize>>> =
@@ -164,16 +175,14 @@ impl SampleWriter for CsvOut {
                     }
                 }
                 line.push('\n');
-                self.out
-                    .write_all(line.as_bytes())
-                    .map_err(|e| e.to_string())?;
+                self.out.write_all(line.as_bytes())?;
             }
         }
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>) -> Result<(), String> {
-        self.out.flush().map_err(|e| e.to_string())
+    fn finish(mut self: Box<Self>) -> Result<(), OutputError> {
+        Ok(self.out.flush()?)
     }
 }
 
@@ -198,14 +207,12 @@ fn primitive(
 }
 
 impl ParquetOut {
-    fn new(file: File, carried: &[Carried], dequantize: bool) -> Result<ParquetOut, String> {
+    fn new(file: File, carried: &[Carried], dequantize: bool) -> Result<ParquetOut, OutputError> {
         let mut fields: Vec<Arc<Type>> = carried.iter().map(|c| c.schema.clone()).collect();
         let taken = |n: &str| carried.iter().any(|c| c.name == n);
         for name in ["year", "band", "row", "col", "scale", "embedding"] {
             if taken(name) {
-                return Err(format!(
-                    "the points have a column `{name}`, which the output adds; rename it"
-                ));
+                return Err(OutputError::ColumnTaken(name));
             }
         }
         fields.push(primitive(
@@ -255,24 +262,20 @@ impl ParquetOut {
         let list = Type::group_type_builder("list")
             .with_repetition(Repetition::REPEATED)
             .with_fields(vec![element])
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         let embedding = Type::group_type_builder("embedding")
             .with_repetition(Repetition::OPTIONAL)
             .with_logical_type(Some(LogicalType::List))
             .with_fields(vec![Arc::new(list)])
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         fields.push(Arc::new(embedding));
         let schema = Type::group_type_builder("schema")
             .with_fields(fields)
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        let writer = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props))
-            .map_err(|e| e.to_string())?;
+        let writer = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props))?;
         Ok(ParquetOut { writer, dequantize })
     }
 }
@@ -312,13 +315,12 @@ fn repeat<T: Clone>(
 const SLICE: usize = 8192;
 
 impl SampleWriter for ParquetOut {
-    fn write(&mut self, batch: &Batch, s: &Sampled) -> Result<(), String> {
-        let err = |e: parquet::errors::ParquetError| e.to_string();
+    fn write(&mut self, batch: &Batch, s: &Sampled) -> Result<(), OutputError> {
         let (n, ny) = (batch.lon.len(), s.years.len());
         let rows = n * ny;
-        let mut group = self.writer.next_row_group().map_err(err)?;
+        let mut group = self.writer.next_row_group()?;
         let mut col_no = 0;
-        while let Some(mut w) = group.next_column().map_err(err)? {
+        while let Some(mut w) = group.next_column()? {
             if let Some(c) = batch.columns.get(col_no) {
                 macro_rules! carry {
                     ($v:expr, $t:ty) => {{
@@ -336,8 +338,7 @@ impl SampleWriter for ParquetOut {
                     Values::F64(v) => carry!(v, DoubleType),
                     Values::Bytes(v) => carry!(v, ByteArrayType),
                     Values::Fixed(v) => carry!(v, FixedLenByteArrayType),
-                }
-                .map_err(err)?;
+                }?;
             } else {
                 let extra = col_no - batch.columns.len();
                 let per_point = |f: &dyn Fn(usize) -> bool| -> Vec<i16> {
@@ -390,28 +391,33 @@ impl SampleWriter for ParquetOut {
                                 }
                             }
                             if self.dequantize {
-                                w.typed::<FloatType>()
-                                    .write_batch(&floats, Some(&defs), Some(&reps))
-                                    .map_err(err)?;
+                                w.typed::<FloatType>().write_batch(
+                                    &floats,
+                                    Some(&defs),
+                                    Some(&reps),
+                                )?;
                             } else {
-                                w.typed::<Int32Type>()
-                                    .write_batch(&ints, Some(&defs), Some(&reps))
-                                    .map_err(err)?;
+                                w.typed::<Int32Type>().write_batch(
+                                    &ints,
+                                    Some(&defs),
+                                    Some(&reps),
+                                )?;
                             }
                         }
                         Ok(0)
                     }
                 };
-                result.map_err(err)?;
+                result?;
             }
-            w.close().map_err(err)?;
+            w.close()?;
             col_no += 1;
         }
-        group.close().map_err(err)?;
+        group.close()?;
         Ok(())
     }
 
-    fn finish(self: Box<Self>) -> Result<(), String> {
-        self.writer.close().map(|_| ()).map_err(|e| e.to_string())
+    fn finish(self: Box<Self>) -> Result<(), OutputError> {
+        self.writer.close()?;
+        Ok(())
     }
 }

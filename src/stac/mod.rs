@@ -11,7 +11,7 @@ pub use catalog::{
     StacError, StacOptions, StacSummary, ZARR_MEDIA_TYPE, collection_id, cube_dimensions,
     cube_variables, item_id, read_coverage, relative_href, write_stac,
 };
-pub use footprint::{cells_bbox, footprint_geojson, footprint_indices};
+pub use footprint::{footprint_geojson, footprint_indices};
 pub use map::{COVERAGE_RGBA, LEAFLET_FILES, MapOptions, MapSummary, coverage_image, leaflet_dist};
 pub use tiles::{
     MAX_ZOOM_SLACK, PIXEL_CHANNELS, TILE_SIZE, YearTiles, cell_tiles, native_max_zoom, pixel_file,

@@ -19,10 +19,10 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::footprint::{cells_bbox, footprint_geojson, footprint_indices};
+use super::footprint::{footprint_geojson, footprint_indices};
 use super::map::{MapOptions, MapSummary, write_map};
-use crate::grid::{CHANNELS, Cell};
-use crate::tools::preview::PreviewError;
+use crate::grid::{BBox, CHANNELS, Cell};
+use crate::preview::PreviewError;
 use crate::zarr::{BandLayout, FormatError, MosaicStore, band_transform};
 
 /// The STAC version written.
@@ -312,7 +312,7 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
                 "id": id,
                 "collection": cid,
                 "geometry": footprint_geojson(&footprint),
-                "bbox": cells_bbox(cells.iter()).expect("cells"),
+                "bbox": BBox::around_cells(cells.iter()).expect("cells").to_array(),
                 "properties": {
                     "title": format!("TESSERA embeddings {year}, latitude band {}", band.name),
                     "description": format!(
@@ -367,7 +367,7 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
             "license": "other",
             "keywords": ["TESSERA", "embeddings", "foundation model", "Zarr"],
             "extent": {
-                "spatial": {"bbox": [cells_bbox(all_cells.iter()).expect("cells")]},
+                "spatial": {"bbox": [BBox::around_cells(all_cells.iter()).expect("cells").to_array()]},
                 "temporal": {"interval": [[year_start(*year), year_end(*year)]]},
             },
             "links": links,

@@ -180,7 +180,7 @@ impl CsvPoints {
             path: path.display().to_string(),
             message: m,
         };
-        let mut records = Records::open(path).map_err(|e| io(e.to_string()))?;
+        let mut records = Records::open(path).map_err(SampleError::points_file(path.display()))?;
         let Some((_, mut header)) = records.next().map_err(io)? else {
             return Err(io("the file is empty (no header, no rows)".into()));
         };
@@ -256,7 +256,7 @@ impl CsvPoints {
                 })
             })
             .collect::<Result<Vec<_>, SampleError>>()?;
-        let mut records = Records::open(path).map_err(|e| io(e.to_string()))?;
+        let mut records = Records::open(path).map_err(SampleError::points_file(path.display()))?;
         records.next().map_err(io)?;
         Ok(CsvPoints {
             path: path.to_path_buf(),
@@ -393,7 +393,7 @@ impl ParquetPoints {
             path: path.display().to_string(),
             message: m,
         };
-        let file = File::open(path).map_err(|e| io(e.to_string()))?;
+        let file = File::open(path).map_err(SampleError::points_file(path.display()))?;
         let reader = SerializedFileReader::new(file)
             .map_err(|e| io(format!("not a Parquet file (nor .csv): {e}")))?;
         let descr = reader.metadata().file_metadata().schema_descr_ptr();
@@ -573,14 +573,14 @@ impl PointReader for ParquetPoints {
             let group = self
                 .reader
                 .get_row_group(self.group)
-                .map_err(|e| io(e.to_string()))?;
+                .map_err(SampleError::points_file(&path))?;
             self.group_left = group.metadata().num_rows().max(0) as usize;
             self.readers = self
                 .leaves
                 .iter()
                 .map(|&l| group.get_column_reader(l))
                 .collect::<Result<_, _>>()
-                .map_err(|e| io(e.to_string()))?;
+                .map_err(SampleError::points_file(&path))?;
             self.group += 1;
         }
         let n = max.min(self.group_left);

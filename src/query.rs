@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use zarrs::array::ArraySubset;
 
-use crate::grid::CHANNELS;
+use crate::error::chain;
+use crate::grid::{BBox, CHANNELS};
 use crate::input::geotiff::{self, GeoTransform, Strip};
 use crate::input::npy::{NpyDtype, encode_header};
 use crate::zarr::{BandArrays, FormatError, MosaicStore};
@@ -22,10 +23,9 @@ use crate::zarr::{BandArrays, FormatError, MosaicStore};
 /// A query.
 #[derive(Debug, Clone)]
 pub struct QueryRequest {
-    /// Latitude range (inclusive of pixel centres on the bounds, like xarray's `slice`).
-    pub lat: (f64, f64),
-    /// Longitude range.
-    pub lon: (f64, f64),
+    /// The box: pixel centres within it, bounds included (like xarray's `slice`). A box across
+    /// the antimeridian gives columns from its west edge to 180, then from -180 on.
+    pub bbox: BBox,
     /// One year, or every year of the store.
     pub year: Option<u16>,
     /// Output `embeddings * scales` as float32 (NaN = no data) instead of int8 + scales.
@@ -35,8 +35,6 @@ pub struct QueryRequest {
 /// Errors of a query.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("{0}")]
-    BadRange(String),
     #[error("the box holds no pixel of any band in {store} (bands: {bands})")]
     Empty { store: String, bands: String },
     #[error("year {year} is not in band {band} (years {first}..={last})")]
@@ -48,33 +46,20 @@ pub enum QueryError {
     },
     #[error(transparent)]
     Format(#[from] FormatError),
-    #[error("reading {band}: {message}")]
-    Read { band: String, message: String },
-    #[error("cannot write {path}: {message}")]
-    Write { path: PathBuf, message: String },
+    #[error("reading {band}")]
+    Read {
+        band: String,
+        #[source]
+        source: Box<zarrs::array::ArrayError>,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{0}")]
     Unsupported(String),
-}
-
-/// Parse `A:B` into a range, checking it lies within `-limit..=limit` and that A < B.
-pub fn parse_range(text: &str, what: &str, limit: f64) -> Result<(f64, f64), QueryError> {
-    let bad = |m: String| QueryError::BadRange(format!("--{what} {text}: {m}"));
-    let (a, b) = text
-        .split_once(':')
-        .ok_or_else(|| bad("expected LO:HI, e.g. 50:55".into()))?;
-    let parse = |s: &str| {
-        s.trim()
-            .parse::<f64>()
-            .map_err(|_| bad(format!("`{s}` is not a number")))
-    };
-    let (lo, hi) = (parse(a)?, parse(b)?);
-    if !lo.is_finite() || !hi.is_finite() || lo < -limit || hi > limit {
-        return Err(bad(format!("{what} must lie within -{limit}..{limit}")));
-    }
-    if lo >= hi {
-        return Err(bad(format!("LO ({lo}) must be less than HI ({hi})")));
-    }
-    Ok((lo, hi))
 }
 
 /// The part of the box one band supplies.
@@ -139,8 +124,7 @@ fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
 impl QueryPlan {
     /// Plan a query against a store.
     pub fn new(store: &MosaicStore, request: &QueryRequest) -> Result<QueryPlan, QueryError> {
-        let (lat_lo, lat_hi) = request.lat;
-        let (lon_lo, lon_hi) = request.lon;
+        let (lat_lo, lat_hi) = (request.bbox.lat0, request.bbox.lat1);
         let bands = store.bands()?;
         let mut candidates = Vec::new();
         for band in &bands {
@@ -162,14 +146,22 @@ impl QueryPlan {
             });
         };
         let fine = finest.grid.clone();
-        let out_cols = index_range(fine.cols(), lon_lo, lon_hi, |c| fine.col_lon(c));
+        let col_range = |lo, hi| index_range(fine.cols(), lo, hi, |c| fine.col_lon(c));
+        let (west, east) = (request.bbox.lon0, request.bbox.lon1);
+        let out_cols: Vec<usize> = if request.bbox.crosses_antimeridian() {
+            col_range(west, 180.0)
+                .chain(col_range(-180.0, east))
+                .collect()
+        } else {
+            col_range(west, east).collect()
+        };
         if out_cols.is_empty() {
             return Err(QueryError::Empty {
                 store: store.location().to_string(),
                 bands: bands.join(", "),
             });
         }
-        let lons: Vec<f64> = out_cols.clone().map(|c| fine.col_lon(c)).collect();
+        let lons: Vec<f64> = out_cols.iter().map(|&c| fine.col_lon(c)).collect();
         let years = match request.year {
             Some(y) => vec![y],
             None => {
@@ -259,39 +251,51 @@ impl QueryPlan {
             };
             let band_rows = (part.rows.start + a - src.rows[0]) as u64
                 ..(part.rows.start + b - src.rows[0]) as u64;
-            let c0 = *part.col_map.iter().min().expect("columns") as u64;
-            let c1 = *part.col_map.iter().max().expect("columns") as u64 + 1;
-            let read_err = |e: zarrs::array::ArrayError| QueryError::Read {
-                band: src.band.clone(),
-                message: e.to_string(),
-            };
-            let e_sub = ArraySubset::new_with_ranges(&[
-                y..y + 1,
-                band_rows.clone(),
-                c0..c1,
-                0..CHANNELS as u64,
-            ]);
-            let block: Vec<i8> = part
-                .arrays
-                .embeddings
-                .retrieve_array_subset(&e_sub)
-                .map_err(read_err)?;
-            let s_sub = ArraySubset::new_with_ranges(&[y..y + 1, band_rows, c0..c1]);
-            let block_scales: Vec<f32> = part
-                .arrays
-                .scales
-                .retrieve_array_subset(&s_sub)
-                .map_err(read_err)?;
-            let width = (c1 - c0) as usize;
-            for r in a..b {
-                let (br, or) = (r - a, r - rows.start);
-                for (j, &bc) in part.col_map.iter().enumerate() {
-                    let s = br * width + (bc - c0 as usize);
-                    let o = or * cols + j;
-                    emb[o * CHANNELS..(o + 1) * CHANNELS]
-                        .copy_from_slice(&block[s * CHANNELS..(s + 1) * CHANNELS]);
-                    scales[o] = block_scales[s];
+            // One read per run of ascending band columns: two runs for a box across the
+            // antimeridian, one otherwise.
+            let mut run_start = 0;
+            for run_end in 1..=part.col_map.len() {
+                if run_end < part.col_map.len()
+                    && part.col_map[run_end] >= part.col_map[run_end - 1]
+                {
+                    continue;
                 }
+                let run = &part.col_map[run_start..run_end];
+                let c0 = run[0] as u64;
+                let c1 = run[run.len() - 1] as u64 + 1;
+                let read_err = |source| QueryError::Read {
+                    band: src.band.clone(),
+                    source: Box::new(source),
+                };
+                let e_sub = ArraySubset::new_with_ranges(&[
+                    y..y + 1,
+                    band_rows.clone(),
+                    c0..c1,
+                    0..CHANNELS as u64,
+                ]);
+                let block: Vec<i8> = part
+                    .arrays
+                    .embeddings
+                    .retrieve_array_subset(&e_sub)
+                    .map_err(read_err)?;
+                let s_sub = ArraySubset::new_with_ranges(&[y..y + 1, band_rows.clone(), c0..c1]);
+                let block_scales: Vec<f32> = part
+                    .arrays
+                    .scales
+                    .retrieve_array_subset(&s_sub)
+                    .map_err(read_err)?;
+                let width = (c1 - c0) as usize;
+                for r in a..b {
+                    let (br, or) = (r - a, r - rows.start);
+                    for (j, &bc) in run.iter().enumerate() {
+                        let s = br * width + (bc - c0 as usize);
+                        let o = or * cols + run_start + j;
+                        emb[o * CHANNELS..(o + 1) * CHANNELS]
+                            .copy_from_slice(&block[s * CHANNELS..(s + 1) * CHANNELS]);
+                        scales[o] = block_scales[s];
+                    }
+                }
+                run_start = run_end;
             }
         }
         Ok((emb, scales))
@@ -334,7 +338,7 @@ impl QueryPlan {
             let path = path.to_path_buf();
             move |e: std::io::Error| QueryError::Write {
                 path: path.clone(),
-                message: e.to_string(),
+                source: Box::new(e),
             }
         };
         let emb_path = out.with_extension("npy");
@@ -439,9 +443,7 @@ impl QueryPlan {
                 return Ok(None);
             }
             let start = top.saturating_sub(step);
-            let (emb, scales) = self
-                .read_rows(year, start..top)
-                .map_err(|e| e.to_string())?;
+            let (emb, scales) = self.read_rows(year, start..top).map_err(|e| chain(&e))?;
             let n = top - start;
             top = start;
             let row_len = cols * CHANNELS;
@@ -474,7 +476,7 @@ impl QueryPlan {
         )
         .map_err(|e| QueryError::Write {
             path: out.to_path_buf(),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
         let sidecar = out.with_extension("json");
         let files = serde_json::json!({"geotiff": out.file_name().map(|n| n.to_string_lossy().into_owned()), "row_order": "north first"});
@@ -484,7 +486,7 @@ impl QueryPlan {
         )
         .map_err(|e| QueryError::Write {
             path: sidecar.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
         Ok(vec![out.to_path_buf(), sidecar])
     }

@@ -89,18 +89,10 @@ const KEEP_MISMATCHES: usize = 50;
 /// Read a 1-D float64 coordinate array from the store.
 fn read_coordinate(store: &MosaicStore, band: &str, name: &str) -> Result<Vec<f64>, FormatError> {
     let path = array_path(band, name);
-    let array = zarrs::array::Array::open(store.store.storage.clone(), &path).map_err(|e| {
-        FormatError::Array {
-            path: path.clone(),
-            message: e.to_string(),
-        }
-    })?;
+    let array = store.open_array(&path)?;
     array
         .retrieve_array_subset::<Vec<f64>>(&array.subset_all())
-        .map_err(|e| FormatError::Array {
-            path,
-            message: e.to_string(),
-        })
+        .map_err(FormatError::array(path))
 }
 
 /// Verify a band of a store against a catalogue of its input.

@@ -20,9 +20,8 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::catalog::{BandCoverage, StacError, io_err};
-use crate::grid::{CHANNELS, Cell, LAT_CELLS};
-use crate::tools::picture::Pyramids;
-use crate::tools::preview::{BBox, PreviewError};
+use crate::grid::{BBox, CHANNELS, Cell, LAT_CELLS};
+use crate::preview::{PreviewError, Pyramids};
 
 /// Width and height of a tile in pixels.
 pub const TILE_SIZE: usize = 256;
@@ -233,7 +232,7 @@ fn write_pixel_file(
 mod tests {
     use super::*;
 
-    use crate::tools::stac::cell_at_corner as cell;
+    use crate::stac::cell_at_corner as cell;
 
     #[test]
     fn tiles_follow_leaflet_epsg4326() {

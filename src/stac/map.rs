@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use super::catalog::{BandCoverage, StacError, io_err, item_id, write_file};
 use super::footprint::edge_lat;
 use super::tiles::{PIXEL_CHANNELS, TILE_SIZE, YearTiles, write_year_tiles};
+use crate::grid::BBox;
 use crate::grid::{Cell, LON_CELLS};
-use crate::tools::picture::Pyramids;
-use crate::tools::preview::{BBox, Image, PreviewError};
+use crate::preview::{Image, PreviewError, Pyramids, cell_image};
 use crate::zarr::{MosaicStore, overview_levels};
 
 /// The map page (its data comes from `map/layers.js`).
@@ -92,22 +92,14 @@ pub fn coverage_image<'a>(
     lat_start: u16,
     lat_end: u16,
 ) -> Image {
-    let width = LON_CELLS as usize;
-    let height = (lat_end - lat_start) as usize;
-    let mut rgba = vec![0u8; width * height * 4];
-    for c in cells {
-        if c.lat_index < lat_start || c.lat_index >= lat_end {
-            continue;
-        }
-        let row = (lat_end - 1 - c.lat_index) as usize;
-        let p = (row * width + c.lon_index as usize) * 4;
-        rgba[p..p + 4].copy_from_slice(&COVERAGE_RGBA);
-    }
-    Image {
-        width,
-        height,
-        rgba,
-    }
+    cell_image(
+        cells,
+        lat_start..lat_end,
+        0,
+        LON_CELLS as usize,
+        COVERAGE_RGBA,
+        [0; 4],
+    )
 }
 
 /// The Leaflet files the map needs, built into the binary so that `mosaic stac` works from any
@@ -285,7 +277,7 @@ pub(super) fn write_map(
 mod tests {
     use super::*;
 
-    use crate::tools::stac::cell_at_corner as cell;
+    use crate::stac::cell_at_corner as cell;
 
     #[test]
     fn coverage_image_puts_north_on_top() {

@@ -214,62 +214,9 @@ pub fn footprint_geojson(footprint: &MultiPolygon<f64>) -> Value {
     }
 }
 
-/// `[west, south, east, north]` in degrees of the smallest box holding the cells. When that box
-/// crosses the antimeridian, west > east (RFC 7946 section 5.2). `None` for no cells.
-pub fn cells_bbox<'a>(cells: impl IntoIterator<Item = &'a Cell>) -> Option<[f64; 4]> {
-    let mut columns = BTreeSet::new();
-    let (mut south, mut north) = (u16::MAX, 0u16);
-    for c in cells {
-        columns.insert(c.lon_index);
-        south = south.min(c.lat_index);
-        north = north.max(c.lat_index + 1);
-    }
-    let columns: Vec<u16> = columns.into_iter().collect();
-    let (first, last) = (*columns.first()?, *columns.last()?);
-    // The empty stretch of columns across the antimeridian, then every other: the box leaves
-    // out the longest one (ties keep the box that does not cross).
-    let mut gap = first as i32 + LON_CELLS as i32 - last as i32 - 1;
-    let (mut west, mut east) = (first, last + 1);
-    for w in columns.windows(2) {
-        let g = (w[1] - w[0]) as i32 - 1;
-        if g > gap {
-            gap = g;
-            west = w[1];
-            east = w[0] + 1;
-        }
-    }
-    Some([
-        edge_lon(west as f64),
-        edge_lat(south as f64),
-        edge_lon(east as f64),
-        edge_lat(north as f64),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use crate::tools::stac::cell_at_corner as cell;
-
-    #[test]
-    fn bbox_crosses_the_antimeridian_only_when_smaller() {
-        let cells = [
-            cell(5.9, 70.0),
-            cell(6.0, 70.0),
-            cell(179.9, 70.0),
-            cell(-180.0, 70.1),
-        ];
-        assert_eq!(cells_bbox(cells.iter()), Some([5.9, 70.0, -179.9, 70.2]));
-        let cells = [cell(5.9, 70.0), cell(6.0, 70.1)];
-        assert_eq!(cells_bbox(cells.iter()), Some([5.9, 70.0, 6.1, 70.2]));
-        let cells = [cell(179.9, -65.0), cell(-180.0, -64.9)];
-        assert_eq!(
-            cells_bbox(cells.iter()),
-            Some([179.9, -65.0, -179.9, -64.8])
-        );
-        assert_eq!(cells_bbox([].iter()), None);
-    }
 
     #[test]
     fn footprint_merges_cells_and_keeps_holes() {
@@ -301,7 +248,7 @@ mod tests {
 #[cfg(test)]
 mod scale {
     use super::*;
-    use crate::tools::stac::coverage_image;
+    use crate::stac::coverage_image;
 
     /// A land-like mask over a whole year: footprints and the coverage image are exact for ~2
     /// million cells (areas and pixel counts equal the cell counts); `--nocapture` prints
@@ -336,7 +283,7 @@ mod scale {
             assert!(fp.0.iter().all(geo::Validation::is_valid));
             parts += fp.0.len();
             vertices += fp.0.iter().map(|p| p.exterior().0.len()).sum::<usize>();
-            let _ = cells_bbox(cells.iter());
+            let _ = crate::grid::BBox::around_cells(cells.iter());
         }
         let footprints = start.elapsed().as_secs_f64();
         let start = std::time::Instant::now();
@@ -351,7 +298,7 @@ mod scale {
         );
         // The map's tiles for such a year: per zoom, the tiles touching a cell.
         let start = std::time::Instant::now();
-        let zooms = crate::tools::stac::tiles_of_cells(cells_by_band.iter().flatten(), 11);
+        let zooms = crate::stac::tiles_of_cells(cells_by_band.iter().flatten(), 11);
         let counts: Vec<usize> = zooms.iter().map(|t| t.len()).collect();
         assert!(counts.windows(2).all(|w| w[0] <= w[1]) && counts[11] >= n);
         println!(

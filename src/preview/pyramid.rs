@@ -10,25 +10,24 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use super::preview::{BBox, Image, PreviewError};
-use crate::grid::{CHANNELS, Cell};
+use super::{Image, PreviewError};
+use crate::grid::{BBox, CHANNELS, Cell};
 use crate::overview::{ColourBasis, colour_basis};
 use crate::zarr::{
-    BandLayout, EMBEDDINGS, MosaicStore, OverviewLevel, SCALES, level_array, overview_levels,
+    BandLayout, EMBEDDINGS, MosaicStore, OverviewLevel, SCALES, StoreArray, level_array,
+    overview_levels,
 };
 
 /// Picture pixels and their colours, as one chunk gives them.
 type Coloured = Vec<(usize, [u8; 3])>;
-
-type ZArray = zarrs::array::Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>;
 
 /// A band as a picture reads it: the level chosen and its arrays.
 struct BandLevel {
     band: String,
     layout: BandLayout,
     level: OverviewLevel,
-    embeddings: Arc<ZArray>,
-    scales: Arc<ZArray>,
+    embeddings: Arc<StoreArray>,
+    scales: Arc<StoreArray>,
 }
 
 /// What a picture shows and where it came from.
@@ -99,7 +98,7 @@ pub struct Pyramids {
     store: MosaicStore,
     /// Level arrays opened so far, by path: a map draws thousands of tiles from the same few
     /// arrays, and opening one reads its metadata (a request, on an object store).
-    opened: Mutex<BTreeMap<String, Arc<ZArray>>>,
+    opened: Mutex<BTreeMap<String, Arc<StoreArray>>>,
 }
 
 impl Pyramids {
@@ -172,11 +171,11 @@ impl Pyramids {
         let scales: Vec<f32> = self
             .open_array(band, level.level, SCALES)?
             .retrieve_chunk(&[y, a, c])
-            .map_err(|e| PreviewError::Read(what.clone(), e.to_string()))?;
+            .map_err(PreviewError::read(what.clone()))?;
         let embeddings: Vec<i8> = self
             .open_array(band, level.level, EMBEDDINGS)?
             .retrieve_chunk(&[y, a, c, 0])
-            .map_err(|e| PreviewError::Read(what, e.to_string()))?;
+            .map_err(PreviewError::read(what))?;
         Ok(CellPixels {
             level,
             scales,
@@ -184,14 +183,18 @@ impl Pyramids {
         })
     }
 
-    fn open_array(&self, band: &str, level: u32, name: &str) -> Result<Arc<ZArray>, PreviewError> {
+    fn open_array(
+        &self,
+        band: &str,
+        level: u32,
+        name: &str,
+    ) -> Result<Arc<StoreArray>, PreviewError> {
         let path = format!("/{band}/{}", level_array(level, name));
         let mut opened = self.opened.lock().expect("not poisoned");
         if let Some(array) = opened.get(&path) {
             return Ok(array.clone());
         }
-        let array = zarrs::array::Array::open(self.store.store.storage.clone(), &path)
-            .map_err(|e| PreviewError::Read(path.clone(), e.to_string()))?;
+        let array = self.store.open_array(&path)?;
         let array = Arc::new(array);
         opened.insert(path, array.clone());
         Ok(array)
@@ -219,7 +222,7 @@ impl Pyramids {
     /// carrée, as the map draws EPSG:4326); no finer than the finest overview level.
     pub fn render(&self, bbox: BBox, max_width: usize) -> Result<Picture, PreviewError> {
         let bands = self.bands_over(&bbox)?;
-        let (w_deg, h_deg) = (bbox.lon1 - bbox.lon0, bbox.lat1 - bbox.lat0);
+        let (w_deg, h_deg) = (bbox.lon_width(), bbox.lat1 - bbox.lat0);
         // Finest pixel any band offers: the picture is no finer.
         let finest = bands
             .iter()
@@ -252,7 +255,7 @@ impl Pyramids {
         height: usize,
     ) -> Result<Picture, PreviewError> {
         let (year, basis) = (self.year, &self.basis);
-        let (w_deg, h_deg) = (bbox.lon1 - bbox.lon0, bbox.lat1 - bbox.lat0);
+        let (w_deg, h_deg) = (bbox.lon_width(), bbox.lat1 - bbox.lat0);
         let (dlon, dlat) = (w_deg / width as f64, h_deg / height as f64);
         let chosen: Vec<BandLevel> = bands
             .into_iter()
@@ -312,17 +315,16 @@ impl Pyramids {
                 let y = layout.year_index(year).ok_or_else(|| {
                     PreviewError::Empty(format!("year {year} is not in band {band}"))
                 })?;
-                let read_err = |e: zarrs::array::ArrayError| {
-                    PreviewError::Read(
-                        format!("{band} overview level {} chunk {y}/{a}/{c}", level.level),
-                        e.to_string(),
-                    )
-                };
-                let scales: Vec<f32> = scales.retrieve_chunk(&[y, a, c]).map_err(read_err)?;
+                let what = format!("{band} overview level {} chunk {y}/{a}/{c}", level.level);
+                let scales: Vec<f32> = scales
+                    .retrieve_chunk(&[y, a, c])
+                    .map_err(PreviewError::read(what.clone()))?;
                 if scales.iter().all(|s| s.is_nan()) {
                     return Ok(Vec::new());
                 }
-                let emb: Vec<i8> = embeddings.retrieve_chunk(&[y, a, c, 0]).map_err(read_err)?;
+                let emb: Vec<i8> = embeddings
+                    .retrieve_chunk(&[y, a, c, 0])
+                    .map_err(PreviewError::read(what))?;
                 let chunk_cols = level.cols_per_cell * level.cells_per_chunk;
                 Ok(targets
                     .iter()

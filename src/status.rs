@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::build::FailedTile;
+use crate::build::FailureRecord;
 use crate::grid::Cell;
 use crate::input::Catalogue;
-use crate::zarr::{FormatError, MosaicStore, failures_prefix};
+use crate::zarr::{FormatError, MosaicStore};
 
 /// Counts of one band in one year.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -38,13 +38,8 @@ fn recorded_failures(
     band: &str,
 ) -> Result<BTreeMap<u16, BTreeSet<String>>, FormatError> {
     let mut out: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
-    for key in store.store.list_prefix(&failures_prefix(band))? {
-        let Some(record) = store.store.get_json(&key)? else {
-            continue;
-        };
-        let failed: Vec<FailedTile> =
-            serde_json::from_value(record["failed"].clone()).unwrap_or_default();
-        for f in failed {
+    for record in FailureRecord::read_band(store, band)? {
+        for f in record.failed {
             out.entry(f.year).or_default().insert(f.tile);
         }
     }

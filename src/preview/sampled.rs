@@ -1,100 +1,20 @@
-//! `mosaic preview`: a picture of a band: the embeddings' first three principal components as
-//! RGB (as TESSERA's users look at them; no data transparent), or a coverage map of which cells
-//! are present per year.
+//! A picture of a band built without overviews: the embeddings' first three principal
+//! components of this picture's own pixels as RGB (no data transparent).
 //!
 //! The picture is sampled, not averaged: each image pixel shows the band pixel at its centre.
 //! Reads are per cell: when an image pixel covers about a cell or more, only the inner chunk at
 //! the cell's centre is read, so the cost grows with the number of cells shown, not their size.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 use zarrs::array::ArraySubset;
 
-use crate::grid::{BandGrid, CHANNELS, Cell};
+use super::{Image, PreviewError};
+use crate::grid::{BBox, BandGrid, CHANNELS, Cell};
 use crate::overview::principal_components;
-use crate::zarr::{FormatError, MosaicStore};
-
-/// Errors of a preview.
-#[derive(Debug, thiserror::Error)]
-pub enum PreviewError {
-    #[error(transparent)]
-    Format(#[from] FormatError),
-    #[error("reading {0}: {1}")]
-    Read(String, String),
-    #[error("{0}")]
-    Empty(String),
-    #[error("cannot write {0}: {1}")]
-    Write(String, String),
-}
-
-/// A lon/lat box.
-#[derive(Debug, Clone, Copy)]
-pub struct BBox {
-    /// West.
-    pub lon0: f64,
-    /// South.
-    pub lat0: f64,
-    /// East.
-    pub lon1: f64,
-    /// North.
-    pub lat1: f64,
-}
-
-/// An RGBA image.
-pub struct Image {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// RGBA bytes, row-major, north first.
-    pub rgba: Vec<u8>,
-}
-
-impl Image {
-    /// Write as PNG.
-    pub fn write_png(&self, path: &Path) -> Result<(), PreviewError> {
-        let err = |e: String| PreviewError::Write(path.display().to_string(), e);
-        let file = std::fs::File::create(path).map_err(|e| err(e.to_string()))?;
-        let mut encoder = png::Encoder::new(
-            std::io::BufWriter::new(file),
-            self.width as u32,
-            self.height as u32,
-        );
-        encoder.set_color(png::ColorType::Rgba);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(|e| err(e.to_string()))?;
-        writer
-            .write_image_data(&self.rgba)
-            .map_err(|e| err(e.to_string()))?;
-        writer.finish().map_err(|e| err(e.to_string()))
-    }
-}
-
-/// The box around a set of cells.
-fn cells_bbox(cells: impl Iterator<Item = Cell>) -> Option<BBox> {
-    let mut b: Option<BBox> = None;
-    for c in cells {
-        let (w, s) = (c.lon_min(), c.lat_min());
-        b = Some(match b {
-            None => BBox {
-                lon0: w,
-                lat0: s,
-                lon1: w + 0.1,
-                lat1: s + 0.1,
-            },
-            Some(b) => BBox {
-                lon0: b.lon0.min(w),
-                lat0: b.lat0.min(s),
-                lon1: b.lon1.max(w + 0.1),
-                lat1: b.lat1.max(s + 0.1),
-            },
-        });
-    }
-    b
-}
+use crate::zarr::MosaicStore;
 
 /// The box around a band's built cells in a year (default: the latest year with cells).
 pub fn band_cells_bbox(
@@ -109,7 +29,7 @@ pub fn band_cells_bbox(
         None => present.values().last(),
     };
     cells
-        .and_then(|c| cells_bbox(c.iter().copied()))
+        .and_then(BBox::around_cells)
         .ok_or_else(|| PreviewError::Empty(format!("band {band} has no tiles yet")))
 }
 
@@ -149,9 +69,14 @@ pub fn render_embeddings(
     let cells = present.get(&year).cloned().unwrap_or_default();
     let bbox = match bbox {
         Some(b) => b,
-        None => cells_bbox(cells.iter().copied())
+        None => BBox::around_cells(&cells)
             .ok_or_else(|| PreviewError::Empty(format!("band {band} has no tiles in {year}")))?,
     };
+    if bbox.crosses_antimeridian() {
+        return Err(PreviewError::Empty(format!(
+            "band {band} has no overviews, and a picture without them cannot cross the antimeridian ({bbox}): draw each side"
+        )));
+    }
     let (rows, cols) = pixel_window(&grid, &bbox);
     if rows.is_empty() || cols.is_empty() {
         return Err(PreviewError::Empty(format!(
@@ -206,8 +131,6 @@ pub fn render_embeddings(
             let r1 = targets.iter().map(|t| t.1).max().expect("pixels") + 1;
             let c0 = targets.iter().map(|t| t.2).min().expect("pixels");
             let c1 = targets.iter().map(|t| t.2).max().expect("pixels") + 1;
-            let read_err =
-                |e: zarrs::array::ArrayError| PreviewError::Read(cell.name(), e.to_string());
             let sub = ArraySubset::new_with_ranges(&[
                 y..y + 1,
                 r0 as u64..r1 as u64,
@@ -217,7 +140,7 @@ pub fn render_embeddings(
             let emb: Vec<i8> = arrays
                 .embeddings
                 .retrieve_array_subset(&sub)
-                .map_err(read_err)?;
+                .map_err(PreviewError::read(cell.name()))?;
             let sub = ArraySubset::new_with_ranges(&[
                 y..y + 1,
                 r0 as u64..r1 as u64,
@@ -226,7 +149,7 @@ pub fn render_embeddings(
             let scales: Vec<f32> = arrays
                 .scales
                 .retrieve_array_subset(&sub)
-                .map_err(read_err)?;
+                .map_err(PreviewError::read(cell.name()))?;
             let w = c1 - c0;
             Ok(targets
                 .into_iter()
@@ -333,70 +256,4 @@ pub fn pca_rgb(vectors: &[&[f32]]) -> Vec<[u8; 3]> {
             })
         })
         .collect()
-}
-
-/// Render a coverage map: one panel per year (oldest on top), one square per cell, present
-/// cells light, absent cells dark, a light line between panels.
-pub fn render_coverage(
-    store: &MosaicStore,
-    band: &str,
-    bbox: Option<BBox>,
-) -> Result<(Image, Vec<u16>, BBox), PreviewError> {
-    let arrays = store.band_arrays(band)?;
-    let present = store.built_cells(&arrays)?;
-    let years = arrays.layout.year_values();
-    let bbox = match bbox {
-        Some(b) => b,
-        None => cells_bbox(present.values().flatten().copied())
-            .ok_or_else(|| PreviewError::Empty(format!("band {band} has no tiles yet")))?,
-    };
-    let grid = &arrays.layout.grid;
-    let lon_cells = ((bbox.lon1 - bbox.lon0) * 10.0).round().max(1.0) as usize;
-    let lat0 = bbox.lat0.max(grid.lat_min());
-    let lat1 = bbox.lat1.min(grid.lat_max());
-    let lat_cells = ((lat1 - lat0) * 10.0).round().max(1.0) as usize;
-    let k = (1024 / lon_cells).clamp(1, 32);
-    let (pw, ph) = (lon_cells * k, lat_cells * k);
-    let sep = 2;
-    let height = years.len() * ph + (years.len().saturating_sub(1)) * sep;
-    let mut rgba = vec![0u8; pw * height * 4];
-    for px in rgba.chunks_mut(4) {
-        px.copy_from_slice(&[200, 200, 200, 255]);
-    }
-    let first_lon = Cell::containing(bbox.lon0 + 0.05, lat0 + 0.05).map_or(0, |c| c.lon_index);
-    let first_lat = Cell::containing(bbox.lon0 + 0.05, lat0 + 0.05).map_or(0, |c| c.lat_index);
-    for (yi, year) in years.iter().enumerate() {
-        let top = yi * (ph + sep);
-        let cells = present.get(year);
-        for a in 0..lat_cells {
-            for b in 0..lon_cells {
-                let cell = Cell {
-                    lat_index: first_lat + a as u16,
-                    lon_index: (first_lon as usize + b) as u16 % 3600,
-                };
-                let on = cells.is_some_and(|s| s.contains(&cell));
-                let colour = if on {
-                    [64, 200, 160, 255]
-                } else {
-                    [30, 30, 40, 255]
-                };
-                for dy in 0..k {
-                    let row = top + (lat_cells - 1 - a) * k + dy;
-                    for dx in 0..k {
-                        let p = (row * pw + b * k + dx) * 4;
-                        rgba[p..p + 4].copy_from_slice(&colour);
-                    }
-                }
-            }
-        }
-    }
-    Ok((
-        Image {
-            width: pw,
-            height,
-            rgba,
-        },
-        years,
-        bbox,
-    ))
 }
