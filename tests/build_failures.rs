@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{build, scratch_dir, stderr, synth, truncate};
+use common::{build, build_with_failures, read_json, scratch_dir, synth, truncate};
 
 use std::path::Path;
 
@@ -34,12 +34,7 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
 
     let store = d.join("store.zarr");
     let report = d.join("report.json");
-    let stderr = stderr(
-        &build(&root, &store, "80-90")
-            .arg("--report")
-            .arg(&report)
-            .exits(1),
-    );
+    let (stderr, r) = build_with_failures(build(&root, &store, "80-90"), &report);
     assert!(
         stderr.contains("grid_-99.95_80.05.npy") && stderr.contains("data bytes"),
         "{stderr}"
@@ -49,18 +44,13 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
         "{stderr}"
     );
 
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["tiles_written"], 1);
     assert_eq!(r["failed"].as_array().unwrap().len(), 1);
     assert_eq!(r["input_problems"].as_array().unwrap().len(), 1);
     // The good tile is in the store, the bad ones are not.
     let shard = |lon_index: u32| store.join(format!("80-90/scales/c/0/0/{lon_index}"));
     assert!(shard(802).exists() && !shard(800).exists() && !shard(801).exists());
-    let failure_record = || -> serde_json::Value {
-        let path = store.join("_mosaic/failures/80-90/all.json");
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
+    let failure_record = || read_json(store.join("_mosaic/failures/80-90/all.json"));
     let record = failure_record();
     assert_eq!(record["failed"][0]["path"], mask.to_str().unwrap());
 

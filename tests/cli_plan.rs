@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Mosaic, scratch_dir, stderr, stdout, synth};
+use common::{Mosaic, read_json, scratch_dir, stderr, stdout, synth};
 
 use tessera_mosaic::grid::Cell;
 use tessera_mosaic::grid::TileGeometry;
@@ -84,8 +84,7 @@ fn synth_then_plan_two_bands_with_bad_inputs() {
     assert!(stderr.contains("grid_10.05"), "{stderr}");
     assert!(stderr.contains("grid_20.05_75.05.npy"), "{stderr}");
 
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let plan = read_json(&json);
     let bands = plan["bands"].as_array().unwrap();
     assert_eq!(bands.len(), 2);
     let b70 = &bands[0];

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Mosaic, assert_same_files, build, copy_dir, s, scratch_dir, synth};
+use common::{Mosaic, assert_same_files, build, copy_dir, read_json, s, scratch_dir, synth};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,8 +23,7 @@ fn input(d: &Path) -> PathBuf {
 }
 
 fn root_bands(store: &Path) -> Vec<String> {
-    let root: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
+    let root = read_json(store.join("zarr.json"));
     serde_json::from_value(root["attributes"]["tessera_mosaic_bands"].clone()).unwrap()
 }
 
@@ -100,8 +99,7 @@ fn the_root_converges_when_another_band_appears_during_its_write() {
         .create_or_update_band(&grid, &[2023, 2024], &config.compression, 0, "test", false)
         .unwrap();
     assert_eq!(root_bands(&path), ["70-80", "80-90"]);
-    let root: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path.join("zarr.json")).unwrap()).unwrap();
+    let root = read_json(path.join("zarr.json"));
     let consolidated = &root["consolidated_metadata"]["metadata"];
     assert!(consolidated.get("80-90/embeddings").is_some());
 

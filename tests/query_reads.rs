@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{build, s, scratch_dir, synth};
+use common::{build, read_json, s, scratch_dir, synth};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,7 +18,7 @@ use zarrs::storage::ReadableStorageTraits;
 
 /// A JSON document of the store.
 fn json(store: &Path, key: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(store.join(key)).unwrap()).unwrap()
+    read_json(store.join(key))
 }
 
 /// A float64 coordinate array, read from its chunk files (bytes codec only, little endian).

@@ -24,6 +24,11 @@ fn sample() -> &'static (PathBuf, PathBuf) {
     })
 }
 
+/// `mosaic verify` of band 80-90 with `args`, which must find problems (exit 1): its stdout.
+fn verify_finds_problems(root: &Path, store: &Path, args: [&str; 2]) -> String {
+    stdout(&verify(root, store, "80-90").args(args).exits(1))
+}
+
 /// `mosaic preview --store STORE --band 80-90`.
 fn preview(store: &Path) -> Mosaic {
     Mosaic::new(["preview", "--store"])
@@ -67,11 +72,7 @@ fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
     let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     std::fs::write(&a, db).unwrap();
     std::fs::write(&b, da).unwrap();
-    let text = stdout(
-        &verify(root, &bad, "80-90")
-            .args(["--sample", "500"])
-            .exits(1),
-    );
+    let text = verify_finds_problems(root, &bad, ["--sample", "500"]);
     assert!(
         text.contains("mismatch 2024 grid_-99.95_80.05 row"),
         "{text}"
@@ -97,11 +98,7 @@ fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
     std::fs::write(&c, bytes).unwrap();
     // And delete one shard: the tile is missing.
     std::fs::remove_file(bad.join("80-90/scales/c/0/0/801")).unwrap();
-    let text = stdout(
-        &verify(root, &bad, "80-90")
-            .args(["--years", "2023"])
-            .exits(1),
-    );
+    let text = verify_finds_problems(root, &bad, ["--years", "2023"]);
     assert!(
         text.contains("missing from the store: 2023 grid_-99.85_80.05"),
         "{text}"

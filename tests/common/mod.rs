@@ -117,6 +117,18 @@ pub fn status(store: impl AsRef<Path>) -> Mosaic {
     Mosaic::new(["status", "--store"]).arg(store.as_ref())
 }
 
+/// Run a build with `--report REPORT` and assert that it exits 1 (some tiles failed); return its
+/// stderr and the report.
+pub fn build_with_failures(build: Mosaic, report: &Path) -> (String, serde_json::Value) {
+    let out = build.arg("--report").arg(report).exits(1);
+    (stderr(&out), read_json(report))
+}
+
+/// A JSON file, parsed.
+pub fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 /// Assert that a finished run succeeded (showing stdout and stderr if not); return its stdout.
 pub fn ok(out: &Output) -> String {
     assert!(
