@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{mosaic, s, scratch_dir, snapshot};
+use common::{build, build_with_failures, s, scratch_dir, snapshot, synth, truncate};
 
 use std::path::{Path, PathBuf};
 
@@ -58,44 +58,12 @@ fn bad_inputs_are_reported_and_nothing_written_changes() {
 
     // Empty input tree: a clear error, nothing created.
     std::fs::create_dir_all(&root).unwrap();
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("band 80-90 has no tiles in the input"));
+    build(&root, &store, "80-90").fails(2, "band 80-90 has no tiles in the input");
 
     // A good first build.
     let good = "grid_-99.95_80.05";
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        good,
-        "--years",
-        "2024",
-    ]);
-    assert!(out.status.success());
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    synth(&root, good, "2024").ok();
+    build(&root, &store, "80-90").ok();
     let before = snapshot(&store.join("80-90/embeddings/c"));
     assert_eq!(before.len(), 1);
 
@@ -105,63 +73,29 @@ fn bad_inputs_are_reported_and_nothing_written_changes() {
         "grid_-99.75_80.05",
         "grid_-99.65_80.05",
     ];
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        &sentinels.join(","),
-        "--years",
-        "2024",
-    ]);
-    assert!(out.status.success());
+    synth(&root, &sentinels.join(","), "2024").ok();
     let nan = set_scales(&root, sentinels[0], f32::NAN);
     let zero = set_scales(&root, sentinels[1], 0.0);
     let big = set_scales(&root, sentinels[2], f32::MAX);
     // A real tile in another band: not part of this build.
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        "grid_-99.95_79.95",
-        "--years",
-        "2024",
-    ]);
-    assert!(out.status.success());
+    synth(&root, "grid_-99.95_79.95", "2024").ok();
 
     let i8_ = NpyDtype::Int8;
     let f32_ = NpyDtype::Float32;
+    // Int8 embeddings and float32 scales of the given shapes.
+    let fake = |name: &str, emb: &[usize], scales: &[usize]| {
+        fake_tile(&root, name, (i8_, emb), Some((f32_, scales)))
+    };
     let wrong_dtype = fake_tile(
         &root,
         "grid_-99.55_80.05",
         (f32_, &[1119, 211, 128]),
         Some((f32_, &[1119, 211])),
     );
-    let wrong_rank = fake_tile(
-        &root,
-        "grid_-99.45_80.05",
-        (i8_, &[1119, 211]),
-        Some((f32_, &[1119, 211])),
-    );
-    let wrong_channels = fake_tile(
-        &root,
-        "grid_-99.35_80.05",
-        (i8_, &[1119, 211, 64]),
-        Some((f32_, &[1119, 211])),
-    );
-    let wrong_size = fake_tile(
-        &root,
-        "grid_-99.25_80.05",
-        (i8_, &[100, 20, 128]),
-        Some((f32_, &[100, 20])),
-    );
-    let scales_shape_dir = fake_tile(
-        &root,
-        "grid_-99.15_80.05",
-        (i8_, &[1119, 211, 128]),
-        Some((f32_, &[1119, 210])),
-    );
+    let wrong_rank = fake("grid_-99.45_80.05", &[1119, 211], &[1119, 211]);
+    let wrong_channels = fake("grid_-99.35_80.05", &[1119, 211, 64], &[1119, 211]);
+    let wrong_size = fake("grid_-99.25_80.05", &[100, 20, 128], &[100, 20]);
+    let scales_shape_dir = fake("grid_-99.15_80.05", &[1119, 211, 128], &[1119, 210]);
     let scales_shape = scales_shape_dir.with_file_name("grid_-99.15_80.05_scales.npy");
     let no_scales = fake_tile(&root, "grid_-99.05_80.05", (i8_, &[1119, 211, 128]), None);
     let missing_scales = no_scales.with_file_name("grid_-99.05_80.05_scales.npy");
@@ -173,19 +107,8 @@ fn bad_inputs_are_reported_and_nothing_written_changes() {
     let looped = loop_tile.join("grid_-98.85_80.05.npy");
     std::os::unix::fs::symlink(&looped, &looped).unwrap();
     // Truncated file; a name off the 0.05 grid; a duplicate (folder + flat file of one cell).
-    let truncated = fake_tile(
-        &root,
-        "grid_-98.75_80.05",
-        (i8_, &[1119, 211, 128]),
-        Some((f32_, &[1119, 211])),
-    );
-    let len = std::fs::metadata(&truncated).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&truncated)
-        .unwrap()
-        .set_len(len - 1000)
-        .unwrap();
+    let truncated = fake("grid_-98.75_80.05", &[1119, 211, 128], &[1119, 211]);
+    truncate(&truncated, |len| len - 1000);
     let off_grid = root.join("2024/grid_-98.70_80.05");
     std::fs::create_dir_all(&off_grid).unwrap();
     for suffix in [".npy", "_scales.npy"] {
@@ -198,19 +121,7 @@ fn bad_inputs_are_reported_and_nothing_written_changes() {
     }
 
     let report = d.join("report.json");
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-        "--report",
-        s(&report),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (stderr, r) = build_with_failures(build(&root, &store, "80-90"), &report);
 
     let expect = [
         (nan.clone(), "no valid scale"),
@@ -228,8 +139,6 @@ fn bad_inputs_are_reported_and_nothing_written_changes() {
         (off_grid, "not a cell centre"),
         (root.join("2024/grid_-99.95_80.05.npy"), "duplicate tile"),
     ];
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let listed: Vec<(String, String)> = r["failed"]
         .as_array()
         .unwrap()

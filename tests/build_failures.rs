@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{mosaic, scratch_dir};
+use common::{build, build_with_failures, read_json, scratch_dir, synth, truncate};
 
 use std::path::Path;
 
@@ -12,26 +12,10 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
     let d = scratch_dir("failures");
     let root = d.join("in");
     let tiles = "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.75_80.05";
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        root.to_str().unwrap(),
-        "--tiles",
-        tiles,
-        "--years",
-        "2024",
-        "--landmasks",
-    ]);
-    assert!(out.status.success());
+    synth(&root, tiles, "2024").arg("--landmasks").ok();
     // A truncated tile and a landmask of the wrong size.
     let bad = root.join("2024/grid_-99.95_80.05/grid_-99.95_80.05.npy");
-    let len = std::fs::metadata(&bad).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&bad)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    truncate(&bad, |len| len / 2);
     let mask = root.join("global_0.1_degree_tiff_all/grid_-99.85_80.05.tiff");
     tessera_mosaic::input::geotiff::write_u8(
         &mask,
@@ -50,19 +34,7 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
 
     let store = d.join("store.zarr");
     let report = d.join("report.json");
-    let out = mosaic(&[
-        "build",
-        "--input",
-        root.to_str().unwrap(),
-        "--out",
-        store.to_str().unwrap(),
-        "--band",
-        "80-90",
-        "--report",
-        report.to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (stderr, r) = build_with_failures(build(&root, &store, "80-90"), &report);
     assert!(
         stderr.contains("grid_-99.95_80.05.npy") && stderr.contains("data bytes"),
         "{stderr}"
@@ -72,30 +44,20 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
         "{stderr}"
     );
 
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["tiles_written"], 1);
     assert_eq!(r["failed"].as_array().unwrap().len(), 1);
     assert_eq!(r["input_problems"].as_array().unwrap().len(), 1);
     // The good tile is in the store, the bad ones are not.
     let shard = |lon_index: u32| store.join(format!("80-90/scales/c/0/0/{lon_index}"));
     assert!(shard(802).exists() && !shard(800).exists() && !shard(801).exists());
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(store.join("_mosaic/failures/80-90/all.json")).unwrap(),
-    )
-    .unwrap();
+    let failure_record = || read_json(store.join("_mosaic/failures/80-90/all.json"));
+    let record = failure_record();
     assert_eq!(record["failed"][0]["path"], mask.to_str().unwrap());
 
     // `mosaic status` counts the cell whose build failed (the landmask one) as failed, the one
     // written as built: the counts we made above, and the shard files on disk.
     let status = |store: &Path| -> serde_json::Value {
-        let out = mosaic(&["status", "--store", store.to_str().unwrap(), "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_str(&common::status(store).arg("--json").ok()).unwrap()
     };
     let on_disk = std::fs::read_dir(store.join("80-90/scales/c/0/0"))
         .unwrap()
@@ -111,27 +73,11 @@ fn bad_tiles_are_reported_and_the_rest_is_written() {
     let before = std::fs::read(shard(802)).unwrap();
     std::fs::remove_file(&mask).unwrap();
     std::fs::remove_dir_all(root.join("2024/grid_-99.95_80.05")).unwrap();
-    let out = mosaic(&[
-        "build",
-        "--input",
-        root.to_str().unwrap(),
-        "--out",
-        store.to_str().unwrap(),
-        "--band",
-        "80-90",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build(&root, &store, "80-90").ok();
     assert!(shard(801).exists() && !shard(800).exists());
     assert_eq!(std::fs::read(shard(802)).unwrap(), before);
     // The new run's failure record replaced the old one: it describes this run (no failure).
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(store.join("_mosaic/failures/80-90/all.json")).unwrap(),
-    )
-    .unwrap();
+    let record = failure_record();
     assert_eq!(record["failed"], serde_json::json!([]), "{record}");
     assert_eq!(record["input_problems"], serde_json::json!([]), "{record}");
     let s = status(&store);

@@ -3,18 +3,13 @@
 
 mod common;
 
-use common::{assert_same_snapshots, snapshot};
+use common::{Mosaic, assert_same_snapshots, snapshot, synth};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const TILES: &str = "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.95_80.15,grid_168.35_80.05";
-
-fn mosaic() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mosaic"))
-}
 
 fn workdir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -23,48 +18,22 @@ fn workdir() -> &'static Path {
             .join(format!("build-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        let ok = mosaic()
-            .args([
-                "synth",
-                "--out",
-                d.join("in").to_str().unwrap(),
-                "--tiles",
-                TILES,
-                "--years",
-                "2023,2024",
-                "--landmasks",
-                "--land-fraction",
-                "0.8",
-            ])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        synth(d.join("in"), TILES, "2023,2024")
+            .args(["--landmasks", "--land-fraction", "0.8"])
+            .ok();
         d
     })
 }
 
+/// `mosaic build` of band 80-90 from the shared input into `store`.
+fn build_into(store: &Path) -> Mosaic {
+    common::build(workdir().join("in"), store, "80-90")
+}
+
 fn build(store: &Path, threads: usize) {
-    let out = mosaic()
-        .args([
-            "build",
-            "--input",
-            workdir().join("in").to_str().unwrap(),
-            "--out",
-            store.to_str().unwrap(),
-            "--band",
-            "80-90",
-            "--threads",
-            &threads.to_string(),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build_into(store)
+        .args(["--threads", &threads.to_string()])
+        .ok();
 }
 
 fn assert_same(a: &Path, b: &Path) {
@@ -120,19 +89,9 @@ fn killed_builds_resume_to_an_identical_store() {
     // Kill after the first completed tile, then again after a few more.
     let mut interrupted = 0;
     for kill_after in [1, 4] {
-        let mut child = mosaic()
-            .args([
-                "build",
-                "--input",
-                d.join("in").to_str().unwrap(),
-                "--out",
-                store.to_str().unwrap(),
-                "--band",
-                "80-90",
-                "--threads",
-                "1",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+        let mut child = build_into(&store)
+            .args(["--threads", "1"])
+            .command()
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -174,21 +133,7 @@ fn a_tile_with_only_one_of_its_two_shards_is_rewritten() {
     assert!(scales.exists() && embeddings.exists());
     std::fs::remove_file(&scales).unwrap();
     std::fs::remove_file(&embeddings).unwrap();
-    let out = mosaic()
-        .args([
-            "build",
-            "--input",
-            d.join("in").to_str().unwrap(),
-            "--out",
-            store.to_str().unwrap(),
-            "--band",
-            "80-90",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = build_into(&store).ok();
     assert!(
         text.contains("2 tiles written, 6 already present"),
         "{text}"

@@ -3,19 +3,11 @@
 
 mod common;
 
-use common::scratch_dir;
+use common::{Mosaic, read_json, scratch_dir, stderr, stdout, synth};
 
 use tessera_mosaic::grid::Cell;
 use tessera_mosaic::grid::TileGeometry;
 use tessera_mosaic::input::npy;
-
-fn mosaic(args: &[&str]) -> std::process::Output {
-    let out = common::mosaic(args);
-    if !out.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    }
-    out
-}
 
 /// Rows of the shared PROJ fixture: name -> (height, width).
 fn fixture_sizes() -> std::collections::HashMap<String, (usize, usize)> {
@@ -36,25 +28,18 @@ fn fixture_sizes() -> std::collections::HashMap<String, (usize, usize)> {
         .collect()
 }
 
+/// `mosaic plan --input ROOT`.
+fn plan(root: &std::path::Path) -> Mosaic {
+    Mosaic::new(["plan", "--input"]).arg(root)
+}
+
 #[test]
 fn synth_then_plan_two_bands_with_bad_inputs() {
     let dir = scratch_dir("plan");
     let root = dir.join("tessera");
-    let root_s = root.to_str().unwrap();
     // Two tiles in band 70-80 and two in 80-90, all rows of the PROJ fixture.
     let tiles = "grid_-143.25_79.05,grid_110.95_76.85,grid_-99.95_80.05,grid_168.35_80.05";
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        root_s,
-        "--tiles",
-        tiles,
-        "--years",
-        "2023,2024",
-        "--seed",
-        "7",
-    ]);
-    assert!(out.status.success());
+    synth(&root, tiles, "2023,2024").args(["--seed", "7"]).ok();
 
     // Real size: every tile has exactly the fixture's shape and 128 channels.
     let sizes = fixture_sizes();
@@ -85,10 +70,9 @@ fn synth_then_plan_two_bands_with_bad_inputs() {
     .unwrap();
 
     let json = dir.join("plan.json");
-    let out = mosaic(&["plan", "--input", root_s, "--json", json.to_str().unwrap()]);
+    let out = plan(&root).arg("--json").arg(&json).run();
     assert!(out.status.success(), "plan must not fail on bad inputs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stdout, stderr) = (stdout(&out), stderr(&out));
     assert!(
         stdout.contains("70-80") && stdout.contains("80-90"),
         "{stdout}"
@@ -100,8 +84,7 @@ fn synth_then_plan_two_bands_with_bad_inputs() {
     assert!(stderr.contains("grid_10.05"), "{stderr}");
     assert!(stderr.contains("grid_20.05_75.05.npy"), "{stderr}");
 
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let plan = read_json(&json);
     let bands = plan["bands"].as_array().unwrap();
     assert_eq!(bands.len(), 2);
     let b70 = &bands[0];
@@ -126,25 +109,8 @@ fn synth_then_plan_two_bands_with_bad_inputs() {
 fn max_stretch_proposes_valid_bands() {
     let dir = scratch_dir("stretch");
     let root = dir.join("t");
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        root.to_str().unwrap(),
-        "--tiles",
-        "grid_-99.95_80.05,grid_110.95_76.85",
-        "--years",
-        "2024",
-    ]);
-    assert!(out.status.success());
-    let out = mosaic(&[
-        "plan",
-        "--input",
-        root.to_str().unwrap(),
-        "--max-stretch",
-        "1.25",
-    ]);
-    assert!(out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    synth(&root, "grid_-99.95_80.05,grid_110.95_76.85", "2024").ok();
+    let stdout = plan(&root).args(["--max-stretch", "1.25"]).ok();
     let toml_text = stdout.split("# proposed bands.toml").nth(1).unwrap();
     let toml_text = &toml_text[toml_text.find('\n').unwrap()..];
     let path = dir.join("proposed.toml");
@@ -174,18 +140,11 @@ fn max_stretch_proposes_valid_bands() {
 fn synth_tiles_have_the_rule_geometry_at_the_equator_and_antimeridian() {
     let dir = scratch_dir("eq");
     let root = dir.join("t");
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        root.to_str().unwrap(),
-        "--bbox",
-        "179.9,-0.1,-179.95,0.0",
-        "--years",
-        "2024",
-        "--land-fraction",
-        "1",
-    ]);
-    assert!(out.status.success());
+    Mosaic::new(["synth", "--out"])
+        .arg(&root)
+        .args(["--bbox", "179.9,-0.1,-179.95,0.0", "--years", "2024"])
+        .args(["--land-fraction", "1"])
+        .ok();
     let mut n = 0;
     for entry in std::fs::read_dir(root.join("2024")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
@@ -206,19 +165,9 @@ fn synth_is_deterministic_for_a_seed() {
     let dir = scratch_dir("synth-seed");
     let run = |name: &str, seed: &str| {
         let root = dir.join(name);
-        let out = mosaic(&[
-            "synth",
-            "--out",
-            root.to_str().unwrap(),
-            "--tiles",
-            "grid_-99.95_80.05",
-            "--years",
-            "2024",
-            "--landmasks",
-            "--seed",
-            seed,
-        ]);
-        assert!(out.status.success());
+        synth(&root, "grid_-99.95_80.05", "2024")
+            .args(["--landmasks", "--seed", seed])
+            .ok();
         common::snapshot(&root)
     };
     let a = run("a", "7");

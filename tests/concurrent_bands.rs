@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_same_files, mosaic, s, scratch_dir};
+use common::{Mosaic, assert_same_files, build, copy_dir, read_json, s, scratch_dir, synth};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,36 +18,13 @@ use zarrs::storage::WritableStorageTraits;
 /// One tile at 79.95N (band 70-80) and one at 80.05N (band 80-90), two years.
 fn input(d: &Path) -> PathBuf {
     let root = d.join("in");
-    let synth = [
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        "grid_-99.95_79.95,grid_-99.95_80.05",
-        "--years",
-        "2023,2024",
-    ];
-    assert!(mosaic(&synth).status.success());
+    synth(&root, "grid_-99.95_79.95,grid_-99.95_80.05", "2023,2024").ok();
     root
 }
 
 fn root_bands(store: &Path) -> Vec<String> {
-    let root: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
+    let root = read_json(store.join("zarr.json"));
     serde_json::from_value(root["attributes"]["tessera_mosaic_bands"].clone()).unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -56,34 +33,12 @@ fn two_processes_building_different_bands_leave_both_in_the_root() {
     let root = input(&d);
     let reference = d.join("reference.zarr");
     for band in ["70-80", "80-90"] {
-        let args = [
-            "build",
-            "--input",
-            s(&root),
-            "--out",
-            s(&reference),
-            "--band",
-            band,
-        ];
-        assert!(mosaic(&args).status.success());
+        build(&root, &reference, band).ok();
     }
     let store = d.join("store.zarr");
     let children: Vec<_> = ["70-80", "80-90"]
         .iter()
-        .map(|band| {
-            Command::new(env!("CARGO_BIN_EXE_mosaic"))
-                .args([
-                    "build",
-                    "--input",
-                    s(&root),
-                    "--out",
-                    s(&store),
-                    "--band",
-                    band,
-                ])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .output_async()
-        })
+        .map(|band| build(&root, &store, band).command().output_async())
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -117,16 +72,7 @@ fn the_root_converges_when_another_band_appears_during_its_write() {
     let d = scratch_dir("root-converges");
     let root = input(&d);
     let other = d.join("other.zarr");
-    let args = [
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&other),
-        "--band",
-        "80-90",
-    ];
-    assert!(mosaic(&args).status.success());
+    build(&root, &other, "80-90").ok();
 
     let path = d.join("store.zarr");
     // Another band's group appears (copied from `other`) at the moment this process writes
@@ -153,15 +99,13 @@ fn the_root_converges_when_another_band_appears_during_its_write() {
         .create_or_update_band(&grid, &[2023, 2024], &config.compression, 0, "test", false)
         .unwrap();
     assert_eq!(root_bands(&path), ["70-80", "80-90"]);
-    let root: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path.join("zarr.json")).unwrap()).unwrap();
+    let root = read_json(path.join("zarr.json"));
     let consolidated = &root["consolidated_metadata"]["metadata"];
     assert!(consolidated.get("80-90/embeddings").is_some());
 
     // `mosaic finalize` is idempotent: it rewrites the same root.
     let before = std::fs::read(path.join("zarr.json")).unwrap();
-    let out = mosaic(&["finalize", "--store", s(&path)]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("2 bands: 70-80, 80-90"));
+    let out = Mosaic::new(["finalize", "--store"]).arg(&path).ok();
+    assert!(out.contains("2 bands: 70-80, 80-90"));
     assert_eq!(std::fs::read(path.join("zarr.json")).unwrap(), before);
 }

@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{Scratch, assert_same_files, mosaic, s, scratch_dir};
+use common::{Scratch, assert_same_files, build, s, scratch_dir, stdout, synth, verify};
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -49,30 +48,9 @@ fn disk_full(root: &Path, ok_shards: usize) -> Store {
 
 fn setup(tag: &str) -> Scratch {
     let d = scratch_dir(tag);
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        s(&d.join("in")),
-        "--tiles",
-        "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.75_80.05",
-        "--years",
-        "2023,2024",
-    ]);
-    assert!(out.status.success());
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&d.join("in")),
-        "--out",
-        s(&d.join("ref.zarr")),
-        "--band",
-        "80-90",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let tiles = "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.75_80.05";
+    synth(d.join("in"), tiles, "2023,2024").ok();
+    build(d.join("in"), d.join("ref.zarr"), "80-90").ok();
     d
 }
 
@@ -119,18 +97,10 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
     );
 
     // Half-written files are only temporaries; verify sees the rest missing, none corrupt.
-    let out = mosaic(&[
-        "verify",
-        "--input",
-        s(&d.join("in")),
-        "--store",
-        s(&path),
-        "--band",
-        "80-90",
-        "--sample",
-        "100",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = verify(d.join("in"), &path, "80-90")
+        .args(["--sample", "100"])
+        .run();
+    let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text.contains(&format!("{written} tiles,"))
@@ -146,22 +116,9 @@ fn a_full_disk_is_reported_and_a_rerun_completes_the_band() {
     std::fs::write(&foreign, b"in flight on another machine").unwrap();
 
     // With space again, a rerun completes the band: identical to the undisturbed build.
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&d.join("in")),
-        "--out",
-        s(&path),
-        "--band",
-        "80-90",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = build(d.join("in"), &path, "80-90").ok();
     let summary = format!("{} tiles written, {written} already present", 6 - written);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&summary));
+    assert!(out.contains(&summary));
     assert!(foreign.exists());
     std::fs::remove_file(&foreign).unwrap();
     assert_same_files(&path, &d.join("ref.zarr"));
@@ -172,19 +129,9 @@ fn two_processes_building_one_band_share_it_safely() {
     let d = setup("concurrent");
     let store = d.join("shared.zarr");
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_mosaic"))
-            .args([
-                "build",
-                "--input",
-                s(&d.join("in")),
-                "--out",
-                s(&store),
-                "--band",
-                "80-90",
-                "--threads",
-                "1",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+        build(d.join("in"), &store, "80-90")
+            .args(["--threads", "1"])
+            .command()
             .output()
     };
     let (a, b) = std::thread::scope(|scope| {

@@ -3,16 +3,15 @@
 
 mod common;
 
-use common::{mosaic, s, scratch_dir};
+use common::{Mosaic, build, s, scratch_dir, synth};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Run `mosaic` with a deadline: a hang is a test failure, not a stuck CI job.
-fn mosaic_within(args: &[&str], limit: Duration) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+fn mosaic_within(mosaic: &Mosaic, limit: Duration) -> std::process::Output {
+    let mut child = mosaic
+        .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -21,7 +20,7 @@ fn mosaic_within(args: &[&str], limit: Duration) -> std::process::Output {
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > limit {
             child.kill().unwrap();
-            panic!("mosaic {args:?} still running after {limit:?}: it hung");
+            panic!("{mosaic:?} still running after {limit:?}: it hung");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -32,16 +31,7 @@ fn mosaic_within(args: &[&str], limit: Duration) -> std::process::Output {
 fn a_fifo_in_place_of_a_tile_file_is_refused_not_waited_on() {
     let d = scratch_dir("fifo");
     let root = d.join("in");
-    let synth = [
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        "grid_-99.95_80.05,grid_-99.85_80.05",
-        "--years",
-        "2024",
-    ];
-    assert!(mosaic(&synth).status.success());
+    synth(&root, "grid_-99.95_80.05,grid_-99.85_80.05", "2024").ok();
     // The second tile's scales become a FIFO nobody writes to.
     let fifo = root.join("2024/grid_-99.85_80.05/grid_-99.85_80.05_scales.npy");
     std::fs::remove_file(&fifo).unwrap();
@@ -53,7 +43,7 @@ fn a_fifo_in_place_of_a_tile_file_is_refused_not_waited_on() {
             .success()
     );
     let limit = Duration::from_secs(60);
-    let plan = mosaic_within(&["plan", "--input", s(&root)], limit);
+    let plan = mosaic_within(&Mosaic::new(["plan", "--input"]).arg(&root), limit);
     assert!(plan.status.success());
     let err = String::from_utf8_lossy(&plan.stderr);
     assert!(
@@ -61,16 +51,7 @@ fn a_fifo_in_place_of_a_tile_file_is_refused_not_waited_on() {
         "{err}"
     );
     let store = d.join("store.zarr");
-    let build = [
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ];
-    let out = mosaic_within(&build, limit);
+    let out = mosaic_within(&build(&root, &store, "80-90"), limit);
     assert_eq!(out.status.code(), Some(1), "an input problem makes exit 1");
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 tiles written"));
 }

@@ -4,37 +4,28 @@
 
 mod common;
 
-use common::{mosaic, s, scratch_dir, snapshot};
+use common::{Mosaic, assert_same_snapshots, scratch_dir, snapshot, stderr, synth};
 
 use std::path::Path;
 use std::sync::Arc;
 
 const TILES: &str = "grid_-99.95_80.05,grid_-99.85_80.05";
 
-fn ok(out: &std::process::Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+fn build(root: &Path, store: &Path, landmasks: Option<&Path>) {
+    let mut build = common::build(root, store, "80-90");
+    if let Some(dir) = landmasks {
+        build = build.arg("--landmasks").arg(dir);
+    }
+    build.ok();
 }
 
-fn build(root: &Path, store: &Path, landmasks: Option<&Path>) {
-    let mut args = vec![
-        "build",
-        "--input",
-        s(root),
-        "--out",
-        s(store),
-        "--band",
-        "80-90",
-    ];
-    if let Some(dir) = landmasks {
-        args.extend(["--landmasks", s(dir)]);
-    }
-    ok(&mosaic(&args));
+/// `mosaic manifest --input ROOT --landmasks DIR`.
+fn manifest(root: &Path, landmasks: &Path) -> String {
+    Mosaic::new(["manifest", "--input"])
+        .arg(root)
+        .arg("--landmasks")
+        .arg(landmasks)
+        .ok()
 }
 
 /// Every scale of every shard written in band 80-90, shard by shard in key order.
@@ -65,18 +56,9 @@ fn contents(store: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 fn a_build_from_the_manifest_and_landmasks_parquet_equals_the_build_from_the_tree() {
     let d = scratch_dir("landmasks-manifest");
     let root = d.join("in");
-    ok(&mosaic(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        TILES,
-        "--years",
-        "2024",
-        "--landmasks",
-        "--land-fraction",
-        "0.7",
-    ]));
+    synth(&root, TILES, "2024")
+        .args(["--landmasks", "--land-fraction", "0.7"])
+        .ok();
     // Under a name no default finds: a build without --landmasks can only get them from
     // landmasks.parquet.
     let masks = root.join("masks");
@@ -84,13 +66,7 @@ fn a_build_from_the_manifest_and_landmasks_parquet_equals_the_build_from_the_tre
     let from_tree = d.join("tree.zarr");
     build(&root, &from_tree, Some(&masks));
 
-    let text = ok(&mosaic(&[
-        "manifest",
-        "--input",
-        s(&root),
-        "--landmasks",
-        s(&masks),
-    ]));
+    let text = manifest(&root, &masks);
     let listed = root.join("landmasks.parquet");
     assert!(
         text.contains(&format!("landmasks {}: 2 landmasks", listed.display())),
@@ -98,11 +74,7 @@ fn a_build_from_the_manifest_and_landmasks_parquet_equals_the_build_from_the_tre
     );
     let from_manifest = d.join("manifest.zarr");
     build(&root, &from_manifest, None);
-    let (a, b) = (contents(&from_tree), contents(&from_manifest));
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (k, v) in &a {
-        assert!(v == &b[k], "{k} differs");
-    }
+    assert_same_snapshots(&contents(&from_tree), &contents(&from_manifest));
 
     // The landmask was applied: against a build without it, every pixel it marks as water is
     // NaN, and every other pixel is unchanged.
@@ -131,16 +103,8 @@ fn a_build_from_the_manifest_and_landmasks_parquet_equals_the_build_from_the_tre
     let mut bytes = std::fs::read(&one).unwrap();
     bytes.extend_from_slice(&[0; 16]);
     std::fs::write(&one, bytes).unwrap();
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&d.join("changed.zarr")),
-        "--band",
-        "80-90",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = common::build(&root, d.join("changed.zarr"), "80-90").run();
+    let stderr = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("grid_-99.85_80.05.tiff") && stderr.contains("but landmasks.parquet gives"),
@@ -149,13 +113,7 @@ fn a_build_from_the_manifest_and_landmasks_parquet_equals_the_build_from_the_tre
 
     // The landmasks gone from the tree: a new manifest removes the old landmasks.parquet, which
     // would otherwise keep masking the tiles.
-    let text = ok(&mosaic(&[
-        "manifest",
-        "--input",
-        s(&root),
-        "--landmasks",
-        s(&empty),
-    ]));
+    let text = manifest(&root, &empty);
     assert!(
         text.contains(&format!("landmasks {}: removed", listed.display())),
         "{text}"
@@ -167,16 +125,9 @@ fn a_build_from_the_manifest_and_landmasks_parquet_equals_the_build_from_the_tre
 fn a_malformed_landmasks_row_is_an_error_naming_the_row() {
     let d = scratch_dir("landmasks-malformed");
     let root = d.join("in");
-    ok(&mosaic(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        "grid_-99.95_80.05",
-        "--years",
-        "2024",
-        "--landmasks",
-    ]));
+    synth(&root, "grid_-99.95_80.05", "2024")
+        .arg("--landmasks")
+        .ok();
     let good = tessera_mosaic::input::LandmaskRow {
         cell: tessera_mosaic::grid::Cell::parse_name("grid_-99.95_80.05").unwrap(),
         file_size: 100,
@@ -202,18 +153,18 @@ fn a_malformed_landmasks_row_is_an_error_naming_the_row() {
         for bad in [&named, &in_root] {
             tessera_mosaic::input::write_landmasks(bad, &[good.clone(), second.clone()], &[0, 0])
                 .unwrap();
-            let mut args = vec!["plan", "--input", s(&root)];
+            let mut plan = Mosaic::new(["plan", "--input"]).arg(&root);
             if bad == &named {
-                args.extend(["--landmasks", s(bad)]);
+                plan = plan.arg("--landmasks").arg(bad);
             }
-            let out = mosaic(&args);
-            let stderr = String::from_utf8_lossy(&out.stderr);
+            let out = plan.run();
+            let stderr = stderr(&out);
             assert_eq!(out.status.code(), Some(2), "{stderr}");
             let at = format!("landmasks {}, {message}", bad.display());
             assert!(stderr.contains(&at), "{at}: {stderr}");
         }
     }
     // `mosaic manifest` lists the files themselves, and replaces the bad one.
-    ok(&mosaic(&["manifest", "--input", s(&root)]));
-    ok(&mosaic(&["plan", "--input", s(&root)]));
+    Mosaic::new(["manifest", "--input"]).arg(&root).ok();
+    Mosaic::new(["plan", "--input"]).arg(&root).ok();
 }

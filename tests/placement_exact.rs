@@ -21,19 +21,21 @@ const CELLS: &[&str] = &[
     "grid_-179.95_-35.05", // antimeridian, west side, south
 ];
 
-fn grid_for(cell: Cell, config: &BandsConfig) -> BandGrid {
+/// A cell by name, its band's grid, its UTM projection and its tile's geometry.
+fn cell_setup(name: &str, config: &BandsConfig) -> (Cell, BandGrid, UtmProjection, TileGeometry) {
+    let cell = Cell::parse_name(name).unwrap();
     let band = config.band_of_lat_index(cell.lat_index).unwrap();
-    BandGrid::for_band(band, config).unwrap()
+    let grid = BandGrid::for_band(band, config).unwrap();
+    let proj = UtmProjection::new(UtmZone::for_cell(cell)).unwrap();
+    let tile = TileGeometry::with_projection(cell, &proj).unwrap();
+    (cell, grid, proj, tile)
 }
 
 #[test]
 fn fast_placement_equals_exact_proj_on_every_pixel() {
     let config = BandsConfig::default();
     for name in CELLS {
-        let cell = Cell::parse_name(name).unwrap();
-        let grid = grid_for(cell, &config);
-        let proj = UtmProjection::new(UtmZone::for_cell(cell)).unwrap();
-        let tile = TileGeometry::with_projection(cell, &proj).unwrap();
+        let (_, grid, proj, tile) = cell_setup(name, &config);
         let fast = place_cell(&grid, &tile, &proj).unwrap();
         let exact = place_cell_exact(&grid, &tile, &proj).unwrap();
         let differing = fast
@@ -67,10 +69,7 @@ fn fast_placement_equals_exact_proj_on_every_pixel() {
 fn no_source_pixel_inside_a_cell_is_skipped() {
     let config = BandsConfig::default();
     for name in CELLS {
-        let cell = Cell::parse_name(name).unwrap();
-        let grid = grid_for(cell, &config);
-        let proj = UtmProjection::new(UtmZone::for_cell(cell)).unwrap();
-        let tile = TileGeometry::with_projection(cell, &proj).unwrap();
+        let (cell, grid, proj, tile) = cell_setup(name, &config);
         let map = place_cell(&grid, &tile, &proj).unwrap();
         let mut hit = vec![false; tile.height * tile.width];
         for &s in &map.source {

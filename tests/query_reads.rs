@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{mosaic, s, scratch_dir};
+use common::{build, read_json, s, scratch_dir, synth};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -19,7 +19,7 @@ use zarrs::storage::ReadableStorageTraits;
 
 /// A JSON document of the store.
 fn json(store: &Path, key: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(store.join(key)).unwrap()).unwrap()
+    read_json(store.join(key))
 }
 
 /// A float64 coordinate array, read from its chunk files (bytes codec only, little endian).
@@ -81,33 +81,10 @@ fn expected_ranges(shard: &Path, grid: &[u64], wanted: &BTreeSet<Vec<u64>>) -> V
 fn query_reads_exactly_the_inner_chunks_under_the_box() {
     let d = scratch_dir("query-reads");
     let (root, store) = (d.join("in"), d.join("store.zarr"));
-    let synth = [
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        "grid_-99.95_80.05",
-        "--years",
-        "2024",
-        "--land-fraction",
-        "1.0",
-    ];
-    assert!(mosaic(&synth).status.success());
-    let build = [
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ];
-    let out = mosaic(&build);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    synth(&root, "grid_-99.95_80.05", "2024")
+        .args(["--land-fraction", "1.0"])
+        .ok();
+    build(&root, &store, "80-90").ok();
 
     // The one shard of the band, and the inner chunk grid, from the store's own metadata.
     let band = "80-90";

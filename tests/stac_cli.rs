@@ -2,10 +2,14 @@
 
 mod common;
 
-use common::{mosaic, scratch_dir};
+use common::{Mosaic, Scratch, scratch_dir};
 
-/// A store with a root group and no band.
-fn empty_store(d: &std::path::Path) -> String {
+use std::path::{Path, PathBuf};
+
+/// A scratch folder with `store.zarr`, a store with a root group and no band, and the path
+/// `out` (not created) for the catalogue.
+fn empty_store(tag: &str) -> (Scratch, PathBuf, PathBuf) {
+    let d = scratch_dir(tag);
     let store = d.join("store.zarr");
     std::fs::create_dir_all(&store).unwrap();
     std::fs::write(
@@ -13,78 +17,48 @@ fn empty_store(d: &std::path::Path) -> String {
         r#"{"zarr_format": 3, "node_type": "group", "attributes": {}}"#,
     )
     .unwrap();
-    store.to_str().unwrap().to_string()
+    let out = d.join("out");
+    (d, store, out)
+}
+
+/// `mosaic stac --store STORE --out OUT`.
+fn stac(store: &Path, out: &Path) -> Mosaic {
+    Mosaic::new(["stac", "--store"])
+        .arg(store)
+        .arg("--out")
+        .arg(out)
 }
 
 #[test]
 fn missing_leaflet_is_reported() {
-    let d = scratch_dir("stac-cli-leaflet");
-    let store = empty_store(&d);
-    let out = d.join("out");
+    let (d, store, out) = empty_store("stac-cli-leaflet");
     let nowhere = d.join("no-leaflet");
-    let r = mosaic(&[
-        "stac",
-        "--store",
-        &store,
-        "--out",
-        out.to_str().unwrap(),
-        "--leaflet",
-        nowhere.to_str().unwrap(),
-    ]);
-    assert_eq!(r.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("Leaflet not found"), "{err}");
+    stac(&store, &out)
+        .arg("--leaflet")
+        .arg(&nowhere)
+        .fails(2, "Leaflet not found");
     assert!(!out.exists());
 }
 
 #[test]
 fn a_store_without_data_is_an_error() {
-    let d = scratch_dir("stac-cli-empty");
-    let store = empty_store(&d);
-    let out = d.join("out");
-    let r = mosaic(&[
-        "stac",
-        "--store",
-        &store,
-        "--out",
-        out.to_str().unwrap(),
-        "--no-map",
-    ]);
-    assert_eq!(r.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("no band with data"), "{err}");
+    let (d, store, out) = empty_store("stac-cli-empty");
+    stac(&store, &out)
+        .arg("--no-map")
+        .fails(2, "no band with data");
     assert!(!out.join("catalog.json").exists());
 
     let missing = d.join("missing.zarr");
-    let r = mosaic(&[
-        "stac",
-        "--store",
-        missing.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-map",
-    ]);
-    assert_eq!(r.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("zarr.json missing"));
+    stac(&missing, &out)
+        .arg("--no-map")
+        .fails(2, "zarr.json missing");
 }
 
 #[test]
 fn href_base_must_be_a_url() {
-    let d = scratch_dir("stac-cli-href-base");
-    let store = empty_store(&d);
-    let out = d.join("out");
-    let r = mosaic(&[
-        "stac",
-        "--store",
-        &store,
-        "--out",
-        out.to_str().unwrap(),
-        "--no-map",
-        "--href-base",
-        "published/store.zarr",
-    ]);
-    assert_eq!(r.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("is not a URL"), "{err}");
+    let (_d, store, out) = empty_store("stac-cli-href-base");
+    stac(&store, &out)
+        .args(["--no-map", "--href-base", "published/store.zarr"])
+        .fails(2, "is not a URL");
     assert!(!out.exists());
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{mosaic, s};
+use common::{Mosaic, build, copy_dir, stdout, synth, verify, words_after};
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -16,64 +16,47 @@ fn sample() -> &'static (PathBuf, PathBuf) {
         let _ = std::fs::remove_dir_all(&d);
         let root = d.join("in");
         let store = d.join("store.zarr");
-        let out = mosaic(&[
-            "synth",
-            "--out",
-            s(&root),
-            "--tiles",
-            "grid_-99.95_80.05,grid_-99.85_80.05",
-            "--years",
-            "2023,2024",
-            "--landmasks",
-            "--land-fraction",
-            "0.7",
-        ]);
-        assert!(out.status.success());
-        let out = mosaic(&[
-            "build",
-            "--input",
-            s(&root),
-            "--out",
-            s(&store),
-            "--band",
-            "80-90",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        synth(&root, "grid_-99.95_80.05,grid_-99.85_80.05", "2023,2024")
+            .args(["--landmasks", "--land-fraction", "0.7"])
+            .ok();
+        build(&root, &store, "80-90").ok();
         (root, store)
     })
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let t = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &t)
-        } else {
-            std::fs::copy(&p, &t).unwrap();
-        }
-    }
+/// `mosaic verify` of band 80-90 with `args`, which must find problems (exit 1): its stdout.
+fn verify_finds_problems(root: &Path, store: &Path, args: [&str; 2]) -> String {
+    stdout(&verify(root, store, "80-90").args(args).exits(1))
+}
+
+/// `mosaic preview --store STORE --band 80-90`.
+fn preview(store: &Path) -> Mosaic {
+    Mosaic::new(["preview", "--store"])
+        .arg(store)
+        .args(["--band", "80-90"])
+}
+
+/// A PNG file's frame info and pixels.
+fn read_png(path: &Path) -> (png::OutputInfo, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    (info, buf)
+}
+
+/// `mosaic query --store STORE --lat LAT --lon LON`.
+fn query(store: &Path, lat: &str, lon: &str) -> Mosaic {
+    Mosaic::new(["query", "--store"])
+        .arg(store)
+        .args(["--lat", lat, "--lon", lon])
 }
 
 #[test]
 fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
     let (root, store) = sample();
-    let out = mosaic(&[
-        "verify",
-        "--input",
-        s(root),
-        "--store",
-        s(store),
-        "--band",
-        "80-90",
-        "--full",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = verify(root, store, "80-90").arg("--full").run();
+    let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("4 tiles") && text.contains(" 0 mismatches"),
@@ -89,19 +72,7 @@ fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
     let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     std::fs::write(&a, db).unwrap();
     std::fs::write(&b, da).unwrap();
-    let out = mosaic(&[
-        "verify",
-        "--input",
-        s(root),
-        "--store",
-        s(&bad),
-        "--band",
-        "80-90",
-        "--sample",
-        "500",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let text = verify_finds_problems(root, &bad, ["--sample", "500"]);
     assert!(
         text.contains("mismatch 2024 grid_-99.95_80.05 row"),
         "{text}"
@@ -127,19 +98,7 @@ fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
     std::fs::write(&c, bytes).unwrap();
     // And delete one shard: the tile is missing.
     std::fs::remove_file(bad.join("80-90/scales/c/0/0/801")).unwrap();
-    let out = mosaic(&[
-        "verify",
-        "--input",
-        s(root),
-        "--store",
-        s(&bad),
-        "--band",
-        "80-90",
-        "--years",
-        "2023",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let text = verify_finds_problems(root, &bad, ["--years", "2023"]);
     assert!(
         text.contains("missing from the store: 2023 grid_-99.85_80.05"),
         "{text}"
@@ -162,30 +121,11 @@ fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
 fn preview_pngs_show_data_and_transparent_no_data() {
     let (_, store) = sample();
     let png_path = store.with_extension("preview.png");
-    let out = mosaic(&[
-        "preview",
-        "--store",
-        s(store),
-        "--band",
-        "80-90",
-        "--year",
-        "2023",
-        "--width",
-        "300",
-        "-o",
-        s(&png_path),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let decoder = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(&png_path).unwrap(),
-    ));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
+    preview(store)
+        .args(["--year", "2023", "--width", "300", "-o"])
+        .arg(&png_path)
+        .ok();
+    let (info, buf) = read_png(&png_path);
     // Two cells side by side at 80N (218 columns each), drawn in square degrees from the
     // overviews and no finer than the finest level (ceil(218 / 4) = 55 columns per cell):
     // 0.2 x 0.1 degrees at 110 px for 0.2 degrees.
@@ -204,21 +144,8 @@ fn preview_pngs_show_data_and_transparent_no_data() {
     assert!(reds.len() > 100);
 
     let cov = store.with_extension("coverage.png");
-    let out = mosaic(&[
-        "preview",
-        "--store",
-        s(store),
-        "--band",
-        "80-90",
-        "--coverage",
-        "-o",
-        s(&cov),
-    ]);
-    assert!(out.status.success());
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&cov).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
+    preview(store).arg("--coverage").arg("-o").arg(&cov).ok();
+    let (info, buf) = read_png(&cov);
     // Two years stacked, two cells wide, one cell tall: 2 panels of k x k squares + separator.
     let k = info.width as usize / 2;
     assert_eq!(info.height as usize, 2 * k + 2);
@@ -238,34 +165,17 @@ fn query_rejects_bad_ranges_clearly() {
         ("10:11", "0:1", "holds no pixel"),
         ("abc:1", "0:1", "is not a number"),
     ] {
-        let out = mosaic(&[
-            "query",
-            "--store",
-            s(store),
-            "--lat",
-            lat,
-            "--lon",
-            lon,
-            "-o",
-            s(&o),
-        ]);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let out = query(store, lat, lon).arg("-o").arg(&o).run();
+        let err = common::stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(msg), "{lat} {lon}: {err}");
     }
-    let out = mosaic(&[
-        "query",
-        "--store",
-        s(store),
-        "--lat",
-        "80.01:80.02",
-        "--lon",
-        "-99.99:-99.98",
-        "-o",
-        s(&store.with_extension("q.tif")),
-    ]);
+    let out = query(store, "80.01:80.02", "-99.99:-99.98")
+        .arg("-o")
+        .arg(store.with_extension("q.tif"))
+        .run();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("one year"),
+        common::stderr(&out).contains("one year"),
         "GeoTIFF needs --year"
     );
 }
@@ -274,42 +184,14 @@ fn query_rejects_bad_ranges_clearly() {
 fn query_reads_only_the_inner_chunks_it_needs() {
     let (_, store) = sample();
     let o = store.with_extension("small.npy");
-    let out = mosaic(&[
-        "query",
-        "--store",
-        s(store),
-        "--lat",
-        "80.01:80.011",
-        "--lon",
-        "-99.95:-99.949",
-        "--year",
-        "2024",
-        "-o",
-        s(&o),
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = query(store, "80.01:80.011", "-99.95:-99.949")
+        .args(["--year", "2024", "-o"])
+        .arg(&o)
+        .ok();
     // "read N MB in K requests"
-    let read: f64 = text
-        .split("read ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let unit = text
-        .split("read ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap();
+    let mut words = words_after(&text, "read ");
+    let read: f64 = words.next().unwrap().parse().unwrap();
+    let unit = words.next().unwrap();
     let bytes = read
         * match unit {
             "KB" => 1e3,

@@ -3,21 +3,14 @@
 
 mod common;
 
-use common::{assert_same_snapshots, mosaic, s, scratch_dir, snapshot};
+use common::{
+    Mosaic, Scratch, assert_same_snapshots, build, scratch_dir, snapshot, stderr, synth,
+    words_after,
+};
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::process::Command;
-
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use std::path::{Path, PathBuf};
 
 /// Assert two stores hold the same files, leaving out the per-worker failure records.
 fn assert_same(a: &Path, b: &Path) {
@@ -32,46 +25,25 @@ fn assert_same(a: &Path, b: &Path) {
 
 const CELLS: &str = "grid_-99.95_80.05,grid_-99.85_80.05,grid_-99.75_80.05,grid_-99.65_80.05,grid_-99.95_80.15,grid_-99.85_80.15";
 
+/// A scratch folder with CELLS of 2024 in `in` and band 80-90 built from it by one process
+/// into `one.zarr`.
+fn built_by_one_process(tag: &str) -> (Scratch, PathBuf) {
+    let d = scratch_dir(tag);
+    let input = d.join("in");
+    synth(&input, CELLS, "2024").ok();
+    build(&input, d.join("one.zarr"), "80-90").ok();
+    (d, input)
+}
+
 #[test]
 fn three_worker_processes_equal_one_process() {
-    let d = scratch_dir("workers");
-    let input = d.join("in");
-    ok(mosaic(&[
-        "synth",
-        "--out",
-        s(&input),
-        "--tiles",
-        CELLS,
-        "--years",
-        "2024",
-    ]));
-    ok(mosaic(&[
-        "build",
-        "--input",
-        s(&input),
-        "--out",
-        s(&d.join("one.zarr")),
-        "--band",
-        "80-90",
-    ]));
+    let (d, input) = built_by_one_process("workers");
     let store = d.join("three.zarr");
     let children: Vec<_> = (1..=3)
         .map(|i| {
-            Command::new(env!("CARGO_BIN_EXE_mosaic"))
-                .args([
-                    "build",
-                    "--input",
-                    s(&input),
-                    "--out",
-                    s(&store),
-                    "--band",
-                    "80-90",
-                    "--threads",
-                    "1",
-                    "--worker",
-                    &format!("{i}/3"),
-                ])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
+            build(&input, &store, "80-90")
+                .args(["--threads", "1", "--worker", &format!("{i}/3")])
+                .command()
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -82,11 +54,7 @@ fn three_worker_processes_equal_one_process() {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
-        let n: usize = text
-            .split("80-90: ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
+        let n: usize = words_after(&text, "80-90: ")
             .next()
             .unwrap()
             .parse()
@@ -97,7 +65,7 @@ fn three_worker_processes_equal_one_process() {
     assert_eq!(written, 6, "the shares are disjoint and cover the band");
     // The steps that need the whole band (coarse overview levels, the year's colours) are
     // `finalize`'s after a worker split; then the store is the one-process store, byte for byte.
-    ok(mosaic(&["finalize", "--store", s(&store)]));
+    Mosaic::new(["finalize", "--store"]).arg(&store).ok();
     assert_same(&d.join("one.zarr"), &store);
     for i in 1..=3 {
         assert!(
@@ -106,43 +74,14 @@ fn three_worker_processes_equal_one_process() {
                 .exists()
         );
     }
-    let bad = mosaic(&[
-        "build",
-        "--input",
-        s(&input),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-        "--worker",
-        "4/3",
-    ]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("need 1 <= I <= N"));
+    build(&input, &store, "80-90")
+        .args(["--worker", "4/3"])
+        .fails(2, "need 1 <= I <= N");
 }
 
 #[test]
 fn worker_shares_are_disjoint_and_together_the_band() {
-    let d = scratch_dir("worker-shares");
-    let input = d.join("in");
-    ok(mosaic(&[
-        "synth",
-        "--out",
-        s(&input),
-        "--tiles",
-        CELLS,
-        "--years",
-        "2024",
-    ]));
-    ok(mosaic(&[
-        "build",
-        "--input",
-        s(&input),
-        "--out",
-        s(&d.join("one.zarr")),
-        "--band",
-        "80-90",
-    ]));
+    let (d, input) = built_by_one_process("worker-shares");
     // The same shares one after another, each into its own store: no "already present" skip
     // can hide an overlap. The shard sets are pairwise disjoint and together are the
     // one-process store's, byte for byte; every other file is the same in each.
@@ -153,17 +92,9 @@ fn worker_shares_are_disjoint_and_together_the_band() {
     let mut sharing = 0;
     for i in 1..=3 {
         let share = d.join(format!("share-{i}.zarr"));
-        ok(mosaic(&[
-            "build",
-            "--input",
-            s(&input),
-            "--out",
-            s(&share),
-            "--band",
-            "80-90",
-            "--worker",
-            &format!("{i}/3"),
-        ]));
+        build(&input, &share, "80-90")
+            .args(["--worker", &format!("{i}/3")])
+            .ok();
         let files = snapshot(&share);
         let shards: Vec<&String> = files.keys().filter(|k| is_shard(k)).collect();
         sharing += usize::from(!shards.is_empty());
@@ -194,66 +125,20 @@ fn adding_a_year_and_late_tiles_writes_only_new_shards() {
     let input = d.join("in");
     let store = d.join("store.zarr");
     let early = "grid_-99.95_80.05,grid_-99.85_80.05";
-    ok(mosaic(&[
-        "synth",
-        "--out",
-        s(&input),
-        "--tiles",
-        early,
-        "--years",
-        "2023",
-    ]));
-    ok(mosaic(&[
-        "build",
-        "--input",
-        s(&input),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ]));
+    synth(&input, early, "2023").ok();
+    build(&input, &store, "80-90").ok();
     let shard = store.join("80-90/embeddings/c/0/0/800/0");
     let before = std::fs::metadata(&shard).unwrap();
 
     // A new year, and a tile of 2023 that appears late.
-    ok(mosaic(&[
-        "synth",
-        "--out",
-        s(&input),
-        "--tiles",
-        early,
-        "--years",
-        "2024",
-    ]));
-    ok(mosaic(&[
-        "synth",
-        "--out",
-        s(&input),
-        "--tiles",
-        "grid_-99.75_80.05",
-        "--years",
-        "2023",
-    ]));
-    let status = ok(mosaic(&[
-        "status",
-        "--store",
-        s(&store),
-        "--input",
-        s(&input),
-    ]));
+    synth(&input, early, "2024").ok();
+    synth(&input, "grid_-99.75_80.05", "2023").ok();
+    let status = common::status(&store).arg("--input").arg(&input).ok();
     assert!(
         status.contains("80-90        2023        2        0        1"),
         "{status}"
     );
-    let text = ok(mosaic(&[
-        "build",
-        "--input",
-        s(&input),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ]));
+    let text = build(&input, &store, "80-90").ok();
     assert!(
         text.contains("3 tiles written, 2 already present"),
         "{text}"
@@ -267,24 +152,15 @@ fn adding_a_year_and_late_tiles_writes_only_new_shards() {
 
     // The year axis grew; the result equals a build from scratch.
     let reference = d.join("ref.zarr");
-    ok(mosaic(&[
-        "build",
-        "--input",
-        s(&input),
-        "--out",
-        s(&reference),
-        "--band",
-        "80-90",
-    ]));
+    build(&input, &reference, "80-90").ok();
     assert_same(&reference, &store);
-    let status: serde_json::Value = serde_json::from_str(&ok(mosaic(&[
-        "status",
-        "--store",
-        s(&store),
-        "--input",
-        s(&input),
-        "--json",
-    ])))
+    let status: serde_json::Value = serde_json::from_str(
+        &common::status(&store)
+            .arg("--input")
+            .arg(&input)
+            .arg("--json")
+            .ok(),
+    )
     .unwrap();
     let years = &status[0]["years"];
     assert_eq!(
@@ -297,26 +173,8 @@ fn adding_a_year_and_late_tiles_writes_only_new_shards() {
     );
 
     // A year before the first one cannot be added.
-    ok(mosaic(&[
-        "synth",
-        "--out",
-        s(&input),
-        "--tiles",
-        early,
-        "--years",
-        "2022",
-    ]));
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&input),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("before the store's first year 2023"));
+    synth(&input, early, "2022").ok();
+    build(&input, &store, "80-90").fails(2, "before the store's first year 2023");
 }
 
 #[test]
@@ -324,35 +182,11 @@ fn a_store_refuses_a_bands_toml_that_differs_from_its_own() {
     let d = scratch_dir("refuse-bands");
     let input = d.join("in");
     let store = d.join("store.zarr");
-    ok(mosaic(&[
-        "synth",
-        "--out",
-        s(&input),
-        "--tiles",
-        "grid_-99.95_80.05",
-        "--years",
-        "2024",
-    ]));
-    ok(mosaic(&[
-        "build",
-        "--input",
-        s(&input),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ]));
+    synth(&input, "grid_-99.95_80.05", "2024").ok();
+    build(&input, &store, "80-90").ok();
     let before = snapshot(&store);
     // Add a tile, so that a build that did not refuse would write something.
-    ok(mosaic(&[
-        "synth",
-        "--out",
-        s(&input),
-        "--tiles",
-        "grid_-99.85_80.05",
-        "--years",
-        "2024",
-    ]));
+    synth(&input, "grid_-99.85_80.05", "2024").ok();
     let default =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bands.toml")).unwrap();
     for (what, from, to, store_says, config_says) in [
@@ -375,18 +209,11 @@ fn a_store_refuses_a_bands_toml_that_differs_from_its_own() {
         assert!(default.contains(from), "{from}");
         let path = d.join(format!("bands-{what}.toml"));
         std::fs::write(&path, default.replace(from, to)).unwrap();
-        let out = mosaic(&[
-            "build",
-            "--input",
-            s(&input),
-            "--out",
-            s(&store),
-            "--band",
-            "80-90",
-            "--bands",
-            s(&path),
-        ]);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let out = build(&input, &store, "80-90")
+            .arg("--bands")
+            .arg(&path)
+            .run();
+        let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{what}: {err}");
         assert!(
             err.contains(store_says) && err.contains(config_says),

@@ -1,19 +1,171 @@
-//! Helpers shared by the integration tests: running the `mosaic` binary, scratch folders, and
-//! comparing whole stores file by file.
+//! Helpers shared by the integration tests: running the `mosaic` binary (with builders for the
+//! command lines every test repeats), scratch folders, and comparing whole stores file by file.
 
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Run the `mosaic` binary from the package root (so `./bands.toml` is found).
 pub fn mosaic(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
+    Mosaic::new(args).run()
+}
+
+/// A `mosaic` command line, built argument by argument, run from the package root.
+#[derive(Clone, Debug)]
+pub struct Mosaic(Vec<OsString>);
+
+impl Mosaic {
+    /// `mosaic ARGS...`.
+    pub fn new<A: AsRef<OsStr>>(args: impl IntoIterator<Item = A>) -> Self {
+        Mosaic(args.into_iter().map(|a| a.as_ref().to_owned()).collect())
+    }
+
+    /// One more argument (a flag, a value or a path).
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.0.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// More arguments.
+    pub fn args<A: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = A>) -> Self {
+        self.0
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// The process to spawn (for runs in parallel, with a deadline or other stdio).
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mosaic"));
+        c.args(&self.0).current_dir(env!("CARGO_MANIFEST_DIR"));
+        c
+    }
+
+    /// Run it to the end, whatever the exit code.
+    pub fn run(&self) -> Output {
+        self.command().output().unwrap()
+    }
+
+    /// Run it and assert that it succeeded (showing the command, stdout and stderr if not).
+    pub fn run_ok(&self) -> Output {
+        let out = self.run();
+        assert!(out.status.success(), "{}", self.report(&out));
+        out
+    }
+
+    /// Run it, assert that it succeeded, and return its stdout.
+    pub fn ok(&self) -> String {
+        stdout(&self.run_ok())
+    }
+
+    /// Run it and assert that it exited with `code` (showing the command, stdout and stderr if
+    /// not).
+    pub fn exits(&self, code: i32) -> Output {
+        let out = self.run();
+        assert_eq!(out.status.code(), Some(code), "{}", self.report(&out));
+        out
+    }
+
+    /// Run it, assert that it exited with `code` and that stderr contains `message`; return
+    /// stderr.
+    pub fn fails(&self, code: i32, message: &str) -> String {
+        let err = stderr(&self.exits(code));
+        assert!(err.contains(message), "stderr lacks `{message}`: {err}");
+        err
+    }
+
+    fn report(&self, out: &Output) -> String {
+        format!(
+            "mosaic {:?}: {}\nstdout:\n{}\nstderr:\n{}",
+            self.0,
+            out.status,
+            stdout(out),
+            stderr(out)
+        )
+    }
+}
+
+/// `mosaic synth --out OUT --tiles TILES --years YEARS` (tiles and years comma-separated).
+pub fn synth(out: impl AsRef<Path>, tiles: &str, years: &str) -> Mosaic {
+    Mosaic::new(["synth", "--out"])
+        .arg(out.as_ref())
+        .args(["--tiles", tiles, "--years", years])
+}
+
+/// `mosaic build --input INPUT --out STORE --band BAND`.
+pub fn build(input: impl AsRef<Path>, store: impl AsRef<Path>, band: &str) -> Mosaic {
+    input_store_band("build", input.as_ref(), "--out", store.as_ref(), band)
+}
+
+/// `mosaic verify --input INPUT --store STORE --band BAND`.
+pub fn verify(input: impl AsRef<Path>, store: impl AsRef<Path>, band: &str) -> Mosaic {
+    input_store_band("verify", input.as_ref(), "--store", store.as_ref(), band)
+}
+
+fn input_store_band(command: &str, input: &Path, flag: &str, store: &Path, band: &str) -> Mosaic {
+    Mosaic::new([command, "--input"])
+        .arg(input)
+        .arg(flag)
+        .arg(store)
+        .args(["--band", band])
+}
+
+/// `mosaic status --store STORE`.
+pub fn status(store: impl AsRef<Path>) -> Mosaic {
+    Mosaic::new(["status", "--store"]).arg(store.as_ref())
+}
+
+/// Run a build with `--report REPORT` and assert that it exits 1 (some tiles failed); return its
+/// stderr and the report.
+pub fn build_with_failures(build: Mosaic, report: &Path) -> (String, serde_json::Value) {
+    let out = build.arg("--report").arg(report).exits(1);
+    (stderr(&out), read_json(report))
+}
+
+/// A JSON file, parsed.
+pub fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Assert that a finished run succeeded (showing stdout and stderr if not); return its stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+/// The space-separated words that follow the first `marker` in `text` (up to the next
+/// `marker`), as in `words_after("80-90: 3 tiles written", "80-90: ")` -> "3", "tiles", ...
+pub fn words_after<'a>(text: &'a str, marker: &str) -> std::str::Split<'a, char> {
+    text.split(marker).nth(1).unwrap().split(' ')
+}
+
+/// Cut a file to `keep(its length)` bytes.
+pub fn truncate(path: &Path, keep: impl FnOnce(u64) -> u64) {
+    let len = std::fs::metadata(path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
         .unwrap()
+        .set_len(keep(len))
+        .unwrap();
+}
+
+/// A run's stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A run's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A path as a command-line argument.
@@ -92,4 +244,18 @@ pub fn assert_same_snapshots(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String,
 /// Assert that two folders hold the same files with the same bytes.
 pub fn assert_same_files(a: &Path, b: &Path) {
     assert_same_snapshots(&snapshot(a), &snapshot(b));
+}
+
+/// Copy a folder and everything below it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
 }

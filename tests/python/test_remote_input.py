@@ -158,11 +158,13 @@ def test_landmasks_in_the_form_geotessera_publishes(tree, s3, tmp_path):
     assert proc.returncode == 1 and "mismatch" in proc.stdout, proc.stdout + proc.stderr
 
 
-def broken_build(s3, tree, tmp_path, prefix, damage):
-    """Upload the tree, damage one object, build; return (process, the damaged URL)."""
+def broken_build(s3, tree, tmp_path, prefix, suffix, damage):
+    """Upload the tree, damage one object (the second tile's file `{name}{suffix}`) with
+    `damage(fs, key)`, build; return (process, the damaged URL)."""
     url = upload(s3, tree["root"], prefix)
     name = TILES[1]
-    key = damage(s3["fs"], f"mosaic/{prefix}/{YEAR}/{name}")
+    key = f"mosaic/{prefix}/{YEAR}/{name}/{name}{suffix}"
+    damage(s3["fs"], key)
     env = dict(os.environ, **s3["env"])
     store = tmp_path / f"{prefix}.zarr"
     proc = run(["build", "--input", url, "--out", store, "--band", "80-90",
@@ -178,29 +180,20 @@ def assert_named_failure(proc, url, reason):
 
 
 def test_a_deleted_object_fails_its_tile(tree, s3, tmp_path):
-    def delete(fs, folder):
-        key = f"{folder}/{folder.rsplit('/', 1)[1]}_scales.npy"
-        fs.rm(key)
-        return key
-    proc, url = broken_build(s3, tree, tmp_path, "deleted", delete)
+    proc, url = broken_build(s3, tree, tmp_path, "deleted", "_scales.npy",
+                             lambda fs, key: fs.rm(key))
     assert_named_failure(proc, url, "missing")
 
 
 def test_a_truncated_object_fails_its_tile(tree, s3, tmp_path):
-    def truncate(fs, folder):
-        key = f"{folder}/{folder.rsplit('/', 1)[1]}.npy"
-        fs.pipe(key, fs.cat(key)[:100_000])
-        return key
-    proc, url = broken_build(s3, tree, tmp_path, "truncated", truncate)
+    proc, url = broken_build(s3, tree, tmp_path, "truncated", ".npy",
+                             lambda fs, key: fs.pipe(key, fs.cat(key)[:100_000]))
     assert_named_failure(proc, url, "received 100000 bytes")
 
 
 def test_an_object_longer_than_the_manifest_says_fails_its_tile(tree, s3, tmp_path):
-    def grow(fs, folder):
-        key = f"{folder}/{folder.rsplit('/', 1)[1]}.npy"
-        fs.pipe(key, fs.cat(key) + b"\0" * 64)
-        return key
-    proc, url = broken_build(s3, tree, tmp_path, "longer", grow)
+    proc, url = broken_build(s3, tree, tmp_path, "longer", ".npy",
+                             lambda fs, key: fs.pipe(key, fs.cat(key) + b"\0" * 64))
     assert_named_failure(proc, url, "were expected")
 
 
@@ -249,18 +242,25 @@ def test_a_server_that_never_answers_fails_its_tile_within_the_deadline(tree, s3
         silent.close()
 
 
+def plan_with_changed_rows(tree, table, change, bad, flag):
+    """`mosaic plan` of the tree with `flag bad`, where `bad` is the tree's `table` with its rows
+    altered by `change`; asserts exit code 2 and returns the process."""
+    rows = pq.read_table(tree["root"] / table).to_pylist()
+    change(rows)
+    pq.write_table(pa.Table.from_pylist(rows), bad)
+    proc = mosaic("plan", "--input", tree["root"], flag, bad, check=False)
+    assert proc.returncode == 2
+    return proc
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda rows: rows[1].update(lon=-99.9), "row 1: lon -99.9, lat 80.05 is not a cell centre"),
     (lambda rows: rows[2].update(grid_size=-5), "row 2: grid_size -5 is not a positive byte count"),
     (lambda rows: [r.pop("scales_path") for r in rows], "no column `scales_path`"),
 ])
 def test_a_malformed_manifest_is_an_error_naming_the_row(tree, tmp_path, change, message):
-    rows = pq.read_table(tree["root"] / "manifest.parquet").to_pylist()
-    change(rows)
     bad = tmp_path / "bad.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), bad)
-    proc = mosaic("plan", "--input", tree["root"], "--manifest", bad, check=False)
-    assert proc.returncode == 2
+    proc = plan_with_changed_rows(tree, "manifest.parquet", change, bad, "--manifest")
     assert str(bad) in proc.stderr and message in proc.stderr, proc.stderr
 
 
@@ -270,10 +270,6 @@ def test_a_malformed_manifest_is_an_error_naming_the_row(tree, tmp_path, change,
     (lambda rows: [r.pop("file_size") for r in rows], "no column `file_size`"),
 ])
 def test_a_malformed_landmasks_row_is_an_error_naming_the_row(tree, tmp_path, change, message):
-    rows = pq.read_table(tree["root"] / "landmasks.parquet").to_pylist()
-    change(rows)
     bad = tmp_path / "landmasks.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), bad)
-    proc = mosaic("plan", "--input", tree["root"], "--landmasks", bad, check=False)
-    assert proc.returncode == 2
+    proc = plan_with_changed_rows(tree, "landmasks.parquet", change, bad, "--landmasks")
     assert f"landmasks {bad}" in proc.stderr and message in proc.stderr, proc.stderr
