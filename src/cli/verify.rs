@@ -43,7 +43,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let layout = store
         .band_layout(&a.band)?
         .with_context(|| format!("band {} is not in {}", a.band, a.store))?;
-    let source = a.input.source();
+    let source = a.input.source()?;
     let source = source.as_ref();
     let catalogue = scan(
         source,
