@@ -52,7 +52,7 @@ impl LocalTree {
     }
 
     /// Use the manifest rows of this dataset version and variant (each `None`: the default,
-    /// see [`DatasetChoice::resolve`]).
+    /// see [`crate::input::DatasetChoice::resolve`]).
     pub fn with_dataset(mut self, dataset: DatasetRequest) -> LocalTree {
         self.dataset = dataset;
         self
