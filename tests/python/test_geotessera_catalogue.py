@@ -168,6 +168,13 @@ def test_from_tesseras_bucket_into_ours_and_from_a_mirror(bucket, two_servers, t
     store = tmp_path / "copy.zarr"
     ours["fs"].get("mosaic/tessera.zarr", str(store), recursive=True)
     assert shards(store) == shards(bucket["reference"])
+    # verify reads both sides with their own settings too.
+    store_options = [o.replace("--out-option", "--store-option") for o in write]
+    proc = mosaic("verify", "--input", url, *read, "--landmasks",
+                  "s3://tessera-n/tessera/landmasks/v1/landmasks.parquet",
+                  "--store", "s3://mosaic/tessera.zarr", *store_options, "--band", "70-80",
+                  "--sample", "200", env=env, cwd=REPO, check=False)
+    assert "OK: the band matches its input" in proc.stdout, proc.stdout + proc.stderr
     # Without credentials for the output, the write is refused: they were used.
     proc = mosaic("build", "--input", url, *read, "--out", "s3://mosaic/refused.zarr",
                   "--out-option", f"aws_endpoint={ours['endpoint']}", "--out-option", "aws_allow_http=true",
