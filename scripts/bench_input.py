@@ -88,7 +88,7 @@ def manifest_plan(work):
     h, w = geometry(lon, lat)
     names = [name(a, b) for a, b in zip(lon, lat)]
     table = pa.table({
-        "version": ["1.1"] * len(names), "variant": ["bench"] * len(names),
+        "version": ["1.1"] * len(names), "variant": ["cambridge"] * len(names),
         "lon": lon, "lat": lat, "year": np.full(len(names), 2024, dtype=np.int32),
         "grid_size": HEADER + h * w * 128, "scales_size": HEADER + h * w * 4,
         "grid_path": [f"2024/{x}/{x}.npy" for x in names],

@@ -15,7 +15,7 @@ use zarrs::array::ArraySubset;
 
 use crate::grid::{CHANNELS, Cell, TileGeometry, UtmProjection, UtmZone};
 use crate::hash::splitmix64_next;
-use crate::input::{Catalogue, InputTile, TileSource};
+use crate::input::{Catalogue, InputTile, TileSource, read_landmask_for, read_tile};
 use crate::placement::has_data;
 use crate::store::is_temporary_key;
 use crate::zarr::{
@@ -215,28 +215,14 @@ fn check_tile(
     let cell = tile.cell;
     let proj = UtmProjection::new(UtmZone::for_cell(cell)).map_err(|e| e.to_string())?;
     let geometry = TileGeometry::with_projection(cell, &proj).map_err(|e| e.to_string())?;
+    // Through the input seam's checks (headers against the catalogue, the landmask's size and
+    // georeference against the rule), as the build reads them: a malformed file is a named
+    // problem, never an index out of bounds.
     let mut emb = Vec::new();
-    source
-        .read_embeddings(tile, &mut emb)
-        .map_err(|p| p.to_string())?;
-    let (_, raw_scales) = source.read_scales(tile).map_err(|p| p.to_string())?;
-    let per_pixel = raw_scales.len() / 4 / (tile.height * tile.width);
-    let scale_at = |s: usize| {
-        let o = s * per_pixel * 4;
-        f32::from_le_bytes([
-            raw_scales[o],
-            raw_scales[o + 1],
-            raw_scales[o + 2],
-            raw_scales[o + 3],
-        ])
-    };
+    let scales = read_tile(source, tile, &mut emb).map_err(|p| p.to_string())?;
+    let scale_at = |s: usize| scales[s];
     let mask = match catalogue.landmasks.get(&cell) {
-        Some(p) => Some(
-            source
-                .read_landmask(p)
-                .map_err(|problem| problem.to_string())?
-                .2,
-        ),
+        Some(p) => Some(read_landmask_for(source, p, &geometry).map_err(|p| p.to_string())?),
         None => None,
     };
 

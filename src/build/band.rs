@@ -22,7 +22,7 @@ use super::sink::{BandArraysSink, GatheredTile, ShardSink};
 use super::threads::{TileBuffers, thread_pool, with_tile_buffers};
 use crate::error::chain;
 use crate::grid::{BandGrid, CompressionConfig, UtmZone, projection, release_thread_projections};
-use crate::input::{Catalogue, InputTile, TileProblem, TileSource, read_tile};
+use crate::input::{Catalogue, InputTile, TileProblem, TileSource, read_landmask_for, read_tile};
 use crate::placement::{PlacementMap, gather_into, place_cell, scale_is_valid};
 use crate::zarr::{FormatError, MosaicStore};
 
@@ -180,10 +180,6 @@ fn write_band(
                 return;
             }
         };
-        fallbacks.fetch_add(
-            map.exact_fallbacks as u64 * w.tiles.len() as u64,
-            Ordering::Relaxed,
-        );
         for tile in &w.tiles {
             let result = with_tile_buffers(|buffers| {
                 write_tile(
@@ -201,6 +197,8 @@ fn write_band(
                 Ok(bytes) => {
                     bytes_read.fetch_add(bytes, Ordering::Relaxed);
                     placed.fetch_add(map.source.len() as u64, Ordering::Relaxed);
+                    // Over placed pixels only: a tile that failed placed none.
+                    fallbacks.fetch_add(map.exact_fallbacks as u64, Ordering::Relaxed);
                     written.fetch_add(1, Ordering::Relaxed);
                     progress.inc(1);
                     let secs = start.elapsed().as_secs_f64().max(1e-9);
@@ -260,19 +258,9 @@ pub(crate) fn prepare_cell(
     let map = place_cell(grid, &w.geometry, &proj).map_err(|e| (None, chain(&e)))?;
     let mask = match w.landmask {
         None => None,
-        Some(path) => {
-            let fail = |m: String| (Some(path.to_path_buf()), m);
-            let (mw, mh, data) = source
-                .read_landmask(path)
-                .map_err(|p| fail(format!("unreadable landmask: {}", p.reason)))?;
-            if (mh, mw) != (w.geometry.height, w.geometry.width) {
-                return Err(fail(format!(
-                    "landmask is {mh} x {mw} but the tile is {} x {}",
-                    w.geometry.height, w.geometry.width
-                )));
-            }
-            Some(data)
-        }
+        Some(path) => Some(
+            read_landmask_for(source, path, &w.geometry).map_err(|p| (Some(p.path), p.reason))?,
+        ),
     };
     Ok((map, mask))
 }

@@ -9,6 +9,7 @@ use super::shared::{InputArgs, exit_code, load_bands, progress_bar, report_probl
 use tessera_mosaic::build::{self, BuildOptions, BuildReport};
 use tessera_mosaic::grid::BandGrid;
 use tessera_mosaic::plan::human_bytes;
+use tessera_mosaic::store::StoreOptions;
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Write bands into a Zarr store, in parallel; rerun to resume.
@@ -17,9 +18,14 @@ pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
     /// Output store: a local folder, or an object store URL (s3://bucket/prefix, gs://, az://)
-    /// with credentials and endpoint from the usual environment variables.
+    /// with credentials and endpoint from the usual environment variables, or --out-option.
     #[arg(long)]
     pub out: String,
+    /// A setting of the output's object store, KEY=VALUE (object_store's keys, as
+    /// --input-option: aws_endpoint, aws_region, aws_access_key_id, aws_secret_access_key,
+    /// aws_allow_http, ...). Repeatable; overrides the environment for the output only.
+    #[arg(long = "out-option", value_name = "KEY=VALUE", value_parser = StoreOptions::parse_pair)]
+    pub out_options: Vec<(String, String)>,
     /// Build only share I of N (1-based, e.g. 2/8) of the band's cells: N processes with
     /// I = 1..N build the band together, coordinating through the store only.
     #[arg(long, value_parser = parse_worker)]
@@ -56,8 +62,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let config = load_bands(a.bands.as_deref())?;
-    let store = MosaicStore::open(&a.out)?;
-    let source = a.input.source();
+    let store = MosaicStore::open_with(&a.out, &StoreOptions(a.out_options.clone()))?;
+    let source = a.input.source()?;
     let source = source.as_ref();
     let mut all_ok = true;
     for name in &a.band {
@@ -152,7 +158,7 @@ pub fn run_ceiling(a: CeilingArgs) -> Result<ExitCode> {
     let config = load_bands(a.bands.as_deref())?;
     let spec = config.band(&a.band)?;
     let grid = BandGrid::for_band(spec, &config)?;
-    let source = a.input.source();
+    let source = a.input.source()?;
     let source = source.as_ref();
     let catalogue = scan(
         source,

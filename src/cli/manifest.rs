@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 
 use super::shared::{exit_code, report_problems, scan};
 use tessera_mosaic::input::{
-    LANDMASKS_NAME, LandmaskRow, LocalTree, MANIFEST_NAME, ManifestRow, write_landmasks,
-    write_manifest,
+    DatasetRequest, LANDMASKS_NAME, LandmaskRow, LocalTree, MANIFEST_NAME, ManifestRow,
+    write_landmasks, write_manifest,
 };
 
 /// Write manifest.parquet (TESSERA's columns) for a local tree, and landmasks.parquet beside it
@@ -27,31 +27,44 @@ pub struct Args {
     /// landmasks are listed in landmasks.parquet beside the manifest.
     #[arg(long)]
     pub landmasks: Option<PathBuf>,
-    /// The `version` column.
-    #[arg(long, default_value = "")]
-    pub dataset_version: String,
-    /// The `variant` column.
-    #[arg(long, default_value = "local")]
-    pub variant: String,
+    /// The `version` column: what geotessera's Registry will ask for (`v1` = 1.0, `v1.1`).
+    /// Default: the dataset the input folder names (`v1`, `v1.1-cam`), else geotessera's
+    /// default version, 1.1, so that `GeoTessera(registry_dir=ROOT)` reads it as it is.
+    #[arg(long)]
+    pub dataset_version: Option<String>,
+    /// The `variant` column. Default: the version's default variant (1.0: vultr, 1.1:
+    /// cambridge), which geotessera's Registry asks for when given none.
+    #[arg(long)]
+    pub variant: Option<String>,
 }
 
-/// `file` relative to `dir` when it lies below it, else absolute.
+/// `file` relative to `dir` (with `..` where it lies beside it), so that the tree and its
+/// lists can move together; absolute only when they share no root.
 fn relative_to(file: &Path, dir: &Path) -> String {
     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    match file.strip_prefix(dir) {
-        Ok(rel) => rel.display().to_string(),
-        Err(_) => file.display().to_string(),
+    let (f, d): (Vec<_>, Vec<_>) = (file.components().collect(), dir.components().collect());
+    let common = f.iter().zip(&d).take_while(|(a, b)| a == b).count();
+    if common <= 1 {
+        return file.display().to_string();
     }
+    let mut rel = PathBuf::new();
+    for _ in common..d.len() {
+        rel.push("..");
+    }
+    for c in &f[common..] {
+        rel.push(c);
+    }
+    rel.display().to_string()
 }
 
-/// Size and modification time (seconds since the epoch) of a file.
+/// Size and modification time (microseconds since the epoch) of a file.
 fn size_and_mtime(path: &Path) -> Result<(u64, i64)> {
     let m = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mtime = m
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
+        .map_or(0, |d| d.as_micros() as i64);
     Ok((m.len(), mtime))
 }
 
@@ -60,6 +73,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let source = LocalTree::new(&a.input).scanning_files();
     let catalogue = scan(&source, a.landmasks.clone(), vec![], None)?;
     let out = a.out.clone().unwrap_or_else(|| a.input.join(MANIFEST_NAME));
+    let input = std::fs::canonicalize(&a.input).unwrap_or_else(|_| a.input.clone());
+    let dataset = DatasetRequest {
+        version: a.dataset_version.clone(),
+        variant: a.variant.clone(),
+    }
+    .resolve(&input.display().to_string());
     let dir = std::fs::canonicalize(out.parent().unwrap_or(Path::new(".")))
         .with_context(|| format!("no folder for {}", out.display()))?;
     let mut rows = Vec::new();
@@ -69,8 +88,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
             let (grid_size, grid_mtime) = size_and_mtime(&tile.embeddings)?;
             let (scales_size, scales_mtime) = size_and_mtime(&tile.scales)?;
             rows.push(ManifestRow {
-                version: Some(a.dataset_version.clone()),
-                variant: Some(a.variant.clone()),
+                version: Some(dataset.version.clone()),
+                variant: Some(dataset.variant.clone()),
                 cell: tile.cell,
                 year: tile.year,
                 grid_size,
@@ -83,7 +102,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     write_manifest(&out, &rows, &mtimes)?;
     println!(
-        "manifest {}: {} tiles in {} years, {} input problems (not listed in it)",
+        "manifest {}: {} tiles in {} years, {dataset}, {} input problems (not listed in it)",
         out.display(),
         rows.len(),
         catalogue.years.len(),

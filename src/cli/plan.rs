@@ -35,7 +35,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let config = load_bands(a.bands.as_deref())?;
-    let source = a.input.source();
+    let source = a.input.source()?;
     let source = source.as_ref();
     let catalogue = scan(source, a.landmasks, a.years, None)?;
     if catalogue.tile_count() == 0 {
@@ -63,6 +63,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         catalogue.geometry.len(),
         catalogue.problems.len()
     );
+    match &catalogue.dataset {
+        Some(choice) => println!("manifest rows: {choice}"),
+        None => println!("no manifest: tiles found by scanning or listing the input"),
+    }
     println!();
     print!("{}", plan.table());
     println!();

@@ -4,15 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
 use tessera_mosaic::grid::BandsConfig;
 use tessera_mosaic::input::{
-    Catalogue, LocalTree, RemoteTree, ScanOptions, TileProblem, TileSource,
+    Catalogue, DatasetRequest, LocalTree, RemoteTree, ScanOptions, TileProblem, TileSource,
 };
-use tessera_mosaic::store::{RequestLimits, is_url};
+use tessera_mosaic::store::{RequestLimits, StoreOptions, is_url, object_store_at};
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -40,12 +40,28 @@ pub fn load_bands(path: Option<&Path>) -> Result<BandsConfig> {
 #[derive(clap::Args, Clone, Debug)]
 pub struct InputArgs {
     /// The TESSERA root (`ROOT/{year}/grid_*/...`): a folder, or an s3://, gs://, az:// or
-    /// http(s):// URL (credentials and endpoint from the usual environment variables).
+    /// http(s):// URL (credentials and endpoint from the usual environment variables, or
+    /// --input-option).
     #[arg(long)]
     pub input: String,
     /// Catalogue from this manifest (path or URL) instead of ROOT/manifest.parquet or a scan.
     #[arg(long)]
     pub manifest: Option<String>,
+    /// The manifest rows to use, as geotessera's Registry chooses them: `v1` (= 1.0), `v1.1`,
+    /// ... Default: the dataset the input folder names (`.../npy/v1` is 1.0, `v1.1-cam` is 1.1
+    /// cambridge), else geotessera's default, 1.1.
+    #[arg(long)]
+    pub dataset_version: Option<String>,
+    /// The manifest rows' variant. Default: the one the input folder names, else the version's
+    /// default (1.0: vultr, 1.1: cambridge, 2.0: 2B-L~beta1).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// A setting of the object store the input (and landmasks) are read from, KEY=VALUE, with
+    /// object_store's keys: aws_endpoint, aws_region, aws_skip_signature=true (anonymous),
+    /// aws_access_key_id, aws_secret_access_key, aws_allow_http, ... Repeatable; overrides
+    /// the AWS_* (GOOGLE_*, AZURE_*) environment for the input only.
+    #[arg(long = "input-option", value_name = "KEY=VALUE", value_parser = StoreOptions::parse_pair)]
+    pub input_options: Vec<(String, String)>,
     /// Deadline of each remote request, in seconds.
     #[arg(long, default_value_t = 300)]
     pub read_timeout: u64,
@@ -56,8 +72,17 @@ pub struct InputArgs {
 
 impl InputArgs {
     /// The tile source these options name.
-    pub fn source(&self) -> Box<dyn TileSource> {
-        tile_source(&self.input, self.manifest.clone(), self.limits())
+    pub fn source(&self) -> Result<Box<dyn TileSource>> {
+        tile_source(
+            &self.input,
+            self.manifest.clone(),
+            self.limits(),
+            DatasetRequest {
+                version: self.dataset_version.clone(),
+                variant: self.variant.clone(),
+            },
+            StoreOptions(self.input_options.clone()),
+        )
     }
 
     fn limits(&self) -> RequestLimits {
@@ -73,12 +98,28 @@ pub fn tile_source(
     input: &str,
     manifest: Option<String>,
     limits: RequestLimits,
-) -> Box<dyn TileSource> {
+    dataset: DatasetRequest,
+    options: StoreOptions,
+) -> Result<Box<dyn TileSource>> {
     if is_url(input) {
-        Box::new(RemoteTree::new(input, manifest, limits))
+        // A misspelt or misplaced option is an error now, not a failure of every read.
+        object_store_at(input, limits, &options)
+            .with_context(|| format!("--input {input} with --input-option"))?;
+        Ok(Box::new(
+            RemoteTree::new(input, manifest, limits)
+                .with_dataset(dataset)
+                .with_options(options),
+        ))
     } else {
+        if !options.is_empty() {
+            bail!("--input-option applies to an object store input, not to the folder {input}");
+        }
         let root = Path::new(input.trim_start_matches("file://"));
-        Box::new(LocalTree::new(root).with_manifest(manifest.map(PathBuf::from)))
+        Ok(Box::new(
+            LocalTree::new(root)
+                .with_manifest(manifest.map(PathBuf::from))
+                .with_dataset(dataset),
+        ))
     }
 }
 

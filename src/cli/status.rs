@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::shared::{scan, tile_source};
+use tessera_mosaic::input::DatasetRequest;
 use tessera_mosaic::status;
-use tessera_mosaic::store::RequestLimits;
+use tessera_mosaic::store::{RequestLimits, StoreOptions};
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Per band and year: cells built, failed and (with --input) missing.
@@ -27,7 +28,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let store = MosaicStore::open_existing(&a.store)?;
     let catalogue = match &a.input {
         Some(root) => {
-            let source = tile_source(root, None, RequestLimits::default());
+            let source = tile_source(
+                root,
+                None,
+                RequestLimits::default(),
+                DatasetRequest::default(),
+                StoreOptions::default(),
+            )?;
             Some(scan(source.as_ref(), None, vec![], None)?)
         }
         None => None,

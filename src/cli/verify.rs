@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::shared::{InputArgs, exit_code, progress_bar, report_problems, scan};
+use tessera_mosaic::store::StoreOptions;
 use tessera_mosaic::verify::{self, Coverage};
 use tessera_mosaic::zarr::MosaicStore;
 
@@ -17,6 +18,9 @@ pub struct Args {
     /// The store.
     #[arg(long)]
     pub store: String,
+    /// A setting of the store's object store, KEY=VALUE (as `build --out-option`).
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = StoreOptions::parse_pair)]
+    pub store_options: Vec<(String, String)>,
     /// The band to check.
     #[arg(long, allow_hyphen_values = true)]
     pub band: String,
@@ -39,11 +43,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let store = MosaicStore::open(&a.store)?;
+    let store = MosaicStore::open_with(&a.store, &StoreOptions(a.store_options.clone()))?;
     let layout = store
         .band_layout(&a.band)?
         .with_context(|| format!("band {} is not in {}", a.band, a.store))?;
-    let source = a.input.source();
+    let source = a.input.source()?;
     let source = source.as_ref();
     let catalogue = scan(
         source,

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::manifest::ManifestRow;
+use super::dataset::DatasetChoice;
+use super::manifest::{ManifestError, ManifestRow};
 use super::npy::{NpyDtype, NpyHeader};
 use crate::grid::{CHANNELS, Cell, GeometryError, TileGeometry};
 
@@ -74,6 +75,8 @@ pub struct Catalogue {
     pub landmasks: BTreeMap<Cell, PathBuf>,
     /// Everything that could not be used, with the reason.
     pub problems: Vec<TileProblem>,
+    /// The dataset version and variant whose manifest rows were used (`None`: no manifest).
+    pub dataset: Option<DatasetChoice>,
 }
 
 /// Options for [`Catalogue::scan`].
@@ -252,42 +255,72 @@ fn npy_size_fits(size: u64, data: u64) -> bool {
 }
 
 impl Catalogue {
-    /// A catalogue from a manifest's rows, opening no file: each tile's shape comes from the
-    /// georeference rule and is checked against the sizes the manifest gives (a mismatch is a
-    /// problem for that tile). `locate` turns a manifest path into the file's location.
+    /// A catalogue from a manifest's rows (those of the chosen dataset version and variant),
+    /// opening no file: each tile's shape comes from the georeference rule and is checked
+    /// against the sizes the manifest gives (a mismatch is a problem for that tile). `locate`
+    /// gives a row's two files. A manifest with rows but none of the chosen dataset is an
+    /// error naming what it holds; two chosen rows for one tile and year are a problem naming
+    /// both rows, and neither is used.
     pub fn from_manifest(
         root: &Path,
+        location: &str,
         rows: &[ManifestRow],
-        locate: impl Fn(&str) -> PathBuf + Sync,
+        choice: &DatasetChoice,
+        locate: impl Fn(&ManifestRow) -> (PathBuf, PathBuf) + Sync,
         options: &ScanOptions,
-    ) -> Catalogue {
+    ) -> Result<Catalogue, ManifestError> {
         let mut catalogue = Catalogue {
             root: root.to_path_buf(),
+            dataset: Some(choice.clone()),
             ..Default::default()
         };
-        let keep = |r: &&ManifestRow| {
+        let chosen: Vec<(usize, &ManifestRow)> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| choice.matches(r.version.as_deref(), r.variant.as_deref()))
+            .collect();
+        if chosen.is_empty() && !rows.is_empty() {
+            let mut present: BTreeMap<(String, String), usize> = BTreeMap::new();
+            for r in rows {
+                let said = |v: &Option<String>| v.clone().unwrap_or_default();
+                *present
+                    .entry((said(&r.version), said(&r.variant)))
+                    .or_default() += 1;
+            }
+            let present = present
+                .into_iter()
+                .map(|((v, var), n)| format!("version {v:?}, variant {var:?}: {n} rows"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ManifestError::NoRowsForDataset {
+                location: location.to_string(),
+                choice: choice.clone(),
+                present,
+            });
+        }
+        let keep = |r: &&(usize, &ManifestRow)| {
+            let r = r.1;
             (options.years.is_empty() || options.years.contains(&r.year))
                 && options
                     .lat_index_range
                     .as_ref()
                     .is_none_or(|range| range.contains(&r.cell.lat_index))
         };
-        let rows: Vec<&ManifestRow> = rows.iter().filter(keep).collect();
-        let mut cells: Vec<Cell> = rows.iter().map(|r| r.cell).collect();
+        let rows: Vec<(usize, &ManifestRow)> = chosen.iter().filter(keep).copied().collect();
+        let mut cells: Vec<Cell> = rows.iter().map(|r| r.1.cell).collect();
         cells.sort();
         cells.dedup();
         let geometry: BTreeMap<Cell, Result<TileGeometry, GeometryError>> = cells
             .par_iter()
             .map(|&c| (c, TileGeometry::for_cell(c)))
             .collect();
-        let mut seen: BTreeMap<(u16, Cell), PathBuf> = BTreeMap::new();
-        let mut duplicates = std::collections::BTreeSet::new();
-        for r in rows {
+        let mut seen: BTreeMap<(u16, Cell), usize> = BTreeMap::new();
+        let mut duplicates = BTreeMap::new();
+        for (index, r) in rows {
             if let Some(p) = &options.progress {
                 p.inc(1);
             }
-            let embeddings = locate(&r.grid_path);
-            let scales = locate(&r.scales_path);
+            let (embeddings, scales) = locate(r);
             let g = match &geometry[&r.cell] {
                 Ok(g) => *g,
                 Err(e) => {
@@ -322,19 +355,18 @@ impl Catalogue {
                 ));
                 continue;
             };
-            if let Some(first) = seen.get(&(r.year, r.cell)) {
+            if let Some(&first) = seen.get(&(r.year, r.cell)) {
                 catalogue.problems.push(TileProblem::new(
                     &embeddings,
                     format!(
-                        "duplicate tile: {} is also at {}; neither is used",
-                        r.cell,
-                        first.display()
+                        "duplicate tile: {} of {} is in rows {first} and {index} of manifest {location} (both {} {}); neither is used",
+                        r.cell, r.year, choice.version, choice.variant
                     ),
                 ));
-                duplicates.insert((r.year, r.cell));
+                duplicates.insert((r.year, r.cell), first);
                 continue;
             }
-            seen.insert((r.year, r.cell), embeddings.clone());
+            seen.insert((r.year, r.cell), index);
             catalogue.geometry.insert(r.cell, g);
             catalogue.years.entry(r.year).or_default().insert(
                 r.cell,
@@ -350,11 +382,13 @@ impl Catalogue {
                 },
             );
         }
-        for (year, cell) in duplicates {
+        for ((year, cell), first) in duplicates {
             if let Some(t) = catalogue.years.get_mut(&year).and_then(|t| t.remove(&cell)) {
                 catalogue.problems.push(TileProblem::new(
                     &t.embeddings,
-                    format!("duplicate tile: {cell} appears twice in {year}; neither is used"),
+                    format!(
+                        "duplicate tile: {cell} of {year} (row {first} of manifest {location}) is listed again; neither is used"
+                    ),
                 ));
             }
         }
@@ -362,6 +396,6 @@ impl Catalogue {
             .geometry
             .retain(|cell, _| catalogue.years.values().any(|t| t.contains_key(cell)));
         catalogue.problems.sort_by(|a, b| a.path.cmp(&b.path));
-        catalogue
+        Ok(catalogue)
     }
 }

@@ -112,6 +112,77 @@ pub fn read_u8_from(
     }
 }
 
+/// A uint8 single-band GeoTIFF as read: its size, pixels and georeference (if it has one).
+#[derive(Debug, Clone)]
+pub struct U8Raster {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// One byte per pixel, row-major.
+    pub data: Vec<u8>,
+    /// The north-up georeference its tags give (`None`: no or an unsupported georeference).
+    pub transform: Option<GeoTransform>,
+}
+
+/// [`read_u8_from`] with the georeference: ModelPixelScale, ModelTiepoint and the EPSG code of
+/// the GeoKey directory (ProjectedCSTypeGeoKey, else GeographicTypeGeoKey). A PixelIsPoint
+/// raster's tie point is moved to the pixel's outer corner.
+pub fn read_u8_raster(
+    reader: impl std::io::Read + std::io::Seek,
+) -> Result<U8Raster, GeoTiffError> {
+    let mut decoder = Decoder::new(reader)?;
+    let (w, h) = decoder.dimensions()?;
+    let scale = decoder.find_tag(Tag::Unknown(MODEL_PIXEL_SCALE))?;
+    let tie = decoder.find_tag(Tag::Unknown(MODEL_TIEPOINT))?;
+    let keys = decoder.find_tag(Tag::Unknown(GEO_KEY_DIRECTORY))?;
+    let transform = match (scale, tie, keys) {
+        (Some(scale), Some(tie), Some(keys)) => {
+            let (scale, tie, keys) = (
+                scale.into_f64_vec()?,
+                tie.into_f64_vec()?,
+                keys.into_u16_vec()?,
+            );
+            georeference(&scale, &tie, &keys)
+        }
+        _ => None,
+    };
+    let data = match decoder.read_image()? {
+        DecodingResult::U8(data) if data.len() == w as usize * h as usize => data,
+        _ => return Err(GeoTiffError::NotUint8),
+    };
+    Ok(U8Raster {
+        width: w as usize,
+        height: h as usize,
+        data,
+        transform,
+    })
+}
+
+/// A north-up transform from GeoTIFF's tags, if they describe one.
+fn georeference(scale: &[f64], tie: &[f64], keys: &[u16]) -> Option<GeoTransform> {
+    let (&[dx, dy, ..], &[i, j, _, x, y, ..]) = (scale, tie) else {
+        return None;
+    };
+    // The key directory: a header of 4 shorts, then (key, location, count, value) entries.
+    let key = |id: u16| {
+        keys.get(4..)?
+            .chunks_exact(4)
+            .find(|e| e[0] == id && e[1] == 0)
+            .map(|e| e[3])
+    };
+    let epsg = key(3072).or_else(|| key(2048))?;
+    let point = key(1025) == Some(2);
+    let half = if point { 0.5 } else { 0.0 };
+    Some(GeoTransform {
+        epsg: epsg as u32,
+        x0: x - (i + half) * dx,
+        y0: y + (j + half) * dy,
+        dx,
+        dy,
+    })
+}
+
 /// 128 int8 samples per pixel.
 struct Int8x128;
 impl colortype::ColorType for Int8x128 {

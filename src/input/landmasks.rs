@@ -19,8 +19,9 @@ use parquet::schema::types::Type;
 use zarrs::storage::Bytes;
 
 use super::catalogue::{Catalogue, TileProblem};
-use super::manifest::{Column, cell_at_centre, number, text, write_table};
+use super::manifest::{Column, WriteError, cell_at_centre, number, text, write_table};
 use crate::grid::Cell;
+use parquet::errors::ParquetError;
 
 /// The landmask list's file name, beside `manifest.parquet`.
 pub const LANDMASKS_NAME: &str = "landmasks.parquet";
@@ -39,31 +40,54 @@ pub struct LandmaskRow {
 /// Errors of a `landmasks.parquet`. Each names the file, and the row where one is at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum LandmasksError {
-    #[error("landmasks {location}: {message}")]
-    Unreadable { location: String, message: String },
+    #[error("landmasks {location}: cannot read it")]
+    Io {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("landmasks {location}: cannot fetch it: {message}")]
+    Fetch { location: String, message: String },
+    #[error("landmasks {location}: not a readable Parquet file")]
+    Parquet {
+        location: String,
+        #[source]
+        source: ParquetError,
+    },
     #[error(
         "landmasks {location}: no column `{column}` (TESSERA's landmasks.parquet has lon, lat, file_size; the file is named by `path`, `key` or grid_{{lon}}_{{lat}}.tiff beside it)"
     )]
     MissingColumn { location: String, column: String },
+    #[error("landmasks {location}, row {row}: cannot decode it")]
+    RowDecode {
+        location: String,
+        row: usize,
+        #[source]
+        source: ParquetError,
+    },
     #[error("landmasks {location}, row {row}: {message}")]
     BadRow {
         location: String,
         row: usize,
         message: String,
     },
-    #[error("cannot write landmasks {path}: {message}")]
-    Write { path: String, message: String },
+    #[error("cannot write landmasks {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: WriteError,
+    },
 }
 
 const REQUIRED: [&str; 3] = ["lon", "lat", "file_size"];
 
 /// Parse a `landmasks.parquet`'s bytes; `location` names it in messages.
 pub fn parse_landmasks(bytes: Bytes, location: &str) -> Result<Vec<LandmaskRow>, LandmasksError> {
-    let unreadable = |m: String| LandmasksError::Unreadable {
+    let unreadable = |source: ParquetError| LandmasksError::Parquet {
         location: location.to_string(),
-        message: m,
+        source,
     };
-    let reader = SerializedFileReader::new(bytes).map_err(|e| unreadable(e.to_string()))?;
+    let reader = SerializedFileReader::new(bytes).map_err(unreadable)?;
     let root = reader
         .metadata()
         .file_metadata()
@@ -86,10 +110,8 @@ pub fn parse_landmasks(bytes: Bytes, location: &str) -> Result<Vec<LandmaskRow>,
     let projection = Type::group_type_builder(root.name())
         .with_fields(wanted)
         .build()
-        .map_err(|e| unreadable(e.to_string()))?;
-    let rows = reader
-        .get_row_iter(Some(projection))
-        .map_err(|e| unreadable(e.to_string()))?;
+        .map_err(unreadable)?;
+    let rows = reader.get_row_iter(Some(projection)).map_err(unreadable)?;
     let mut out = Vec::with_capacity(reader.metadata().file_metadata().num_rows() as usize);
     let mut first_row = std::collections::HashMap::new();
     for (i, row) in rows.enumerate() {
@@ -98,7 +120,11 @@ pub fn parse_landmasks(bytes: Bytes, location: &str) -> Result<Vec<LandmaskRow>,
             row: i,
             message: m,
         };
-        let row = row.map_err(|e| bad(e.to_string()))?;
+        let row = row.map_err(|source| LandmasksError::RowDecode {
+            location: location.to_string(),
+            row: i,
+            source,
+        })?;
         let (mut lon, mut lat, mut size, mut path) = (None, None, None, None);
         for (name, field) in row.get_column_iter() {
             match name.as_str() {
@@ -142,14 +168,15 @@ pub fn parse_landmasks(bytes: Bytes, location: &str) -> Result<Vec<LandmaskRow>,
 /// Read a `landmasks.parquet` from a local file.
 pub fn read_landmasks_file(path: &Path) -> Result<Vec<LandmaskRow>, LandmasksError> {
     let location = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| LandmasksError::Unreadable {
+    let bytes = std::fs::read(path).map_err(|source| LandmasksError::Io {
         location: location.clone(),
-        message: e.to_string(),
+        source,
     })?;
     parse_landmasks(Bytes::from(bytes), &location)
 }
 
-/// Write a `landmasks.parquet`: lon, lat, file_size, mtime (seconds since the epoch), path
+/// Write a `landmasks.parquet`: lon, lat, file_size, mtime (microseconds since the epoch,
+/// written as timestamp[us, UTC] like geotessera's), path
 /// (relative to its folder), lon_i, lat_i (hundredths of a degree, as geotessera adds them).
 pub fn write_landmasks(
     path: &Path,
@@ -167,7 +194,7 @@ pub fn write_landmasks(
                 "file_size",
                 Column::Longs(rows.iter().map(|r| r.file_size as i64).collect()),
             ),
-            ("mtime", Column::Longs(mtimes.to_vec())),
+            ("mtime", Column::MicrosUtc(mtimes.to_vec())),
             (
                 "path",
                 Column::Strings(rows.iter().map(|r| r.path.clone()).collect()),
@@ -176,9 +203,9 @@ pub fn write_landmasks(
             ("lat_i", ints(Cell::lat_centre_hundredths)),
         ],
     )
-    .map_err(|message| LandmasksError::Write {
+    .map_err(|source| LandmasksError::Write {
         path: path.display().to_string(),
-        message,
+        source,
     })
 }
 
@@ -211,20 +238,22 @@ pub(crate) fn scan_landmask_dir(catalogue: &mut Catalogue, dir: &Path) {
 }
 
 /// Add the landmasks a `landmasks.parquet` lists to a catalogue (cells in `lat_index_range`
-/// only, if given); `locate` turns a listed path into the file's location. Returns the
+/// only, if given); `locate` gives a row's file (see `manifest::resolve_listed`: the listed
+/// path where it is relative or lies under the parquet's folder, else
+/// `grid_{lon}_{lat}.tiff` in that folder, as geotessera finds it). Returns the
 /// expected size of each file, by location.
 pub(crate) fn add_listed_landmasks(
     catalogue: &mut Catalogue,
     rows: &[LandmaskRow],
     lat_index_range: Option<&std::ops::Range<u16>>,
-    locate: impl Fn(&str) -> PathBuf,
+    locate: impl Fn(&LandmaskRow) -> PathBuf,
 ) -> Vec<(PathBuf, u64)> {
     let mut sizes = Vec::with_capacity(rows.len());
     for r in rows {
         if lat_index_range.is_some_and(|range| !range.contains(&r.cell.lat_index)) {
             continue;
         }
-        let path = locate(&r.path);
+        let path = locate(r);
         sizes.push((path.clone(), r.file_size));
         catalogue.landmasks.insert(r.cell, path);
     }

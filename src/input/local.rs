@@ -15,11 +15,14 @@ use super::catalogue::{
     Catalogue, InputTile, LANDMASK_DIR, ScanError, ScanOptions, TileProblem,
     check_embeddings_header, check_scales_header,
 };
+use super::dataset::DatasetRequest;
 use super::geotiff;
 use super::landmasks::{
     LANDMASKS_NAME, add_listed_landmasks, read_landmasks_file, scan_landmask_dir,
 };
-use super::manifest::{MANIFEST_NAME, read_manifest_file};
+use super::manifest::{
+    MANIFEST_NAME, ManifestRow, read_manifest_file, resolve_listed, tile_paths_by_rule,
+};
 use super::npy::{self, NpyHeader};
 use super::source::TileSource;
 use crate::grid::Cell;
@@ -32,6 +35,8 @@ pub struct LocalTree {
     ignore_manifest: bool,
     /// Size of each landmask a `landmasks.parquet` lists, checked when it is read.
     landmask_sizes: Arc<Mutex<HashMap<PathBuf, u64>>>,
+    /// The manifest rows to use: `--dataset-version` and `--variant`, if given.
+    dataset: DatasetRequest,
 }
 
 impl LocalTree {
@@ -42,7 +47,15 @@ impl LocalTree {
             manifest: None,
             ignore_manifest: false,
             landmask_sizes: Arc::default(),
+            dataset: DatasetRequest::default(),
         }
+    }
+
+    /// Use the manifest rows of this dataset version and variant (each `None`: the default,
+    /// see [`crate::input::DatasetChoice::resolve`]).
+    pub fn with_dataset(mut self, dataset: DatasetRequest) -> LocalTree {
+        self.dataset = dataset;
+        self
     }
 
     /// Catalogue by scanning the files (tiles and landmasks) even where a manifest or a
@@ -112,9 +125,16 @@ impl LocalTree {
             return Ok(());
         };
         let rows = read_landmasks_file(&file)?;
-        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let sizes = add_listed_landmasks(catalogue, &rows, options.lat_index_range.as_ref(), |p| {
-            dir.join(p)
+        let dir = folder_of(&file);
+        let dir_abs = absolute(Path::new(&dir));
+        let sizes = add_listed_landmasks(catalogue, &rows, options.lat_index_range.as_ref(), |r| {
+            let by_rule = || format!("{dir}/{}.tiff", r.cell.name());
+            PathBuf::from(resolve_listed(
+                &r.path,
+                &dir,
+                &[dir.as_str(), dir_abs.as_str()],
+                by_rule,
+            ))
         });
         *self.landmask_sizes.lock().expect("no poisoning") = sizes.into_iter().collect();
         Ok(())
@@ -131,8 +151,25 @@ impl TileSource for LocalTree {
             None => scan(&self.root, options)?,
             Some(manifest) => {
                 let rows = read_manifest_file(&manifest)?;
-                let dir = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
-                Catalogue::from_manifest(&self.root, &rows, |p| dir.join(p), options)
+                let dir = folder_of(&manifest);
+                let (root, root_abs) = (display(&self.root), absolute(&self.root));
+                let choice = self.dataset.resolve(&root_abs);
+                let locate = |r: &ManifestRow| {
+                    let (e, s) = tile_paths_by_rule(&root, r.year, r.cell);
+                    let roots = [root.as_str(), root_abs.as_str()];
+                    (
+                        PathBuf::from(resolve_listed(&r.grid_path, &dir, &roots, || e)),
+                        PathBuf::from(resolve_listed(&r.scales_path, &dir, &roots, || s)),
+                    )
+                };
+                Catalogue::from_manifest(
+                    &self.root,
+                    &display(&manifest),
+                    &rows,
+                    &choice,
+                    locate,
+                    options,
+                )?
             }
         };
         self.add_landmasks(&mut catalogue, options)?;
@@ -155,7 +192,7 @@ impl TileSource for LocalTree {
         npy::read_npy(&tile.scales).map_err(|e| TileProblem::new(&tile.scales, e.to_string()))
     }
 
-    fn read_landmask(&self, path: &Path) -> Result<(usize, usize, Vec<u8>), TileProblem> {
+    fn read_landmask(&self, path: &Path) -> Result<geotiff::U8Raster, TileProblem> {
         regular_file(path)?;
         let listed = self
             .landmask_sizes
@@ -172,7 +209,10 @@ impl TileSource for LocalTree {
                 ));
             }
         }
-        geotiff::read_u8(path).map_err(|e| TileProblem::new(path, e.to_string()))
+        let file = std::fs::File::open(path)
+            .map_err(|e| TileProblem::new(path, format!("cannot read: {e}")))?;
+        geotiff::read_u8_raster(std::io::BufReader::new(file))
+            .map_err(|e| TileProblem::new(path, e.to_string()))
     }
 
     fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem> {
@@ -188,6 +228,24 @@ impl TileSource for LocalTree {
             .read_to_end(&mut buf)
             .map_err(|e| fail(e.to_string()))?;
         Ok(buf)
+    }
+}
+
+/// A path as text.
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The absolute form of a path (as given when it cannot be resolved).
+fn absolute(path: &Path) -> String {
+    std::fs::canonicalize(path).map_or_else(|_| display(path), |p| display(&p))
+}
+
+/// The folder of a file, as text (`.` for a bare file name).
+fn folder_of(file: &Path) -> String {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => display(p),
+        _ => ".".to_string(),
     }
 }
 

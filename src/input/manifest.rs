@@ -10,8 +10,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use parquet::basic::{Compression, Repetition, Type as PhysicalType, ZstdLevel};
+use parquet::basic::{
+    Compression, LogicalType, Repetition, TimeUnit, TimestampType, Type as PhysicalType, ZstdLevel,
+};
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
@@ -48,20 +51,60 @@ pub struct ManifestRow {
 /// Errors of a manifest. Each names the manifest, and the row where one is at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("manifest {location}: {message}")]
-    Unreadable { location: String, message: String },
+    #[error("manifest {location}: cannot read it")]
+    Io {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("manifest {location}: cannot fetch it: {message}")]
+    Fetch { location: String, message: String },
+    #[error("manifest {location}: not a readable Parquet file")]
+    Parquet {
+        location: String,
+        #[source]
+        source: ParquetError,
+    },
     #[error(
         "manifest {location}: no column `{column}` (a TESSERA manifest has version, variant, lon, lat, year, grid_size, scales_size, grid_path, scales_path, grid_mtime, scales_mtime)"
     )]
     MissingColumn { location: String, column: String },
+    #[error("manifest {location}, row {row}: cannot decode it")]
+    RowDecode {
+        location: String,
+        row: usize,
+        #[source]
+        source: ParquetError,
+    },
     #[error("manifest {location}, row {row}: {message}")]
     BadRow {
         location: String,
         row: usize,
         message: String,
     },
-    #[error("cannot write manifest {path}: {message}")]
-    Write { path: String, message: String },
+    #[error(
+        "manifest {location} has no rows for {choice} (it holds {present}); choose with --dataset-version and --variant"
+    )]
+    NoRowsForDataset {
+        location: String,
+        choice: super::dataset::DatasetChoice,
+        present: String,
+    },
+    #[error("cannot write manifest {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: WriteError,
+    },
+}
+
+/// Why a Parquet table could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Parquet(#[from] ParquetError),
 }
 
 const REQUIRED: [&str; 7] = [
@@ -117,13 +160,58 @@ pub(super) fn cell_at_centre(lon: f64, lat: f64) -> Result<Cell, String> {
     Cell::from_centre_hundredths(lon_h, lat_h).map_err(|e| format!("lon {lon}, lat {lat}: {e}"))
 }
 
+/// Where a file that a list (a manifest or a `landmasks.parquet`) names is, as geotessera finds
+/// it from any mirror: the listed path where it is relative (to `list_dir`, the list's folder)
+/// or lies under one of `roots` (the input); else `derived`, the naming rule's location under
+/// the input. An absolute path or URL elsewhere belongs to the machine or bucket that wrote the
+/// list (geotessera's `s3scan` writes `s3://` URLs; `file-scan` the scanning machine's paths).
+pub(crate) fn resolve_listed(
+    listed: &str,
+    list_dir: &str,
+    roots: &[&str],
+    derived: impl FnOnce() -> String,
+) -> String {
+    let absolute = listed.contains("://") || listed.starts_with('/');
+    if !absolute {
+        let dir = list_dir.trim_end_matches('/');
+        return if dir.is_empty() || dir == "." {
+            listed.to_string()
+        } else {
+            format!("{dir}/{listed}")
+        };
+    }
+    let under = |root: &str| {
+        let root = root.trim_end_matches('/');
+        !root.is_empty()
+            && listed
+                .strip_prefix(root)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if roots.iter().any(|r| under(r)) {
+        listed.to_string()
+    } else {
+        derived()
+    }
+}
+
+/// A tile's two files by TESSERA's naming rule under `root`:
+/// `{root}/{year}/grid_{lon}_{lat}/grid_{lon}_{lat}.npy` and `..._scales.npy`.
+pub(crate) fn tile_paths_by_rule(root: &str, year: u16, cell: Cell) -> (String, String) {
+    let root = root.trim_end_matches('/');
+    let name = cell.name();
+    (
+        format!("{root}/{year}/{name}/{name}.npy"),
+        format!("{root}/{year}/{name}/{name}_scales.npy"),
+    )
+}
+
 /// Parse a manifest's bytes; `location` names it in messages.
 pub fn parse_manifest(bytes: Bytes, location: &str) -> Result<Vec<ManifestRow>, ManifestError> {
-    let unreadable = |m: String| ManifestError::Unreadable {
+    let unreadable = |source: ParquetError| ManifestError::Parquet {
         location: location.to_string(),
-        message: m,
+        source,
     };
-    let reader = SerializedFileReader::new(bytes).map_err(|e| unreadable(e.to_string()))?;
+    let reader = SerializedFileReader::new(bytes).map_err(unreadable)?;
     let root = reader
         .metadata()
         .file_metadata()
@@ -147,10 +235,8 @@ pub fn parse_manifest(bytes: Bytes, location: &str) -> Result<Vec<ManifestRow>, 
     let projection = Type::group_type_builder(root.name())
         .with_fields(wanted)
         .build()
-        .map_err(|e| unreadable(e.to_string()))?;
-    let rows = reader
-        .get_row_iter(Some(projection))
-        .map_err(|e| unreadable(e.to_string()))?;
+        .map_err(unreadable)?;
+    let rows = reader.get_row_iter(Some(projection)).map_err(unreadable)?;
     let mut out = Vec::with_capacity(reader.metadata().file_metadata().num_rows() as usize);
     for (i, row) in rows.enumerate() {
         let bad = |m: String| ManifestError::BadRow {
@@ -158,7 +244,11 @@ pub fn parse_manifest(bytes: Bytes, location: &str) -> Result<Vec<ManifestRow>, 
             row: i,
             message: m,
         };
-        let row = row.map_err(|e| bad(e.to_string()))?;
+        let row = row.map_err(|source| ManifestError::RowDecode {
+            location: location.to_string(),
+            row: i,
+            source,
+        })?;
         let (mut lon, mut lat, mut year, mut grid_size, mut scales_size) =
             (None, None, None, None, None);
         let (mut grid_path, mut scales_path, mut version, mut variant) = (None, None, None, None);
@@ -213,14 +303,17 @@ pub fn parse_manifest(bytes: Bytes, location: &str) -> Result<Vec<ManifestRow>, 
 /// Read a manifest from a local file.
 pub fn read_manifest_file(path: &Path) -> Result<Vec<ManifestRow>, ManifestError> {
     let location = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ManifestError::Unreadable {
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Io {
         location: location.clone(),
-        message: e.to_string(),
+        source,
     })?;
     parse_manifest(Bytes::from(bytes), &location)
 }
 
-/// Write a manifest with TESSERA's columns (mtimes in seconds since the epoch), zstd-compressed.
+/// Write a manifest with the columns and types geotessera's `s3scan` writes (version, variant,
+/// year, lon, lat, grid_path, scales_path, grid_mtime and scales_mtime as timestamp[us, UTC],
+/// grid_size, scales_size, lon_i, lat_i), zstd-compressed. `mtimes` are (grid, scales) in
+/// microseconds since the epoch.
 pub fn write_manifest(
     path: &Path,
     rows: &[ManifestRow],
@@ -230,6 +323,7 @@ pub fn write_manifest(
         |f: &dyn Fn(&ManifestRow) -> String| Column::Strings(rows.iter().map(f).collect());
     let longs =
         |f: &dyn Fn(&ManifestRow) -> u64| Column::Longs(rows.iter().map(|r| f(r) as i64).collect());
+    let ints = |f: fn(Cell) -> i32| Column::Ints(rows.iter().map(|r| f(r.cell)).collect());
     write_table(
         path,
         vec![
@@ -241,6 +335,7 @@ pub fn write_manifest(
                 "variant",
                 strings(&|r| r.variant.clone().unwrap_or_default()),
             ),
+            ("year", longs(&|r| r.year as u64)),
             (
                 "lon",
                 Column::Doubles(rows.iter().map(|r| r.cell.lon_centre()).collect()),
@@ -249,27 +344,25 @@ pub fn write_manifest(
                 "lat",
                 Column::Doubles(rows.iter().map(|r| r.cell.lat_centre()).collect()),
             ),
-            (
-                "year",
-                Column::Ints(rows.iter().map(|r| r.year as i32).collect()),
-            ),
-            ("grid_size", longs(&|r| r.grid_size)),
-            ("scales_size", longs(&|r| r.scales_size)),
             ("grid_path", strings(&|r| r.grid_path.clone())),
             ("scales_path", strings(&|r| r.scales_path.clone())),
             (
                 "grid_mtime",
-                Column::Longs(mtimes.iter().map(|m| m.0).collect()),
+                Column::MicrosUtc(mtimes.iter().map(|m| m.0).collect()),
             ),
             (
                 "scales_mtime",
-                Column::Longs(mtimes.iter().map(|m| m.1).collect()),
+                Column::MicrosUtc(mtimes.iter().map(|m| m.1).collect()),
             ),
+            ("grid_size", longs(&|r| r.grid_size)),
+            ("scales_size", longs(&|r| r.scales_size)),
+            ("lon_i", ints(Cell::lon_centre_hundredths)),
+            ("lat_i", ints(Cell::lat_centre_hundredths)),
         ],
     )
-    .map_err(|message| ManifestError::Write {
+    .map_err(|source| ManifestError::Write {
         path: path.display().to_string(),
-        message,
+        source,
     })
 }
 
@@ -278,58 +371,65 @@ pub(super) enum Column {
     Doubles(Vec<f64>),
     Ints(Vec<i32>),
     Longs(Vec<i64>),
+    /// Microseconds since the epoch, as Parquet's timestamp(UTC, micros): pandas and pyarrow
+    /// read it as `timestamp[us, tz=UTC]`, like geotessera's mtimes.
+    MicrosUtc(Vec<i64>),
     Strings(Vec<String>),
 }
 
 /// Write a Parquet table of required columns (one row group, zstd): the manifests' writer.
-pub(super) fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<(), String> {
-    let err = |e: parquet::errors::ParquetError| e.to_string();
+pub(super) fn write_table(path: &Path, columns: Vec<(&str, Column)>) -> Result<(), WriteError> {
     let fields = columns
         .iter()
         .map(|(name, values)| {
-            let t = match values {
-                Column::Doubles(_) => PhysicalType::DOUBLE,
-                Column::Ints(_) => PhysicalType::INT32,
-                Column::Longs(_) => PhysicalType::INT64,
-                Column::Strings(_) => PhysicalType::BYTE_ARRAY,
+            let (t, logical) = match values {
+                Column::Doubles(_) => (PhysicalType::DOUBLE, None),
+                Column::Ints(_) => (PhysicalType::INT32, None),
+                Column::Longs(_) => (PhysicalType::INT64, None),
+                Column::MicrosUtc(_) => (
+                    PhysicalType::INT64,
+                    Some(LogicalType::Timestamp(TimestampType {
+                        is_adjusted_to_u_t_c: true,
+                        unit: TimeUnit::MICROS,
+                    })),
+                ),
+                Column::Strings(_) => (PhysicalType::BYTE_ARRAY, Some(LogicalType::String)),
             };
-            let string = matches!(values, Column::Strings(_));
-            let b = Type::primitive_type_builder(name, t)
+            Type::primitive_type_builder(name, t)
                 .with_repetition(Repetition::REQUIRED)
-                .with_logical_type(string.then_some(parquet::basic::LogicalType::String));
-            Arc::new(b.build().expect("valid column"))
+                .with_logical_type(logical)
+                .build()
+                .map(Arc::new)
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     let schema = Type::group_type_builder("schema")
         .with_fields(fields)
-        .build()
-        .map_err(err)?;
+        .build()?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
-    let mut writer =
-        SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props)).map_err(err)?;
-    let mut group = writer.next_row_group().map_err(err)?;
+    let file = std::fs::File::create(path)?;
+    let mut writer = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(props))?;
+    let mut group = writer.next_row_group()?;
     for (_, values) in &columns {
-        let mut w = group
-            .next_column()
-            .map_err(err)?
-            .expect("a writer for every column of the schema");
+        let Some(mut w) = group.next_column()? else {
+            return Err(ParquetError::General("fewer column writers than columns".into()).into());
+        };
         match values {
             Column::Doubles(v) => w.typed::<DoubleType>().write_batch(v, None, None),
             Column::Ints(v) => w.typed::<Int32Type>().write_batch(v, None, None),
-            Column::Longs(v) => w.typed::<Int64Type>().write_batch(v, None, None),
+            Column::Longs(v) | Column::MicrosUtc(v) => {
+                w.typed::<Int64Type>().write_batch(v, None, None)
+            }
             Column::Strings(v) => {
                 let bytes: Vec<ByteArray> = v.iter().map(|s| ByteArray::from(s.as_str())).collect();
                 w.typed::<ByteArrayType>().write_batch(&bytes, None, None)
             }
-        }
-        .map_err(err)?;
-        w.close().map_err(err)?;
+        }?;
+        w.close()?;
     }
-    group.close().map_err(err)?;
-    writer.close().map_err(err)?;
+    group.close()?;
+    writer.close()?;
     Ok(())
 }
 

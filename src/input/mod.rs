@@ -3,6 +3,7 @@
 //! (`.npy`, GeoTIFF) and synthetic TESSERA trees for tests and benchmarks.
 
 mod catalogue;
+mod dataset;
 pub mod geotiff;
 mod landmasks;
 mod local;
@@ -15,6 +16,10 @@ pub mod synth;
 pub use catalogue::{
     Catalogue, InputTile, LANDMASK_DIR, ScalesLayout, ScanError, ScanOptions, TileProblem,
 };
+pub use dataset::{
+    DEFAULT_VERSION, DatasetChoice, DatasetRequest, dataset_from_dir, default_variant,
+    normalise_version,
+};
 pub use landmasks::{
     LANDMASKS_NAME, LandmaskRow, LandmasksError, parse_landmasks, read_landmasks_file,
     write_landmasks,
@@ -24,4 +29,4 @@ pub use manifest::{
     MANIFEST_NAME, ManifestError, ManifestRow, parse_manifest, read_manifest_file, write_manifest,
 };
 pub use remote::RemoteTree;
-pub use source::{TileSource, read_tile};
+pub use source::{LANDMASK_TOLERANCE_M, TileSource, read_landmask_for, read_tile};

@@ -22,16 +22,19 @@ use super::catalogue::{
     Catalogue, InputTile, LANDMASK_DIR, ScanError, ScanOptions, TileProblem,
     check_embeddings_header, check_scales_header,
 };
+use super::dataset::DatasetRequest;
 use super::geotiff;
 use super::landmasks::{
     LANDMASKS_NAME, LandmasksError, add_listed_landmasks, landmask_cell, parse_landmasks,
     scan_landmask_dir,
 };
-use super::manifest::{MANIFEST_NAME, parse_manifest};
+use super::manifest::{
+    MANIFEST_NAME, ManifestError, ManifestRow, parse_manifest, resolve_listed, tile_paths_by_rule,
+};
 use super::npy::{self, NpyHeader};
 use super::source::TileSource;
 use crate::grid::Cell;
-use crate::store::{RequestLimits, block_on, is_url, object_store_at, spawn};
+use crate::store::{RequestLimits, StoreOptions, block_on, is_url, object_store_at, spawn};
 
 /// Header bytes fetched per file when cataloguing by listing (numpy headers are ~128 bytes).
 const HEADER_BYTES: u64 = 4096;
@@ -47,6 +50,10 @@ pub struct RemoteTree {
     /// Expected size of every file, by URL (from the manifest or the listing).
     sizes: Mutex<HashMap<String, u64>>,
     ahead: Mutex<Prefetch>,
+    /// The manifest rows to use.
+    dataset: DatasetRequest,
+    /// Settings of the object stores read (`--input-option`), over the environment's.
+    options: StoreOptions,
 }
 
 /// A download started ahead of the writer.
@@ -72,7 +79,21 @@ impl RemoteTree {
             stores: Mutex::new(HashMap::new()),
             sizes: Mutex::new(HashMap::new()),
             ahead: Mutex::new(Prefetch::default()),
+            dataset: DatasetRequest::default(),
+            options: StoreOptions::default(),
         }
+    }
+
+    /// Use the manifest rows of this dataset version and variant.
+    pub fn with_dataset(mut self, dataset: DatasetRequest) -> RemoteTree {
+        self.dataset = dataset;
+        self
+    }
+
+    /// Read every object (tiles, manifest, landmasks) with these settings.
+    pub fn with_options(mut self, options: StoreOptions) -> RemoteTree {
+        self.options = options;
+        self
     }
 
     /// The object store and object path of a URL (one store per bucket or host).
@@ -88,7 +109,7 @@ impl RemoteTree {
             retries: 0,
             ..self.limits
         };
-        let (store, _) = object_store_at(url, limits).map_err(|e| e.to_string())?;
+        let (store, _) = object_store_at(url, limits, &self.options).map_err(|e| e.to_string())?;
         self.stores
             .lock()
             .expect("no poisoning")
@@ -157,25 +178,47 @@ impl RemoteTree {
         manifest: &str,
         options: &ScanOptions,
     ) -> Result<Catalogue, ScanError> {
-        let unreadable = |message: String| super::manifest::ManifestError::Unreadable {
-            location: manifest.to_string(),
-            message,
-        };
         let bytes = if crate::store::is_url(manifest) {
-            self.get(manifest).map_err(unreadable)?
+            self.get(manifest).map_err(|message| ManifestError::Fetch {
+                location: manifest.to_string(),
+                message,
+            })?
         } else {
-            Bytes::from(std::fs::read(manifest).map_err(|e| unreadable(e.to_string()))?)
+            Bytes::from(std::fs::read(manifest).map_err(|source| ManifestError::Io {
+                location: manifest.to_string(),
+                source,
+            })?)
         };
         let rows = parse_manifest(bytes, manifest)?;
-        let locate = |p: &str| beside(manifest, p);
-        let catalogue = Catalogue::from_manifest(Path::new(&self.base), &rows, locate, options);
+        let choice = self.dataset.resolve(&self.base);
+        // Relative paths: beside a manifest in the store, else (a local copy, as geotessera
+        // caches its registry) under the input.
+        let dir = if is_url(manifest) {
+            folder_of(manifest)
+        } else {
+            self.base.as_str()
+        };
+        let locate = |r: &ManifestRow| {
+            let (e, s) = tile_paths_by_rule(&self.base, r.year, r.cell);
+            let roots = [self.base.as_str()];
+            (
+                PathBuf::from(resolve_listed(&r.grid_path, dir, &roots, || e)),
+                PathBuf::from(resolve_listed(&r.scales_path, dir, &roots, || s)),
+            )
+        };
+        let catalogue = Catalogue::from_manifest(
+            Path::new(&self.base),
+            manifest,
+            &rows,
+            &choice,
+            locate,
+            options,
+        )?;
         let mut sizes = self.sizes.lock().expect("no poisoning");
         for row in &rows {
-            sizes.insert(locate(&row.grid_path).display().to_string(), row.grid_size);
-            sizes.insert(
-                locate(&row.scales_path).display().to_string(),
-                row.scales_size,
-            );
+            let (e, s) = locate(row);
+            sizes.insert(e.display().to_string(), row.grid_size);
+            sizes.insert(s.display().to_string(), row.scales_size);
         }
         Ok(catalogue)
     }
@@ -339,9 +382,12 @@ impl RemoteTree {
         let source = match named {
             Some(source) => source,
             None => {
-                let beside_manifest = self.manifest.as_deref().map(|m| beside(m, LANDMASKS_NAME));
+                let beside_manifest = self
+                    .manifest
+                    .as_deref()
+                    .map(|m| format!("{}/{LANDMASKS_NAME}", folder_of(m)));
                 let parquet = std::iter::once(format!("{}/{LANDMASKS_NAME}", self.base))
-                    .chain(beside_manifest.map(|p| p.display().to_string()))
+                    .chain(beside_manifest)
                     .find(|p| self.exists(p));
                 match (parquet, listed) {
                     (Some(parquet), _) => parquet,
@@ -354,19 +400,21 @@ impl RemoteTree {
             }
         };
         if source.ends_with(".parquet") {
-            let unreadable = |message: String| LandmasksError::Unreadable {
+            let bytes = if is_url(&source) {
+                self.get(&source)
+            } else {
+                read_local(Path::new(&source), None)
+            }
+            .map_err(|message| LandmasksError::Fetch {
                 location: source.clone(),
                 message,
-            };
-            let bytes = if is_url(&source) {
-                self.get(&source).map_err(unreadable)?
-            } else {
-                read_local(Path::new(&source), None).map_err(unreadable)?
-            };
+            })?;
             let rows = parse_landmasks(bytes, &source)?;
+            let dir = folder_of(&source);
             let sizes =
-                add_listed_landmasks(catalogue, &rows, options.lat_index_range.as_ref(), |p| {
-                    beside(&source, p)
+                add_listed_landmasks(catalogue, &rows, options.lat_index_range.as_ref(), |r| {
+                    let by_rule = || format!("{dir}/{}.tiff", r.cell.name());
+                    PathBuf::from(resolve_listed(&r.path, dir, &[dir], by_rule))
                 });
             let mut known = self.sizes.lock().expect("no poisoning");
             known.extend(sizes.into_iter().map(|(p, n)| (p.display().to_string(), n)));
@@ -406,16 +454,9 @@ impl RemoteTree {
     }
 }
 
-/// `path` as given in a manifest or `landmasks.parquet` at `list`: absolute or a URL as it
-/// is, else relative to the list's folder.
-fn beside(list: &str, path: &str) -> PathBuf {
-    if path.contains("://") || path.starts_with('/') {
-        return PathBuf::from(path);
-    }
-    match list.rsplit_once('/') {
-        Some((dir, _)) => PathBuf::from(format!("{dir}/{path}")),
-        None => PathBuf::from(path),
-    }
+/// The folder of a file named by a URL or path (`.` for a bare name).
+fn folder_of(file: &str) -> &str {
+    file.rsplit_once('/').map_or(".", |(dir, _)| dir)
 }
 
 /// Add landmasks named `grid_{lon}_{lat}.tiff` (other files are skipped; a bad name is a
@@ -578,7 +619,7 @@ impl TileSource for RemoteTree {
         Ok((header, data.to_vec()))
     }
 
-    fn read_landmask(&self, path: &Path) -> Result<(usize, usize, Vec<u8>), TileProblem> {
+    fn read_landmask(&self, path: &Path) -> Result<geotiff::U8Raster, TileProblem> {
         let location = path.display().to_string();
         let bytes = if is_url(&location) {
             self.get(&location)
@@ -592,7 +633,7 @@ impl TileSource for RemoteTree {
             read_local(path, expected)
         }
         .map_err(|m| TileProblem::new(path, m))?;
-        geotiff::read_u8_from(std::io::Cursor::new(bytes))
+        geotiff::read_u8_raster(std::io::Cursor::new(bytes))
             .map_err(|e| TileProblem::new(path, e.to_string()))
     }
 

@@ -5,8 +5,65 @@
 use std::path::Path;
 
 use super::catalogue::{Catalogue, InputTile, ScalesLayout, ScanError, ScanOptions, TileProblem};
+use super::geotiff::U8Raster;
 use super::npy::{NpyDtype, NpyHeader};
-use crate::grid::CHANNELS;
+use crate::grid::{CHANNELS, TileGeometry};
+
+/// How far a landmask's georeference may lie from the rule's: 1 cm.
+pub const LANDMASK_TOLERANCE_M: f64 = 0.01;
+
+/// Read a cell's landmask and check it against the tile's georeference (the rule): the same
+/// size, the same CRS and the same transform within 1 cm. Any disagreement is a problem
+/// naming the file and both georeferences; the tile is not built from a misplaced mask.
+pub fn read_landmask_for(
+    source: &dyn TileSource,
+    path: &Path,
+    geometry: &TileGeometry,
+) -> Result<Vec<u8>, TileProblem> {
+    let mask = source
+        .read_landmask(path)
+        .map_err(|p| TileProblem::new(&p.path, format!("unreadable landmask: {}", p.reason)))?;
+    if (mask.height, mask.width) != (geometry.height, geometry.width) {
+        return Err(TileProblem::new(
+            path,
+            format!(
+                "landmask is {} x {} but the tile is {} x {}",
+                mask.height, mask.width, geometry.height, geometry.width
+            ),
+        ));
+    }
+    let rule = format!(
+        "EPSG:{} origin ({:.3}, {:.3}) pixel 10 x 10 m",
+        geometry.epsg(),
+        geometry.origin_e,
+        geometry.origin_n
+    );
+    let Some(t) = mask.transform else {
+        return Err(TileProblem::new(
+            path,
+            format!(
+                "landmask has no north-up georeference (ModelPixelScale, ModelTiepoint, EPSG GeoKey); the rule gives {rule}"
+            ),
+        ));
+    };
+    let near = |a: f64, b: f64, tolerance: f64| (a - b).abs() <= tolerance;
+    let extent = geometry.height.max(geometry.width) as f64;
+    let agrees = t.epsg == geometry.epsg()
+        && near(t.x0, geometry.origin_e, LANDMASK_TOLERANCE_M)
+        && near(t.y0, geometry.origin_n, LANDMASK_TOLERANCE_M)
+        && near(t.dx * extent, 10.0 * extent, LANDMASK_TOLERANCE_M)
+        && near(t.dy * extent, 10.0 * extent, LANDMASK_TOLERANCE_M);
+    if !agrees {
+        return Err(TileProblem::new(
+            path,
+            format!(
+                "landmask georeference EPSG:{} origin ({:.3}, {:.3}) pixel {} x {} m disagrees with the tile's, {rule} (tolerance 1 cm)",
+                t.epsg, t.x0, t.y0, t.dx, t.dy
+            ),
+        ));
+    }
+    Ok(mask.data)
+}
 
 /// Where tiles come from: describe, catalogue, and read a tile's files.
 pub trait TileSource: Send + Sync {
@@ -26,8 +83,9 @@ pub trait TileSource: Send + Sync {
     /// Read a tile's scales `.npy`: its header and raw little-endian data.
     fn read_scales(&self, tile: &InputTile) -> Result<(NpyHeader, Vec<u8>), TileProblem>;
 
-    /// Read a landmask GeoTIFF: (width, height, one byte per pixel, 0 = water).
-    fn read_landmask(&self, path: &Path) -> Result<(usize, usize, Vec<u8>), TileProblem>;
+    /// Read a landmask GeoTIFF: its size, one byte per pixel (0 = water) and georeference.
+    /// Use [`read_landmask_for`], which checks it against the tile.
+    fn read_landmask(&self, path: &Path) -> Result<U8Raster, TileProblem>;
 
     /// The first `max` data bytes of a tile's `.npy` file, to measure compression cheaply.
     fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem>;

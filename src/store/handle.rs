@@ -10,6 +10,7 @@ use zarrs::storage::{
 };
 
 use super::local::AtomicFilesystemStore;
+use super::object::StoreOptions;
 
 /// A store handle usable from many threads.
 pub type Storage = Arc<dyn ReadableWritableListableStorageTraits>;
@@ -93,8 +94,20 @@ impl Store {
     /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`,
     /// `AWS_REGION`, `AWS_ALLOW_HTTP`, ...).
     pub fn open(location: &str) -> Result<Store, StoreError> {
+        Store::open_with(location, &StoreOptions::default())
+    }
+
+    /// [`Store::open`] with settings for this location (object stores only; a local path
+    /// takes none).
+    pub fn open_with(location: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         if is_url(location) {
-            super::object::open(location)
+            super::object::open(location, options)
+        } else if !options.is_empty() {
+            Err(StoreError::Open {
+                location: location.to_string(),
+                message: "store options apply to object store URLs only, not to a local folder"
+                    .into(),
+            })
         } else {
             Store::open_local(&PathBuf::from(location.trim_start_matches("file://")))
         }

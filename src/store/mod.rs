@@ -11,4 +11,4 @@ mod object;
 pub use adapters::{BackgroundWrites, Intercept, ReadHook, ReadMetrics, WriteHook, count_reads};
 pub use handle::{Storage, Store, StoreError, is_url};
 pub use local::{AtomicFilesystemStore, host_tag, is_temporary_key};
-pub use object::{RequestLimits, block_on, object_store_at, spawn};
+pub use object::{RequestLimits, StoreOptions, block_on, object_store_at, spawn};

@@ -58,11 +58,56 @@ impl Default for RequestLimits {
     }
 }
 
+/// Settings of one location (input, landmasks or output): object_store configuration keys
+/// (`aws_endpoint`, `aws_region`, `aws_skip_signature`, `aws_access_key_id`, `allow_http`,
+/// `google_service_account`, `azure_storage_account_name`, ...) with their values. They
+/// override what the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`) says, for this location only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreOptions(pub Vec<(String, String)>);
+
+impl StoreOptions {
+    /// Parse `KEY=VALUE` (the key is case-insensitive: `AWS_ENDPOINT` = `aws_endpoint`).
+    pub fn parse_pair(text: &str) -> Result<(String, String), String> {
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("`{text}`: expected KEY=VALUE"))?;
+        let key = key.trim().to_ascii_lowercase();
+        if key.is_empty() {
+            return Err(format!("`{text}`: the key is empty"));
+        }
+        Ok((key, value.to_string()))
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Apply `options` to a builder, each key parsed as `K`: an unknown key is an error naming it.
+fn apply_options<B, K: std::str::FromStr>(
+    mut builder: B,
+    options: &StoreOptions,
+    scheme: &str,
+    with: impl Fn(B, K, String) -> B,
+) -> Result<B, String> {
+    for (key, value) in &options.0 {
+        let parsed = key.parse::<K>().map_err(|_| {
+            format!(
+                "unknown option `{key}` for {scheme}:// (see object_store's configuration keys)"
+            )
+        })?;
+        builder = with(builder, parsed, value.clone());
+    }
+    Ok(builder)
+}
+
 /// The bucket-level object store of a URL and the object path of the URL within it, with
-/// credentials and endpoint from the usual environment variables.
+/// credentials and endpoint from the usual environment variables, overridden by `options`.
 pub fn object_store_at(
     location: &str,
     limits: RequestLimits,
+    options: &StoreOptions,
 ) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path), StoreError> {
     let err = |m: String| StoreError::Open {
         location: location.to_string(),
@@ -91,6 +136,8 @@ pub fn object_store_at(
             for (k, v) in client_keys {
                 b = b.with_config(object_store::aws::AmazonS3ConfigKey::Client(k), v);
             }
+            let b = apply_options(b, options, url.scheme(), |b, k, v| b.with_config(k, v))
+                .map_err(err)?;
             Arc::new(
                 b.with_retry(retry)
                     .build()
@@ -102,6 +149,8 @@ pub fn object_store_at(
             for (k, v) in client_keys {
                 b = b.with_config(object_store::gcp::GoogleConfigKey::Client(k), v);
             }
+            let b = apply_options(b, options, url.scheme(), |b, k, v| b.with_config(k, v))
+                .map_err(err)?;
             Arc::new(
                 b.with_retry(retry)
                     .build()
@@ -113,6 +162,8 @@ pub fn object_store_at(
             for (k, v) in client_keys {
                 b = b.with_config(object_store::azure::AzureConfigKey::Client(k), v);
             }
+            let b = apply_options(b, options, url.scheme(), |b, k, v| b.with_config(k, v))
+                .map_err(err)?;
             Arc::new(
                 b.with_retry(retry)
                     .build()
@@ -125,6 +176,9 @@ pub fn object_store_at(
             for (k, v) in client_keys {
                 client = client.with_config(k, v);
             }
+            let client =
+                apply_options(client, options, url.scheme(), |c, k, v| c.with_config(k, v))
+                    .map_err(err)?;
             Arc::new(
                 object_store::http::HttpBuilder::new()
                     .with_url(base)
@@ -158,9 +212,9 @@ where
     runtime().spawn(future)
 }
 
-/// Open `scheme://bucket/prefix` as a store.
-pub fn open(location: &str) -> Result<Store, StoreError> {
-    let (bucket_store, prefix) = object_store_at(location, RequestLimits::default())?;
+/// Open `scheme://bucket/prefix` as a store, with `options` for this location.
+pub fn open(location: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+    let (bucket_store, prefix) = object_store_at(location, RequestLimits::default(), options)?;
     let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
         bucket_store
     } else {

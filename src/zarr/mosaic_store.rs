@@ -71,6 +71,16 @@ impl MosaicStore {
         })
     }
 
+    /// [`MosaicStore::open`] with settings for this location (`--out-option`).
+    pub fn open_with(
+        location: &str,
+        options: &crate::store::StoreOptions,
+    ) -> Result<MosaicStore, FormatError> {
+        Ok(MosaicStore {
+            store: Store::open_with(location, options)?,
+        })
+    }
+
     /// Open a store that must already exist (for readers): a clear error otherwise.
     pub fn open_existing(location: &str) -> Result<MosaicStore, FormatError> {
         Ok(MosaicStore {

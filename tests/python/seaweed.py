@@ -22,15 +22,18 @@ def free_port():
 
 
 @contextlib.contextmanager
-def seaweed(data_dir, bucket="mosaic"):
+def seaweed(data_dir, bucket="mosaic", anonymous=False):
     """Start SeaweedFS, create `bucket`, yield {fs, endpoint, env, storage_options}; stop it after.
 
-    `env` holds the AWS variables that point `mosaic` at the server."""
+    `env` holds the AWS variables that point `mosaic` at the server. With `anonymous`, the
+    server is started without credentials, so that it serves (and takes) unsigned requests."""
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in ["s3", "master", "volume", "filer", "webdav", "admin"]}
     env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
+    if anonymous:
+        env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
     log = open(data_dir / "weed.log", "w")
     proc = subprocess.Popen(
         [weed, "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
@@ -44,7 +47,9 @@ def seaweed(data_dir, bucket="mosaic"):
     )
     try:
         endpoint = f"http://127.0.0.1:{ports['s3']}"
-        opts = {"key": KEY, "secret": SECRET, "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+        client = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+        opts = ({"anon": True, "client_kwargs": client} if anonymous
+                else {"key": KEY, "secret": SECRET, "client_kwargs": client})
         fs = s3fs.S3FileSystem(**opts)
         deadline = time.time() + 90
         while True:
