@@ -62,6 +62,11 @@ pub struct InputArgs {
     /// the AWS_* (GOOGLE_*, AZURE_*) environment for the input only.
     #[arg(long = "input-option", value_name = "KEY=VALUE", value_parser = StoreOptions::parse_pair)]
     pub input_options: Vec<(String, String)>,
+    /// A setting of the object store the landmasks are read from, KEY=VALUE as for
+    /// --input-option, when they live apart from the tiles (another endpoint, other
+    /// credentials). Default: the input's settings.
+    #[arg(long = "landmasks-option", value_name = "KEY=VALUE", value_parser = StoreOptions::parse_pair)]
+    pub landmasks_options: Vec<(String, String)>,
     /// Deadline of each remote request, in seconds.
     #[arg(long, default_value_t = 300)]
     pub read_timeout: u64,
@@ -82,6 +87,8 @@ impl InputArgs {
                 variant: self.variant.clone(),
             },
             StoreOptions(self.input_options.clone()),
+            (!self.landmasks_options.is_empty())
+                .then(|| StoreOptions(self.landmasks_options.clone())),
         )
     }
 
@@ -100,19 +107,24 @@ pub fn tile_source(
     limits: RequestLimits,
     dataset: DatasetRequest,
     options: StoreOptions,
+    landmask_options: Option<StoreOptions>,
 ) -> Result<Box<dyn TileSource>> {
     if is_url(input) {
         // A misspelt or misplaced option is an error now, not a failure of every read.
         object_store_at(input, limits, &options)
             .with_context(|| format!("--input {input} with --input-option"))?;
-        Ok(Box::new(
-            RemoteTree::new(input, manifest, limits)
-                .with_dataset(dataset)
-                .with_options(options),
-        ))
+        let mut tree = RemoteTree::new(input, manifest, limits)
+            .with_dataset(dataset)
+            .with_options(options);
+        if let Some(landmask_options) = landmask_options {
+            tree = tree.with_landmask_options(landmask_options);
+        }
+        Ok(Box::new(tree))
     } else {
-        if !options.is_empty() {
-            bail!("--input-option applies to an object store input, not to the folder {input}");
+        if !options.is_empty() || landmask_options.is_some() {
+            bail!(
+                "--input-option and --landmasks-option apply to an object store input, not to the folder {input}"
+            );
         }
         let root = Path::new(input.trim_start_matches("file://"));
         Ok(Box::new(

@@ -34,6 +34,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 RequestLimits::default(),
                 DatasetRequest::default(),
                 StoreOptions::default(),
+                None,
             )?;
             Some(scan(source.as_ref(), None, vec![], None)?)
         }

@@ -54,10 +54,21 @@ pub struct RemoteTree {
     dataset: DatasetRequest,
     /// Settings of the object stores read (`--input-option`), over the environment's.
     options: StoreOptions,
+    /// Settings for the landmasks (`--landmasks-option`), when they live elsewhere; `None`: the
+    /// input's.
+    landmask_options: Option<StoreOptions>,
 }
 
 /// A download started ahead of the writer.
 type Download = tokio::task::JoinHandle<Result<Bytes, String>>;
+
+/// What a request reads: the input's objects, or the landmasks (which may have settings of
+/// their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Input,
+    Landmasks,
+}
 
 /// Objects fetched ahead of the writer: a window of downloads in the order it will read them.
 #[derive(Default)]
@@ -81,6 +92,7 @@ impl RemoteTree {
             ahead: Mutex::new(Prefetch::default()),
             dataset: DatasetRequest::default(),
             options: StoreOptions::default(),
+            landmask_options: None,
         }
     }
 
@@ -96,10 +108,34 @@ impl RemoteTree {
         self
     }
 
-    /// The object store and object path of a URL (one store per bucket or host).
+    /// Read the landmasks (their parquet, folder and GeoTIFFs) with these settings instead of
+    /// the input's.
+    pub fn with_landmask_options(mut self, options: StoreOptions) -> RemoteTree {
+        self.landmask_options = Some(options);
+        self
+    }
+
+    /// The object store and object path of a URL of the input (one store per bucket or host).
     fn locate(&self, url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
+        self.locate_as(url, Reading::Input)
+    }
+
+    /// The object store and object path of a URL read as `reading` (its own settings).
+    fn locate_as(
+        &self,
+        url: &str,
+        reading: Reading,
+    ) -> Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-        let key = format!("{}://{}", parsed.scheme(), parsed.authority());
+        let options = match (reading, &self.landmask_options) {
+            (Reading::Landmasks, Some(options)) => options,
+            _ => &self.options,
+        };
+        let kind = match (reading, &self.landmask_options) {
+            (Reading::Landmasks, Some(_)) => "landmasks ",
+            _ => "",
+        };
+        let key = format!("{kind}{}://{}", parsed.scheme(), parsed.authority());
         let path = ObjectPath::from(parsed.path().trim_matches('/'));
         if let Some(store) = self.stores.lock().expect("no poisoning").get(&key) {
             return Ok((store.clone(), path));
@@ -109,7 +145,7 @@ impl RemoteTree {
             retries: 0,
             ..self.limits
         };
-        let (store, _) = object_store_at(url, limits, &self.options).map_err(|e| e.to_string())?;
+        let (store, _) = object_store_at(url, limits, options).map_err(|e| e.to_string())?;
         self.stores
             .lock()
             .expect("no poisoning")
@@ -117,13 +153,18 @@ impl RemoteTree {
         Ok((store, path))
     }
 
-    /// A whole object, with the deadline, retries and size check.
+    /// A whole object of the input, with the deadline, retries and size check.
     fn get(&self, url: &str) -> Result<Bytes, String> {
+        self.get_as(url, Reading::Input)
+    }
+
+    /// A whole object read as `reading`.
+    fn get_as(&self, url: &str, reading: Reading) -> Result<Bytes, String> {
         let task = self.ahead.lock().expect("no poisoning").take(url);
         let result = match task {
             Some(task) => block_on(task).unwrap_or_else(|e| Err(e.to_string())),
             None => {
-                let (store, path) = self.locate(url)?;
+                let (store, path) = self.locate_as(url, reading)?;
                 let expected = self.sizes.lock().expect("no poisoning").get(url).copied();
                 block_on(fetch(store, path, expected, self.limits))
             }
@@ -401,7 +442,7 @@ impl RemoteTree {
         };
         if source.ends_with(".parquet") {
             let bytes = if is_url(&source) {
-                self.get(&source)
+                self.get_as(&source, Reading::Landmasks)
             } else {
                 read_local(Path::new(&source), None)
             }
@@ -434,7 +475,7 @@ impl RemoteTree {
 
     /// The URLs of the objects directly under a folder URL (their sizes noted).
     fn list_folder(&self, folder: &str) -> Result<Vec<String>, String> {
-        let (store, prefix) = self.locate(&format!("{folder}/"))?;
+        let (store, prefix) = self.locate_as(&format!("{folder}/"), Reading::Landmasks)?;
         let listing = async {
             let all: Vec<_> = store.list(Some(&prefix)).collect().await;
             all.into_iter().collect::<Result<Vec<_>, _>>()
@@ -622,7 +663,7 @@ impl TileSource for RemoteTree {
     fn read_landmask(&self, path: &Path) -> Result<geotiff::U8Raster, TileProblem> {
         let location = path.display().to_string();
         let bytes = if is_url(&location) {
-            self.get(&location)
+            self.get_as(&location, Reading::Landmasks)
         } else {
             let expected = self
                 .sizes
