@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use zarrs::array::ArraySubset;
 
+use crate::error::chain;
 use crate::grid::{CHANNELS, Cell, TileGeometry, UtmProjection, UtmZone};
 use crate::hash::splitmix64_next;
 use crate::input::{Catalogue, InputTile, TileSource, read_landmask_for, read_tile};
@@ -213,8 +214,8 @@ fn check_tile(
 ) -> Result<TileCheck, String> {
     let grid = &arrays.layout.grid;
     let cell = tile.cell;
-    let proj = UtmProjection::new(UtmZone::for_cell(cell)).map_err(|e| e.to_string())?;
-    let geometry = TileGeometry::with_projection(cell, &proj).map_err(|e| e.to_string())?;
+    let proj = UtmProjection::new(UtmZone::for_cell(cell)).map_err(|e| chain(&e))?;
+    let geometry = TileGeometry::with_projection(cell, &proj).map_err(|e| chain(&e))?;
     // Through the input seam's checks (headers against the catalogue, the landmask's size and
     // georeference against the rule), as the build reads them: a malformed file is a named
     // problem, never an index out of bounds.
@@ -287,7 +288,7 @@ fn check_tile(
                 "pixel centre ({lat}, {lon}) lies outside cell {cell}"
             ));
         }
-        let (e, n) = proj.forward(lon, lat).map_err(|e| e.to_string())?;
+        let (e, n) = proj.forward(lon, lat).map_err(|e| chain(&e))?;
         let source_pixel = geometry
             .pixel_at(e, n)
             .map(|(sr, sc)| sr * geometry.width + sc);

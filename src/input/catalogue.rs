@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::dataset::DatasetChoice;
 use super::manifest::{ManifestError, ManifestRow};
 use super::npy::{NpyDtype, NpyHeader};
+use crate::error::chain;
 use crate::grid::{CHANNELS, Cell, GeometryError, TileGeometry};
 
 /// Folder name TESSERA uses for its landmasks.
@@ -150,7 +151,7 @@ impl Catalogue {
                     for tiles in self.years.values_mut() {
                         if let Some(t) = tiles.remove(&cell) {
                             self.problems
-                                .push(TileProblem::new(&t.embeddings, e.to_string()));
+                                .push(TileProblem::new(&t.embeddings, chain(&e)));
                         }
                     }
                 }
@@ -326,7 +327,7 @@ impl Catalogue {
                 Err(e) => {
                     catalogue
                         .problems
-                        .push(TileProblem::new(&embeddings, e.to_string()));
+                        .push(TileProblem::new(&embeddings, chain(&e)));
                     continue;
                 }
             };

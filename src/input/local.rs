@@ -25,6 +25,7 @@ use super::manifest::{
 };
 use super::npy::{self, NpyHeader};
 use super::source::TileSource;
+use crate::error::chain;
 use crate::grid::Cell;
 
 /// A TESSERA tree in a local folder.
@@ -184,12 +185,12 @@ impl TileSource for LocalTree {
     ) -> Result<NpyHeader, TileProblem> {
         regular_file(&tile.embeddings)?;
         npy::read_npy_into(&tile.embeddings, buf)
-            .map_err(|e| TileProblem::new(&tile.embeddings, e.to_string()))
+            .map_err(|e| TileProblem::new(&tile.embeddings, chain(&e)))
     }
 
     fn read_scales(&self, tile: &InputTile) -> Result<(NpyHeader, Vec<u8>), TileProblem> {
         regular_file(&tile.scales)?;
-        npy::read_npy(&tile.scales).map_err(|e| TileProblem::new(&tile.scales, e.to_string()))
+        npy::read_npy(&tile.scales).map_err(|e| TileProblem::new(&tile.scales, chain(&e)))
     }
 
     fn read_landmask(&self, path: &Path) -> Result<geotiff::U8Raster, TileProblem> {
@@ -212,21 +213,21 @@ impl TileSource for LocalTree {
         let file = std::fs::File::open(path)
             .map_err(|e| TileProblem::new(path, format!("cannot read: {e}")))?;
         geotiff::read_u8_raster(std::io::BufReader::new(file))
-            .map_err(|e| TileProblem::new(path, e.to_string()))
+            .map_err(|e| TileProblem::new(path, chain(&e)))
     }
 
     fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem> {
         use std::io::{Read, Seek, SeekFrom};
         let fail = |e: String| TileProblem::new(path, e);
         regular_file(path)?;
-        let header = npy::read_header(path).map_err(|e| fail(e.to_string()))?;
-        let mut f = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        let header = npy::read_header(path).map_err(|e| fail(chain(&e)))?;
+        let mut f = std::fs::File::open(path).map_err(|e| fail(chain(&e)))?;
         f.seek(SeekFrom::Start(header.data_offset as u64))
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(chain(&e)))?;
         let mut buf = Vec::new();
         f.take(max.min(header.data_bytes()) as u64)
             .read_to_end(&mut buf)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(chain(&e)))?;
         Ok(buf)
     }
 }

@@ -33,6 +33,7 @@ use super::manifest::{
 };
 use super::npy::{self, NpyHeader};
 use super::source::TileSource;
+use crate::error::chain;
 use crate::grid::Cell;
 use crate::store::{RequestLimits, StoreOptions, block_on, is_url, object_store_at, spawn};
 
@@ -177,7 +178,7 @@ impl RemoteTree {
     fn get_npy(&self, path: &Path) -> Result<(NpyHeader, Bytes), TileProblem> {
         let fail = |m: String| TileProblem::new(path, m);
         let bytes = self.get(&path.display().to_string()).map_err(fail)?;
-        let header = npy::parse_header(&bytes).map_err(|e| fail(e.to_string()))?;
+        let header = npy::parse_header(&bytes).map_err(|e| fail(chain(&e)))?;
         let data = header.data_offset..header.data_offset + header.data_bytes();
         if data.end > bytes.len() {
             return Err(fail("shorter than its header says".into()));
@@ -675,7 +676,7 @@ impl TileSource for RemoteTree {
         }
         .map_err(|m| TileProblem::new(path, m))?;
         geotiff::read_u8_raster(std::io::Cursor::new(bytes))
-            .map_err(|e| TileProblem::new(path, e.to_string()))
+            .map_err(|e| TileProblem::new(path, chain(&e)))
     }
 
     fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem> {
@@ -687,7 +688,7 @@ impl TileSource for RemoteTree {
             store.get_range(&object, 0..(max as u64 + HEADER_BYTES)),
         ))
         .map_err(fail)?;
-        let header = npy::parse_header(&bytes).map_err(|e| fail(e.to_string()))?;
+        let header = npy::parse_header(&bytes).map_err(|e| fail(chain(&e)))?;
         let end = (header.data_offset + max.min(header.data_bytes())).min(bytes.len());
         Ok(bytes[header.data_offset.min(end)..end].to_vec())
     }

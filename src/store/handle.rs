@@ -27,6 +27,12 @@ pub enum StoreError {
     #[error("cannot open store {location}: {message}")]
     Open { location: String, message: String },
     #[error("cannot open store {location}")]
+    Client {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot open store {location}")]
     Folder {
         location: String,
         #[source]

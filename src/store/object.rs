@@ -141,7 +141,10 @@ pub fn object_store_at(
             Arc::new(
                 b.with_retry(retry)
                     .build()
-                    .map_err(|e| err(e.to_string()))?,
+                    .map_err(|source| StoreError::Client {
+                        location: location.to_string(),
+                        source,
+                    })?,
             )
         }
         "gs" => {
@@ -154,7 +157,10 @@ pub fn object_store_at(
             Arc::new(
                 b.with_retry(retry)
                     .build()
-                    .map_err(|e| err(e.to_string()))?,
+                    .map_err(|source| StoreError::Client {
+                        location: location.to_string(),
+                        source,
+                    })?,
             )
         }
         "az" | "azure" | "abfs" | "abfss" | "adl" => {
@@ -167,7 +173,10 @@ pub fn object_store_at(
             Arc::new(
                 b.with_retry(retry)
                     .build()
-                    .map_err(|e| err(e.to_string()))?,
+                    .map_err(|source| StoreError::Client {
+                        location: location.to_string(),
+                        source,
+                    })?,
             )
         }
         "http" | "https" => {
@@ -185,7 +194,10 @@ pub fn object_store_at(
                     .with_client_options(client)
                     .with_retry(retry)
                     .build()
-                    .map_err(|e| err(e.to_string()))?,
+                    .map_err(|source| StoreError::Client {
+                        location: location.to_string(),
+                        source,
+                    })?,
             )
         }
         other => {
