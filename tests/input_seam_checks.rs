@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{mosaic, s, scratch_dir};
+use common::{build, scratch_dir, synth, verify};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use tessera_mosaic::input::geotiff::{self, GeoTransform};
@@ -29,43 +29,14 @@ fn text(out: &std::process::Output) -> String {
 /// A synthetic tree of two tiles with landmasks, and a store built from it.
 fn tree_and_store(d: &Path) -> (PathBuf, PathBuf) {
     let root = d.join("in");
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        TILES,
-        "--years",
-        "2024",
-        "--landmasks",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    synth(&root, TILES, "2024").arg("--landmasks").run_ok();
     let store = d.join("store.zarr");
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    build(&root, &store, "80-90").run_ok();
     (root, store)
 }
 
-fn verify(root: &Path, store: &Path) -> std::process::Output {
-    mosaic(&[
-        "verify",
-        "--input",
-        s(root),
-        "--store",
-        s(store),
-        "--band",
-        "80-90",
-        "--sample",
-        "50",
-    ])
+fn verify_sample(root: &Path, store: &Path) -> std::process::Output {
+    verify(root, store, "80-90").args(["--sample", "50"]).run()
 }
 
 #[test]
@@ -81,16 +52,7 @@ fn a_landmask_shifted_from_the_rule_fails_its_tile_naming_both_transforms() {
         ..t
     };
     geotiff::write_u8(&mask, raster.width, raster.height, &raster.data, &shifted).unwrap();
-    let store = d.join("shifted.zarr");
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&store),
-        "--band",
-        "80-90",
-    ]);
+    let out = build(&root, d.join("shifted.zarr"), "80-90").run();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("grid_-99.85_80.05.tiff"), "{all}");
@@ -100,14 +62,14 @@ fn a_landmask_shifted_from_the_rule_fails_its_tile_naming_both_transforms() {
         "both origins named: {all}"
     );
     // verify reads the landmask through the same check.
-    let out = verify(&root, &good_store);
+    let out = verify_sample(&root, &good_store);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("disagrees with the tile's"), "{all}");
     // A CRS other than the rule's, too.
     let other = GeoTransform { epsg: 32615, ..t };
     geotiff::write_u8(&mask, raster.width, raster.height, &raster.data, &other).unwrap();
-    let all = text(&verify(&root, &good_store));
+    let all = text(&verify_sample(&root, &good_store));
     assert!(
         all.contains("EPSG:32615") && all.contains("EPSG:32614"),
         "{all}"
@@ -118,7 +80,7 @@ fn a_landmask_shifted_from_the_rule_fails_its_tile_naming_both_transforms() {
         ..t
     };
     geotiff::write_u8(&mask, raster.width, raster.height, &raster.data, &close).unwrap();
-    let out = verify(&root, &good_store);
+    let out = verify_sample(&root, &good_store);
     assert!(out.status.success(), "{}", text(&out));
 }
 
@@ -126,16 +88,7 @@ fn a_landmask_shifted_from_the_rule_fails_its_tile_naming_both_transforms() {
 fn a_build_whose_tiles_all_failed_reports_no_fallback_percentage_over_100() {
     let d = scratch_dir("all-failed");
     let root = d.join("in");
-    let out = mosaic(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--tiles",
-        TILES,
-        "--years",
-        "2024",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    synth(&root, TILES, "2024").run_ok();
     // Every scale NaN: each tile fails when it is read, after its cell's placement was made.
     for name in ["grid_-99.95_80.05", "grid_-99.85_80.05"] {
         let f = root.join(format!("2024/{name}/{name}_scales.npy"));
@@ -145,15 +98,7 @@ fn a_build_whose_tiles_all_failed_reports_no_fallback_percentage_over_100() {
             .collect();
         write_npy(&f, NpyDtype::Float32, &header.shape, &nan).unwrap();
     }
-    let out = mosaic(&[
-        "build",
-        "--input",
-        s(&root),
-        "--out",
-        s(&d.join("s.zarr")),
-        "--band",
-        "80-90",
-    ]);
+    let out = build(&root, d.join("s.zarr"), "80-90").run();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
@@ -272,7 +217,7 @@ fn verify_names_every_malformed_tile_or_landmask_and_never_panics() {
     }
     for case in cases {
         let file = apply(&root, &case);
-        let out = verify(&root, &store);
+        let out = verify_sample(&root, &store);
         let all = text(&out);
         assert_ne!(out.status.code(), Some(101), "{case:?} panicked: {all}");
         assert_eq!(out.status.code(), Some(1), "{case:?}: {all}");
@@ -282,6 +227,6 @@ fn verify_names_every_malformed_tile_or_landmask_and_never_panics() {
             std::fs::write(path, bytes).unwrap();
         }
     }
-    let out = verify(&root, &store);
+    let out = verify_sample(&root, &store);
     assert!(out.status.success(), "{}", text(&out));
 }
