@@ -12,14 +12,15 @@ use tessera_mosaic::zarr::MosaicStore;
 /// Write a static STAC catalog of a store and an HTML map beside it.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The store (a local folder).
+    /// The store: a local folder, or an s3://, gs://, az:// or http(s):// URL (settings from
+    /// the environment).
     #[arg(long)]
     pub store: String,
     /// Output folder: catalog.json, one folder per year, and the map (index.html).
     #[arg(long)]
     pub out: PathBuf,
     /// URL of the published store for asset hrefs (`URL/{band}`, e.g. s3://bucket/store.zarr or
-    /// https://host/store.zarr); default: the store's absolute local path.
+    /// https://host/store.zarr); default: the store's URL, or its absolute local path.
     #[arg(long)]
     pub href_base: Option<String>,
     /// Another Leaflet package or dist folder to copy into the map (default: the Leaflet built
@@ -49,13 +50,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
             }
             AssetHref::Base(url.clone())
         }
+        None if is_url(&a.store) => AssetHref::Base(a.store.clone()),
         None => {
-            if is_url(&a.store) {
-                bail!(
-                    "--store {} is a URL: pass --href-base for the asset hrefs",
-                    a.store
-                );
-            }
             let path = Path::new(a.store.trim_start_matches("file://"));
             AssetHref::Local(
                 std::fs::canonicalize(path)

@@ -505,6 +505,28 @@ def test_map_in_headless_chromium(catalog, sample):
     assert browser.errors == []
 
 
+def test_catalog_of_a_store_in_a_bucket(sample, tmp_path):
+    """`mosaic stac --store s3://...`: the store read from the bucket, its URL the assets' href
+    base by default; the catalog equals the one of the local store with that href base."""
+    from seaweed import seaweed
+
+    with seaweed(tmp_path / "seaweed") as s3:
+        s3["fs"].put(str(sample["store"]), "mosaic/store.zarr", recursive=True)
+        url = "s3://mosaic/store.zarr"
+        env = {**os.environ, **s3["env"]}
+        remote, local = tmp_path / "remote", tmp_path / "local"
+        proc = mosaic("stac", "--store", url, "--out", remote, "--no-map", env=env, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_stac(sample["store"], local, "--href-base", url, "--no-map")
+    docs = sorted(p.relative_to(remote) for p in remote.rglob("*.json"))
+    assert docs and docs == sorted(p.relative_to(local) for p in local.rglob("*.json"))
+    for d in docs:
+        assert (remote / d).read_bytes() == (local / d).read_bytes(), d
+    item = next(p for p in docs if len(p.parts) == 3)
+    hrefs = [a["href"] for a in json.loads((remote / item).read_text())["assets"].values()]
+    assert any(h.startswith(url + "/") for h in hrefs), hrefs
+
+
 def test_map_from_a_bucket(catalog, sample, tmp_path):
     """The catalog folder uploaded as is to an S3 bucket (SeaweedFS) with anonymous read: the
     page, its tiles and pixel files load from the S3 endpoint by their relative URLs."""
