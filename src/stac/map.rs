@@ -141,6 +141,32 @@ pub fn leaflet_dist(dir: &Path) -> Result<PathBuf, StacError> {
     Err(StacError::Leaflet(dir.display().to_string()))
 }
 
+/// The basemap, built into the binary so the map needs no network: coastlines and borders of
+/// Natural Earth's 1:50m countries (npm's world-atlas 2.0.2, TopoJSON) and topojson-client 3.1.0
+/// to turn them into lines in the browser (both ISC; `basemap/LICENSE`). package.json pins
+/// them; a test compares the copies.
+pub const BASEMAP_FILES: [(&str, &[u8]); 2] = [
+    (
+        "topojson-client.min.js",
+        include_bytes!("basemap/topojson-client.min.js"),
+    ),
+    ("LICENSE", include_bytes!("basemap/LICENSE")),
+];
+
+/// The countries' TopoJSON, written as a script (`window.mosaicBasemap = ...;`) so that the
+/// page loads it from `file://` too, where a fetch of JSON is refused.
+const BASEMAP_TOPOLOGY: &str = include_str!("basemap/countries-50m.json");
+
+/// Write the basemap into `out/vendor/basemap`.
+fn write_basemap(out: &Path) -> Result<(), StacError> {
+    let target = out.join("vendor").join("basemap");
+    for (name, bytes) in BASEMAP_FILES {
+        write_file(&target.join(name), bytes)?;
+    }
+    let script = format!("window.mosaicBasemap = {};\n", BASEMAP_TOPOLOGY.trim_end());
+    write_file(&target.join("countries-50m.js"), script.as_bytes())
+}
+
 /// Write Leaflet into `out/vendor/leaflet`: the built-in copy, or the files of `dist`.
 fn write_leaflet(dist: Option<&Path>, out: &Path) -> Result<(), StacError> {
     let target = out.join("vendor").join("leaflet");
@@ -167,6 +193,7 @@ pub(super) fn write_map(
     map: &MapOptions,
 ) -> Result<MapSummary, StacError> {
     write_leaflet(map.leaflet_dist.as_deref(), out)?;
+    write_basemap(out)?;
     let summary = write_tiles(store, out, by_year, map)?;
     // Coverage images span the latitudes of the store's bands.
     let lat_start = bands
@@ -289,6 +316,17 @@ mod tests {
         assert_eq!(px(0, 3599), COVERAGE_RGBA);
         assert_eq!(px(0, 0), [0, 0, 0, 0]);
         assert_eq!(img.rgba.chunks(4).filter(|p| p[3] != 0).count(), 2);
+    }
+
+    #[test]
+    fn the_built_in_basemap_is_the_npm_packages_pinned_in_package_json() {
+        let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules");
+        let npm = |path: &str| {
+            std::fs::read(modules.join(path))
+                .unwrap_or_else(|e| panic!("{path}: {e}: run scripts/setup.sh --tests (npm ci)"))
+        };
+        assert!(npm("topojson-client/dist/topojson-client.min.js") == BASEMAP_FILES[0].1);
+        assert!(npm("world-atlas/countries-50m.json") == BASEMAP_TOPOLOGY.as_bytes());
     }
 
     #[test]

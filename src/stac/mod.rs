@@ -12,7 +12,10 @@ pub use catalog::{
     cube_variables, item_id, read_coverage, relative_href, write_stac,
 };
 pub use footprint::{footprint_geojson, footprint_indices};
-pub use map::{COVERAGE_RGBA, LEAFLET_FILES, MapOptions, MapSummary, coverage_image, leaflet_dist};
+pub use map::{
+    BASEMAP_FILES, COVERAGE_RGBA, LEAFLET_FILES, MapOptions, MapSummary, coverage_image,
+    leaflet_dist,
+};
 pub use tiles::{
     MAX_ZOOM_SLACK, PIXEL_CHANNELS, TILE_SIZE, YearTiles, cell_tiles, native_max_zoom, pixel_file,
     pixel_file_bytes, tile_bbox, tile_span, tiles_of_cells,

@@ -398,6 +398,9 @@ def test_map_in_headless_chromium(catalog, sample):
 
         # 1. The globe (zoom 1): the tiles of zoom 1 that exist, and no others, are loaded.
         assert browser.goto(f"{server.url}/index.html#1/0/0/2024") == "1"
+        # The checks below compare screen pixels with the background: no coastlines over them
+        # (test_map_basemap checks the basemap).
+        browser.evaluate("mosaicMap.show('Coastlines and borders', false)")
         assert browser.evaluate("mosaicMap.year") == 2024
         assert browser.evaluate("document.getElementById('year').value") == "2024"
         shot = browser.screenshot()
@@ -525,6 +528,47 @@ def test_catalog_of_a_store_in_a_bucket(sample, tmp_path):
     item = next(p for p in docs if len(p.parts) == 3)
     hrefs = [a["href"] for a in json.loads((remote / item).read_text())["assets"].values()]
     assert any(h.startswith(url + "/") for h in hrefs), hrefs
+
+
+def test_map_basemap(catalog):
+    """Coastlines and borders are drawn from the built-in Natural Earth data (no request leaves
+    the local server), on by default, and the layer control's checkbox hides them."""
+    with Server(catalog) as server, Browser(1100, 900) as browser:
+        assert browser.goto(f"{server.url}/index.html#2/50/10/2024") == "1"
+        for name in ["Embeddings", "Coverage", "Band outlines", "Graticule (10°)"]:
+            browser.evaluate(f"mosaicMap.show('{name}', false)")
+        browser.settle()
+        # Dark pixels away from the controls (the map's background is light).
+        lines = lambda img: int((np.array(img.convert("L").crop((170, 170, 930, 900)),  # noqa: E731
+                                          dtype=int) < 150).sum())
+        on = browser.screenshot()
+        save_small(on, "map-basemap.png")
+        # Europe, Africa and Asia at zoom 2: thousands of dark line pixels.
+        assert lines(on) > 3000, lines(on)
+        # No line across the map where a coast crosses the antimeridian (Chukotka at 65-71N,
+        # Fiji at 16-17S): the rows there are not dark from edge to edge.
+        grey = np.array(on.convert("L"), dtype=int)
+        assert not any((grey[r, 170:930] < 200).mean() > 0.9 for r in range(170, 900))
+        assert browser.evaluate(
+            "document.querySelectorAll('.leaflet-basemap-pane path').length") >= 2
+        # A real click on the layer control's checkbox hides them.
+        box = browser.evaluate("""(() => {
+            const label = [...document.querySelectorAll('.leaflet-control-layers-overlays label')]
+              .find(l => l.textContent.includes('Coastlines and borders'));
+            const r = label.querySelector('input').getBoundingClientRect();
+            return {x: r.x + r.width / 2, y: r.y + r.height / 2};
+        })()""")
+        for kind in ["mousePressed", "mouseReleased"]:
+            browser.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"],
+                         button="left", clickCount=1)
+        browser.settle()
+        off = browser.screenshot()
+        save_small(off, "map-basemap-off.png")
+        assert lines(off) == 0, lines(off)
+        resources = browser.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+        assert any("countries-50m.js" in r for r in resources), resources
+        assert all(r.startswith(server.url) for r in resources), resources
+    assert browser.errors == []
 
 
 def test_map_from_a_bucket(catalog, sample, tmp_path):
