@@ -8,9 +8,10 @@ mod layout;
 mod metadata;
 mod mosaic_store;
 mod overview_layout;
+mod shard;
 
 pub use arrays::{Coordinate, StoreArray};
-pub use codecs::{compression_codecs, encoded_size, raw_bytes, sharding_codec};
+pub use codecs::{compression_codecs, encoded_size, raw_bytes, sharding_codec, transpose_codec};
 pub use layout::{
     BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, SCALES, array_metadata_key,
     array_path, failures_key, failures_prefix, group_key, is_data_shard_key, parse_shard_key,
@@ -26,3 +27,4 @@ pub use overview_layout::{
     SAMPLE_PIXELS, STATISTICS_LEVEL, SUMS, SUMS_LEN, colour_basis_key, level_array, nearest_index,
     overview_levels, statistics_array,
 };
+pub use shard::{ShardShape, encode_shard};
