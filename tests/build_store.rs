@@ -195,7 +195,10 @@ fn a_version_1_store_still_reads_verifies_and_extends() {
     let meta = common::read_json(store.join("80-90/embeddings/zarr.json"));
     let inner = &meta["codecs"][0]["configuration"];
     assert_eq!(inner["chunk_shape"][1], 117);
-    assert_eq!(inner["codecs"][0]["name"], "bytes", "pixel-major: no transpose");
+    assert_eq!(
+        inner["codecs"][0]["name"], "bytes",
+        "pixel-major: no transpose"
+    );
     let layout = common::read_json(store.join("80-90/zarr.json"));
     assert_eq!(layout["attributes"]["tessera_mosaic"]["format_version"], 1);
     common::verify(d.join("in"), &store, "80-90")
@@ -209,14 +212,22 @@ fn a_version_1_store_still_reads_verifies_and_extends() {
     common::verify(d.join("in"), &store, "80-90").ok();
     let layout = common::read_json(store.join("80-90/zarr.json"));
     assert_eq!(layout["attributes"]["tessera_mosaic"]["format_version"], 1);
-    // The same tiles built with today's defaults: channel-planar 30-row chunks, same values.
+    // The same tiles built with today's chunks, channel-planar: the transpose codec.
     let new = d.join("v2.zarr");
-    build_into(&new).ok();
+    let planar = d.join("bands-planar.toml");
+    let repo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bands.toml")).unwrap();
+    let with_planar = repo.replace("order = \"pixel_major\"", "order = \"channel_planar\"");
+    assert_ne!(repo, with_planar);
+    std::fs::write(&planar, with_planar).unwrap();
+    build_into(&new).arg("--bands").arg(&planar).ok();
     let meta = common::read_json(new.join("80-90/embeddings/zarr.json"));
     let inner = &meta["codecs"][0]["configuration"];
-    assert_eq!(inner["chunk_shape"][1], 30);
+    assert_eq!(inner["chunk_shape"][1], 45);
     assert_eq!(inner["codecs"][0]["name"], "transpose");
-    assert_eq!(inner["codecs"][0]["configuration"]["order"], serde_json::json!([0, 3, 1, 2]));
+    assert_eq!(
+        inner["codecs"][0]["configuration"]["order"],
+        serde_json::json!([0, 3, 1, 2])
+    );
     common::verify(d.join("in"), &new, "80-90").ok();
     // A newer format than this build knows is refused, not misread.
     let group = new.join("80-90/zarr.json");
@@ -225,5 +236,9 @@ fn a_version_1_store_still_reads_verifies_and_extends() {
     std::fs::write(&group, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
     let err = common::verify(d.join("in"), &new, "80-90").run();
     assert!(!err.status.success());
-    assert!(common::stderr(&err).contains("format_version 99"), "{}", common::stderr(&err));
+    assert!(
+        common::stderr(&err).contains("format_version 99"),
+        "{}",
+        common::stderr(&err)
+    );
 }

@@ -15,10 +15,7 @@ use super::threads::{thread_pool, with_tile_buffers};
 use crate::grid::{BandGrid, Cell, TileGeometry};
 use crate::input::{Catalogue, InputTile, TileSource, read_tile};
 use crate::placement::gather_into;
-use crate::zarr::{
-    BandLayout, FORMAT_VERSION, MosaicStore, ShardShape, band_array_metadata, encode_shard,
-    raw_bytes,
-};
+use crate::zarr::{BandLayout, FORMAT_VERSION, MosaicStore, band_array_metadata, raw_bytes};
 
 /// The result of [`ceiling`].
 #[derive(Debug, Clone, Default, Serialize)]
@@ -85,12 +82,8 @@ pub fn ceiling(
         .with_concurrent_target(1);
     // The shard codec chain itself, as `store_chunk` runs it, with no store.
     use zarrs::array::ArrayToBytesCodecTraits;
-    // As the build encodes: one pass per shard (`encode_shard`), zarrs' chain for blosc.
-    let encode = |array: &zarrs::array::Array<_>, shard: &[u64], bytes: &[u8], s: ShardShape| {
+    let encode = |array: &zarrs::array::Array<_>, shard: &[u64], bytes: &[u8]| {
         let shape = array.chunk_shape(shard).expect("shard in grid");
-        if let Some(encoded) = encode_shard(bytes, &s, &layout.compression) {
-            return encoded.ok().map(|e| (e, shape));
-        }
         array
             .codecs()
             .encode(
@@ -100,7 +93,6 @@ pub fn ceiling(
                 array.fill_value(),
                 &codec,
             )
-            .ok()
             .map(|encoded| (encoded.into_owned(), shape))
     };
     let cells: Vec<(Cell, TileGeometry, Vec<&InputTile>)> = catalogue
@@ -145,15 +137,11 @@ pub fn ceiling(
                     let scales_bytes: Vec<u8> =
                         out_scales.iter().flat_map(|v| v.to_le_bytes()).collect();
                     let t = Instant::now();
-                    let channels = out.len() / out_scales.len().max(1);
-                    let emb = ShardShape::embeddings(grid, channels);
-                    let Some((encoded, shape)) = encode(&arrays[0], &emb_shard, out, emb) else {
+                    let Ok((encoded, shape)) = encode(&arrays[0], &emb_shard, out) else {
                         return;
                     };
-                    let scales_shape = ShardShape::scales(grid);
-                    let scales_len =
-                        encode(&arrays[1], &emb_shard[..3], &scales_bytes, scales_shape)
-                            .map_or(0, |(e, _)| e.len());
+                    let scales_len = encode(&arrays[1], &emb_shard[..3], &scales_bytes)
+                        .map_or(0, |(e, _)| e.len());
                     PhaseClock::add(&clock.encode_write, t);
                     stored.fetch_add((encoded.len() + scales_len) as u64, Ordering::Relaxed);
                     // Decoding the embeddings again, as a reader does (kept in the gather slot).

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use crate::grid::Cell;
 use crate::store::BackgroundWrites;
 use crate::zarr::{
-    BandArrays, BandLayout, EMBEDDINGS, FormatError, MosaicStore, SCALES, ShardShape, StoreArray,
-    encode_shard, is_data_shard_key, parse_shard_key, raw_bytes,
+    BandArrays, EMBEDDINGS, FormatError, MosaicStore, SCALES, is_data_shard_key, parse_shard_key,
+    raw_bytes,
 };
 
 /// One (cell, year) gathered into the output's row order (row 0 = south), ready to store.
@@ -60,36 +60,6 @@ pub trait ShardSink: Sync {
     fn finish(&self) -> Vec<SinkFailure>;
 }
 
-/// Store one whole shard: encoded in one pass by [`encode_shard`] and put as one object, or
-/// through zarrs' codec chain for a compression that encoder does not do (blosc).
-fn store_shard(
-    array: &StoreArray,
-    idx: &[u64],
-    bytes: &[u8],
-    shape: &ShardShape,
-    layout: &BandLayout,
-) -> Result<(), SinkError> {
-    let shard_error = |e: zarrs::array::ArrayError| SinkError::Shard(Box::new(e));
-    match encode_shard(bytes, shape, &layout.compression) {
-        Some(encoded) => {
-            let encoded =
-                encoded.map_err(|e| shard_error(zarrs::array::ArrayError::Other(e.to_string())))?;
-            array
-                .storage()
-                .set(&array.chunk_key(idx), encoded.into())
-                .map_err(|e| shard_error(zarrs::array::ArrayError::StorageError(e)))
-        }
-        None => {
-            let options = zarrs::array::CodecOptions::default()
-                .with_store_empty_chunks(true)
-                .with_concurrent_target(1);
-            array
-                .store_chunk_opt(idx, raw_bytes(bytes), &options)
-                .map_err(shard_error)
-        }
-    }
-}
-
 /// The band's `embeddings` and `scales` arrays: two whole-shard writes per (cell, year),
 /// handed to background threads so that compression overlaps the disk's fsyncs.
 pub struct BandArraysSink {
@@ -122,29 +92,17 @@ impl ShardSink for BandArraysSink {
             .arrays
             .shard_indices(tile.cell, tile.year)
             .expect("year on the axis");
-        let layout = &self.arrays.layout;
-        let grid = &layout.grid;
-        let channels = tile.embeddings.len() / (grid.rows_per_cell * grid.cols_per_cell);
-        // The float32 values as stored (little endian, as in memory here).
-        const { assert!(cfg!(target_endian = "little")) };
-        let scales: &[u8] = bytemuck::cast_slice(tile.scales);
-        for (array, shard_idx, bytes, shape) in [
-            (
-                &self.arrays.embeddings,
-                &idx[..],
-                tile.embeddings,
-                ShardShape::embeddings(grid, channels),
-            ),
-            (
-                &self.arrays.scales,
-                &idx[..3],
-                scales,
-                ShardShape::scales(grid),
-            ),
-        ] {
-            store_shard(array, shard_idx, bytes, &shape, layout)?;
-        }
-        Ok(())
+        let options = zarrs::array::CodecOptions::default()
+            .with_store_empty_chunks(true)
+            .with_concurrent_target(1);
+        self.arrays
+            .embeddings
+            .store_chunk_opt(&idx, raw_bytes(tile.embeddings), &options)
+            .map_err(|e| SinkError::Shard(Box::new(e)))?;
+        self.arrays
+            .scales
+            .store_chunk_opt(&idx[..3], tile.scales, &options)
+            .map_err(|e| SinkError::Shard(Box::new(e)))
     }
 
     fn finish(&self) -> Vec<SinkFailure> {

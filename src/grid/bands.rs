@@ -144,9 +144,9 @@ impl Default for BandsConfig {
         BandsConfig {
             rows_per_cell: 1170,
             chunks: ChunkConfig {
-                rows: 30,
-                target_cols: 32,
-                order: ChunkOrder::ChannelPlanar,
+                rows: 45,
+                target_cols: 48,
+                order: ChunkOrder::PixelMajor,
             },
             compression: CompressionConfig::Zstd { level: 3 },
             embeddings_fill: 0,

@@ -8,7 +8,6 @@ mod layout;
 mod metadata;
 mod mosaic_store;
 mod overview_layout;
-mod shard;
 
 pub use arrays::{Coordinate, StoreArray};
 pub use codecs::{compression_codecs, encoded_size, raw_bytes, sharding_codec, transpose_codec};
@@ -27,4 +26,3 @@ pub use overview_layout::{
     SAMPLE_PIXELS, STATISTICS_LEVEL, SUMS, SUMS_LEN, colour_basis_key, level_array, nearest_index,
     overview_levels, statistics_array,
 };
-pub use shard::{ShardShape, encode_shard};
