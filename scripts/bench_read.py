@@ -118,7 +118,7 @@ def main():
         print(f"{label:<26} {ms(tx, wx):>18} {ms(tm, wm):>20} {ms(tn, wn):>22}   {arr.shape}")
 
 
-# --- The layout matrix (issue 25): inner chunk shape x chunk order x zstd level -------------
+# --- The layout matrix: inner chunk shape x chunk order x zstd level ---------------------------
 
 VARIANTS = [  # name, chunk rows, target cols, order, zstd level
     ("117x128 pixel z3 (old default)", 117, 128, "pixel_major", 3),
@@ -161,8 +161,6 @@ def bytes_needed(store, band, rows, cols):
     import json
     layout = json.loads((Path(store) / band / "zarr.json").read_text())["attributes"]["tessera_mosaic"]["grid"]
     R, C, cr, cc = layout["rows_per_cell"], layout["cols_per_cell"], layout["chunk_rows"], layout["chunk_cols"]
-    lon0 = int(json.loads((Path(store) / band / "zarr.json").read_text())["attributes"]["tessera_mosaic"]["grid"]["lat_start_index"])
-    del lon0
     ni, nj = R // cr, C // cc
     total = 0
     for array in ("embeddings", "scales"):
