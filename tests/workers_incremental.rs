@@ -193,9 +193,9 @@ fn a_store_refuses_a_bands_toml_that_differs_from_its_own() {
         (
             "grid",
             "rows_per_cell = 1170",
-            "rows_per_cell = 1215",
+            "rows_per_cell = 1287",
             "rows_per_cell: 1170",
-            "rows_per_cell: 1215",
+            "rows_per_cell: 1287",
         ),
         ("codec", "level = 3", "level = 1", "level: 3", "level: 1"),
         (

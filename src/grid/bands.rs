@@ -144,8 +144,8 @@ impl Default for BandsConfig {
         BandsConfig {
             rows_per_cell: 1170,
             chunks: ChunkConfig {
-                rows: 45,
-                target_cols: 48,
+                rows: 39,
+                target_cols: 40,
                 order: ChunkOrder::PixelMajor,
             },
             compression: CompressionConfig::Zstd { level: 3 },
