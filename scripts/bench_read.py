@@ -4,10 +4,20 @@ today), for (a) one pixel's 128 channels over all years, (b) a 1 km box, (c) a 2
 Usage: .venv/bin/python scripts/bench_read.py STORE BAND ROOT LAT LON
 (LAT, LON: a point with data; boxes are centred on it). Caches are dropped before each timed
 read when running as root.
+
+Layout matrix (issue 25): .venv/bin/python scripts/bench_read.py matrix WORK [NAME ...]
+synthesises 6 landscape tiles at 70N into WORK/in (once), then for each inner chunk shape,
+chunk order and zstd level (or those whose name contains a NAME) builds band 70-80 with
+$MOSAIC_BIN (default target/release/mosaic), and prints the build time, the stored bytes and,
+per reader (xarray + zarr-python, xarray + the zarrs codec pipeline, tensorstore: the last two
+when importable, e.g. `pip install zarrs tensorstore`), the warm time and bytes read of a
+pixel, 3,000 random points, a 1 km and a 10 km box, every reader's values checked equal.
 """
 
 import math
 import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -108,5 +118,230 @@ def main():
         print(f"{label:<26} {ms(tx, wx):>18} {ms(tm, wm):>20} {ms(tn, wn):>22}   {arr.shape}")
 
 
+# --- The layout matrix: inner chunk shape x chunk order x zstd level ---------------------------
+
+VARIANTS = [  # name, chunk rows, target cols, order, zstd level
+    ("117x128 pixel z3 (old default)", 117, 128, "pixel_major", 3),
+    ("117x128 pixel z1", 117, 128, "pixel_major", 1),
+    ("117x128 planar z3", 117, 128, "channel_planar", 3),
+    ("65x64 pixel z3", 65, 64, "pixel_major", 3),
+    ("65x64 planar z3", 65, 64, "channel_planar", 3),
+    ("30x32 pixel z3", 30, 32, "pixel_major", 3),
+    ("30x32 pixel z1", 30, 32, "pixel_major", 1),
+    ("30x32 planar z3", 30, 32, "channel_planar", 3),
+    ("30x32 planar z1", 30, 32, "channel_planar", 1),
+    ("39x40 pixel z3 (new default)", 39, 40, "pixel_major", 3),
+    ("39x40 planar z3", 39, 40, "channel_planar", 3),
+    ("45x48 pixel z3", 45, 48, "pixel_major", 3),
+    ("45x48 pixel z1", 45, 48, "pixel_major", 1),
+    ("45x48 planar z3", 45, 48, "channel_planar", 3),
+    ("45x48 planar z1", 45, 48, "channel_planar", 1),
+]
+TILES = [f"grid_{lon}_{lat}" for lat in ("70.05", "70.15") for lon in ("10.05", "10.15", "10.25")]
+
+
+def bands_toml(rows, cols, order, level):
+    base = (Path(__file__).resolve().parents[1] / "bands.toml").read_text()
+    head, _, bands = base.partition("[[band]]")
+    head = head.split("[chunks]")[0]
+    # Pixel-major is the default when `order` is absent (also for binaries without the setting).
+    order_line = "" if order == "pixel_major" else f"order = \"{order}\"\n"
+    return (f"{head}[chunks]\nrows = {rows}\ntarget_cols = {cols}\n{order_line}\n"
+            f"[compression]\ncodec = \"zstd\"\nlevel = {level}\n\n[[band]]{bands}")
+
+
+def shard_chunks(path, n_chunks):
+    """(offset, nbytes) of every inner chunk of a shard, from its index (at the end, + crc32c)."""
+    with open(path, "rb") as f:
+        f.seek(-(n_chunks * 16 + 4), 2)
+        return np.frombuffer(f.read(n_chunks * 16), "<u8").reshape(-1, 2)
+
+
+def bytes_needed(store, band, rows, cols):
+    """Bytes a reader must fetch for pixel rows/cols ranges of year 0: each shard's index and
+    the inner chunks under the box, embeddings and scales (from the stored shard indexes)."""
+    import json
+    layout = json.loads((Path(store) / band / "zarr.json").read_text())["attributes"]["tessera_mosaic"]["grid"]
+    R, C, cr, cc = layout["rows_per_cell"], layout["cols_per_cell"], layout["chunk_rows"], layout["chunk_cols"]
+    ni, nj = R // cr, C // cc
+    total = 0
+    for array in ("embeddings", "scales"):
+        for ci in range(rows[0] // cr, (rows[1] - 1) // cr + 1):
+            for cj in range(cols[0] // cc, (cols[1] - 1) // cc + 1):
+                shard = Path(store) / band / array / "c" / "0" / str(ci // ni) / str(cj // nj)
+                if array == "embeddings":
+                    shard = shard / "0"
+                if not shard.exists():
+                    continue
+                total += shard_chunks(shard, ni * nj)[(ci % ni) * nj + cj % nj, 1]
+        # one index per shard touched
+        shards = {(ci * cr // R, cj * cc // C) for ci in range(rows[0] // cr, (rows[1] - 1) // cr + 1)
+                  for cj in range(cols[0] // cc, (cols[1] - 1) // cc + 1)}
+        total += len(shards) * (ni * nj * 16 + 4)
+    return int(total)
+
+
+def rchar():
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def measure(fn, repeat=3):
+    """(best warm seconds, bytes read by the process in the first call, result)."""
+    before = rchar()
+    out = fn()
+    read = rchar() - before
+    best = math.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best, read, out
+
+
+def read_figures(store, band, lat, lon, points):
+    """Warm read times (ms) and bytes read, per reader, for a pixel, a point sample, a 1 km and a
+    10 km box of year 0; every reader's values are checked against xarray's."""
+    import zarr
+    out = {}
+    boxes = {}
+    for km in (1.0, 10.0):
+        dlat = km / 111.2 / 2
+        dlon = km / (111.3 * math.cos(math.radians(lat))) / 2
+        boxes[km] = dict(lat=slice(lat - dlat, lat + dlat), lon=slice(lon - dlon, lon + dlon))
+    readers = ["zarr-python", "zarrs pipeline", "tensorstore"]
+    ref_values = {}
+    for reader in readers:
+        if reader == "tensorstore":
+            try:
+                import tensorstore as ts
+            except ImportError:
+                out[reader] = None
+                continue
+        pipeline = "zarrs.ZarrsCodecPipeline" if reader == "zarrs pipeline" else "zarr.core.codec_pipeline.BatchedCodecPipeline"
+        if reader == "zarrs pipeline":
+            try:
+                import zarrs  # noqa: F401
+            except ImportError:
+                out[reader] = None
+                continue
+        zarr.config.set({"codec_pipeline.path": pipeline})
+        ds = xr.open_zarr(store, group=band, chunks=None)
+        lat_v, lon_v = ds.lat.values, ds.lon.values
+        r = {}
+        if reader == "tensorstore":
+            emb = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": f"{store}/{band}/embeddings"}}).result()
+            sca = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": f"{store}/{band}/scales"}}).result()
+
+            def near(v, axis):
+                i = np.clip(np.searchsorted(axis, v), 1, len(axis) - 1)
+                return np.where(np.abs(axis[i - 1] - v) < np.abs(axis[i] - v), i - 1, i)  # ties: the later, as pandas
+
+            def box(sel):
+                r0, r1 = np.searchsorted(lat_v, [sel["lat"].start, sel["lat"].stop])
+                c0, c1 = np.searchsorted(lon_v, [sel["lon"].start, sel["lon"].stop])
+                return emb[0, r0:r1, c0:c1, :].read().result(), sca[0, r0:r1, c0:c1].read().result()
+
+            ri, ci = near(np.array([lat]), lat_v)[0], near(np.array([lon]), lon_v)[0]
+            pr, pc = near(points[0], lat_v), near(points[1], lon_v)
+            fns = {
+                "pixel": lambda: emb[0, ri, ci, :].read().result(),
+                "points": lambda: (emb.vindex[0, pr, pc, :].read().result(), sca.vindex[0, pr, pc].read().result()),
+                "1 km": lambda: box(boxes[1.0]),
+                "10 km": lambda: box(boxes[10.0]),
+            }
+        else:
+            e, s = ds.embeddings.isel(year=0), ds.scales.isel(year=0)
+            plat, plon = xr.DataArray(points[0], dims="p"), xr.DataArray(points[1], dims="p")
+            fns = {
+                "pixel": lambda: e.sel(lat=lat, lon=lon, method="nearest").values,
+                "points": lambda: (e.sel(lat=plat, lon=plon, method="nearest").values,
+                                   s.sel(lat=plat, lon=plon, method="nearest").values),
+                "1 km": lambda: (e.sel(**boxes[1.0]).values, s.sel(**boxes[1.0]).values),
+                "10 km": lambda: (e.sel(**boxes[10.0]).values, s.sel(**boxes[10.0]).values),
+            }
+        for name, fn in fns.items():
+            t, nbytes, values = measure(fn, repeat=1 if name in ("points", "10 km") else 3)
+            first = values[0] if isinstance(values, tuple) else values
+            if name in ref_values:
+                np.testing.assert_array_equal(np.asarray(first), ref_values[name], err_msg=f"{reader} {name}")
+            else:
+                ref_values[name] = np.asarray(first)
+            r[name] = (t, nbytes)
+        out[reader] = r
+    zarr.config.set({"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"})
+    # What the layout itself costs: shard indexes and inner chunks under each read.
+    ds = xr.open_zarr(store, group=band, chunks=None)
+    lat_v, lon_v = ds.lat.values, ds.lon.values
+    need = {}
+    ri, ci = int(np.abs(lat_v - lat).argmin()), int(np.abs(lon_v - lon).argmin())
+    need["pixel"] = bytes_needed(store, band, (ri, ri + 1), (ci, ci + 1))
+    for km in (1.0, 10.0):
+        sel = boxes[km]
+        r0, r1 = np.searchsorted(lat_v, [sel["lat"].start, sel["lat"].stop])
+        c0, c1 = np.searchsorted(lon_v, [sel["lon"].start, sel["lon"].stop])
+        need[f"{km:g} km"] = bytes_needed(store, band, (r0, r1), (c0, c1))
+    return out, need
+
+
+def stored_bytes(store, band):
+    return sum(f.stat().st_size for a in ("embeddings", "scales")
+               for f in (Path(store) / band / a / "c").rglob("*") if f.is_file())
+
+
+def matrix(work, mosaic, only=None):
+    work = Path(work)
+    root = work / "in"
+    if not root.exists():
+        subprocess.run([mosaic, "synth", "--out", str(root), "--tiles", ",".join(TILES), "--years", "2024"], check=True)
+    band, lat, lon = "70-80", 70.10013, 10.20017  # off pixel edges
+    rng = np.random.default_rng(7)
+    points = (rng.uniform(70.0 + 0.01, 70.2 - 0.01, 3000), rng.uniform(10.0 + 0.01, 10.3 - 0.01, 3000))
+    rows = []
+    for name, cr, cc, order, level in VARIANTS:
+        if only and not any(o in name for o in only):
+            continue
+        tag = f"{cr}x{cc}-{order}-z{level}"
+        store = work / f"store-{tag}"
+        toml = work / f"bands-{tag}.toml"
+        toml.write_text(bands_toml(cr, cc, order, level))
+        shutil.rmtree(store, ignore_errors=True)
+        cache = drop_caches()
+        t = time.perf_counter()
+        subprocess.run([mosaic, "build", "--input", str(root), "--out", str(store), "--bands", str(toml),
+                        "--band", band], check=True, stdout=subprocess.DEVNULL)
+        build = time.perf_counter() - t
+        figures, need = read_figures(str(store), band, lat, lon, points)
+        rows.append((name, build, cache, stored_bytes(store, band), figures, need))
+        print_row(rows[-1], header=len(rows) == 1)
+        shutil.rmtree(store)
+
+
+def print_row(row, header):
+    name, build, cache, stored, figures, need = row
+    reads = ["pixel", "points", "1 km", "10 km"]
+    if header:
+        print(f"# band 70-80, 6 synthetic landscape tiles (1 year); build {cache} cache, reads warm; "
+              "ms (best of 3; points and 10 km: 1 run) / MB read by the process (rchar, first call); need = MB of "
+              "shard indexes + inner chunks under the read")
+        print(f"{'variant':<32} {'build s':>7} {'stored MB':>9} {'reader':<15} " + " ".join(f"{r:>15}" for r in reads))
+    first = True
+    for reader, r in figures.items():
+        lead = f"{name:<32} {build:>7.2f} {stored / 1e6:>9.1f}" if first else " " * 50
+        first = False
+        if r is None:
+            print(f"{lead} {reader:<15} not installed")
+            continue
+        print(f"{lead} {reader:<15} " + " ".join(f"{r[k][0] * 1000:>7.1f}/{r[k][1] / 1e6:>7.2f}" for k in reads))
+    print(" " * 50 + f" {'need MB':<15} " + " ".join(
+        f"{'':>7} {need[k] / 1e6:>7.3f}" if k in need else f"{'-':>15}" for k in reads))
+    sys.stdout.flush()
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "matrix":
+        matrix(sys.argv[2], os.environ.get("MOSAIC_BIN", "target/release/mosaic"), sys.argv[3:])
+    else:
+        main()

@@ -141,3 +141,104 @@ fn a_tile_with_only_one_of_its_two_shards_is_rewritten() {
     // Both tiles rewritten whole: the store is again the one before the deletions.
     assert_same_snapshots(&before, &snapshot(&store));
 }
+
+/// `bands.toml` as it was before format version 2: 117 x ~101 pixel-major inner chunks (no
+/// `order`).
+fn version_1_bands(dir: &Path) -> PathBuf {
+    let repo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bands.toml")).unwrap();
+    let (head, bands) = repo.split_once("[compression]").unwrap();
+    let head = head.split("[chunks]").next().unwrap();
+    let path = dir.join("bands-v1.toml");
+    std::fs::write(
+        &path,
+        format!("{head}[chunks]\nrows = 117\ntarget_cols = 128\n\n[compression]{bands}"),
+    )
+    .unwrap();
+    path
+}
+
+/// Every `zarr.json` of a store rewritten as a version 1 build wrote it: no `chunk_order` in
+/// the layout (and its copies in consolidated metadata), `format_version` 1.
+fn make_version_1(store: &Path) {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("chunk_order");
+                if m.contains_key("format_version") {
+                    m.insert("format_version".into(), 1.into());
+                }
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    for (key, bytes) in snapshot(store) {
+        if key.ends_with("zarr.json") {
+            let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            strip(&mut v);
+            std::fs::write(store.join(&key), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_version_1_store_still_reads_verifies_and_extends() {
+    let d = workdir();
+    let store = d.join("v1.zarr");
+    let bands = version_1_bands(d);
+    build_into(&store)
+        .args(["--years", "2023", "--bands"])
+        .arg(&bands)
+        .ok();
+    make_version_1(&store);
+    let meta = common::read_json(store.join("80-90/embeddings/zarr.json"));
+    let inner = &meta["codecs"][0]["configuration"];
+    assert_eq!(inner["chunk_shape"][1], 117);
+    assert_eq!(
+        inner["codecs"][0]["name"], "bytes",
+        "pixel-major: no transpose"
+    );
+    let layout = common::read_json(store.join("80-90/zarr.json"));
+    assert_eq!(layout["attributes"]["tessera_mosaic"]["format_version"], 1);
+    common::verify(d.join("in"), &store, "80-90")
+        .args(["--years", "2023"])
+        .ok();
+    // Extended by a later year in its own layout, then read and verified whole.
+    build_into(&store)
+        .args(["--years", "2024", "--bands"])
+        .arg(&bands)
+        .ok();
+    common::verify(d.join("in"), &store, "80-90").ok();
+    let layout = common::read_json(store.join("80-90/zarr.json"));
+    assert_eq!(layout["attributes"]["tessera_mosaic"]["format_version"], 1);
+    // The same tiles built with today's chunks (39 rows), channel-planar: the transpose codec.
+    let new = d.join("v2.zarr");
+    let planar = d.join("bands-planar.toml");
+    let repo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bands.toml")).unwrap();
+    let with_planar = repo.replace("order = \"pixel_major\"", "order = \"channel_planar\"");
+    assert_ne!(repo, with_planar);
+    std::fs::write(&planar, with_planar).unwrap();
+    build_into(&new).arg("--bands").arg(&planar).ok();
+    let meta = common::read_json(new.join("80-90/embeddings/zarr.json"));
+    let inner = &meta["codecs"][0]["configuration"];
+    assert_eq!(inner["chunk_shape"][1], 39);
+    assert_eq!(inner["codecs"][0]["name"], "transpose");
+    assert_eq!(
+        inner["codecs"][0]["configuration"]["order"],
+        serde_json::json!([0, 3, 1, 2])
+    );
+    common::verify(d.join("in"), &new, "80-90").ok();
+    // A newer format than this build knows is refused, not misread.
+    let group = new.join("80-90/zarr.json");
+    let mut doc = common::read_json(&group);
+    doc["attributes"]["tessera_mosaic"]["format_version"] = 99.into();
+    std::fs::write(&group, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let err = common::verify(d.join("in"), &new, "80-90").run();
+    assert!(!err.status.success());
+    assert!(
+        common::stderr(&err).contains("format_version 99"),
+        "{}",
+        common::stderr(&err)
+    );
+}

@@ -126,10 +126,10 @@ fn preview_pngs_show_data_and_transparent_no_data() {
         .arg(&png_path)
         .ok();
     let (info, buf) = read_png(&png_path);
-    // Two cells side by side at 80N (218 columns each), drawn in square degrees from the
-    // overviews and no finer than the finest level (ceil(218 / 4) = 55 columns per cell):
-    // 0.2 x 0.1 degrees at 110 px for 0.2 degrees.
-    assert_eq!((info.width, info.height), (110, 55));
+    // Two cells side by side at 80N (222 columns each), drawn in square degrees from the
+    // overviews and no finer than the finest level (ceil(222 / 4) = 56 columns per cell):
+    // 0.2 x 0.1 degrees at 112 px for 0.2 degrees.
+    assert_eq!((info.width, info.height), (112, 56));
     let px = buf.chunks(4);
     let transparent = px.clone().filter(|p| p[3] == 0).count();
     let opaque = px.clone().filter(|p| p[3] == 255).count();

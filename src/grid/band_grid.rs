@@ -15,7 +15,7 @@
 use geo::{Distance, Geodesic, Point};
 use serde::{Deserialize, Serialize};
 
-use super::bands::{BandSpec, BandsConfig};
+use super::bands::{BandSpec, BandsConfig, ChunkOrder};
 use super::cell::{CELL_DEG, Cell, LON_CELLS, lat_of_index};
 use super::utm::{GeometryError, PIXEL_M, UtmProjection, UtmZone};
 
@@ -43,6 +43,9 @@ pub struct BandGrid {
     pub chunk_rows: usize,
     /// Columns per inner chunk.
     pub chunk_cols: usize,
+    /// Byte order of an `embeddings` inner chunk (pixel-major in stores that do not say).
+    #[serde(default)]
+    pub chunk_order: ChunkOrder,
 }
 
 /// Why a band grid cannot be built.
@@ -75,6 +78,7 @@ impl BandGrid {
             cols_per_cell: chunks * chunk_cols,
             chunk_rows: config.chunks.rows,
             chunk_cols,
+            chunk_order: config.chunks.order,
         })
     }
 

@@ -30,6 +30,23 @@ pub struct ChunkConfig {
     pub rows: usize,
     /// Target columns per inner chunk; the real width is chosen per band so chunks tile a cell.
     pub target_cols: usize,
+    /// Byte order of an `embeddings` inner chunk before compression (pixel-major when absent,
+    /// as every store built before this setting existed).
+    #[serde(default)]
+    pub order: ChunkOrder,
+}
+
+/// The byte order of an `embeddings` inner chunk as stored (before compression).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkOrder {
+    /// (lat, lon, channel): each pixel's 128 channels together, the array's own order.
+    #[default]
+    PixelMajor,
+    /// (channel, lat, lon): one plane per channel, written with the Zarr v3 core `transpose`
+    /// codec (order [0, 3, 1, 2]) before `bytes`, so every reader restores (year, lat, lon,
+    /// channel) by itself.
+    ChannelPlanar,
 }
 
 /// A compression codec for the inner chunks.
@@ -127,8 +144,9 @@ impl Default for BandsConfig {
         BandsConfig {
             rows_per_cell: 1170,
             chunks: ChunkConfig {
-                rows: 117,
-                target_cols: 128,
+                rows: 39,
+                target_cols: 40,
+                order: ChunkOrder::PixelMajor,
             },
             compression: CompressionConfig::Zstd { level: 3 },
             embeddings_fill: 0,

@@ -10,7 +10,9 @@ mod utm;
 pub use band_grid::{
     BandGrid, CHANNELS, GridError, meridian_height_m, min_cols_per_cell, parallel_width_m,
 };
-pub use bands::{BandSpec, BandsConfig, BandsError, ChunkConfig, CompressionConfig, band_name};
+pub use bands::{
+    BandSpec, BandsConfig, BandsError, ChunkConfig, ChunkOrder, CompressionConfig, band_name,
+};
 pub use bbox::{BBox, BoxError, LatRange, LonRange};
 pub use cell::{CELL_DEG, Cell, CellNameError, LAT_CELLS, LON_CELLS, lat_of_index};
 pub use utm::{

@@ -403,6 +403,7 @@ mod tests {
             cols_per_cell: 4,
             chunk_rows: 5,
             chunk_cols: 2,
+            chunk_order: Default::default(),
         }
     }
 

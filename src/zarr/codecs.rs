@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::grid::CompressionConfig;
+use crate::grid::{ChunkOrder, CompressionConfig};
 
 /// The bytes-to-bytes codec metadata for a compression setting (empty for none). zstd frames
 /// carry a checksum, so a corrupted chunk fails to decode instead of returning wrong values.
@@ -36,8 +36,12 @@ pub fn sharding_codec(
     inner_chunk: &[u64],
     compression: &CompressionConfig,
     element_size: usize,
+    order: ChunkOrder,
 ) -> Value {
-    let mut inner = vec![json!({"name": "bytes", "configuration": {"endian": "little"}})];
+    let mut inner: Vec<Value> = transpose_codec(order, inner_chunk.len())
+        .into_iter()
+        .collect();
+    inner.push(json!({"name": "bytes", "configuration": {"endian": "little"}}));
     inner.extend(compression_codecs(compression, element_size));
     json!({
         "name": "sharding_indexed",
@@ -51,6 +55,13 @@ pub fn sharding_codec(
             "index_location": "end"
         }
     })
+}
+
+/// The `transpose` codec that stores a (year, lat, lon, channel) chunk channel-planar, `None`
+/// for pixel-major chunks and for arrays without a channel axis (`ndim` < 4).
+pub fn transpose_codec(order: ChunkOrder, ndim: usize) -> Option<Value> {
+    (order == ChunkOrder::ChannelPlanar && ndim == 4)
+        .then(|| json!({"name": "transpose", "configuration": {"order": [0, 3, 1, 2]}}))
 }
 
 /// Metadata of a plain (unsharded) 1-D array, used to measure a codec on sample bytes.

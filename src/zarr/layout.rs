@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::grid::{BandGrid, Cell, CompressionConfig};
 
-/// Version of the layout documented in docs/format.md.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the layout documented in docs/format.md. Version 2 added `grid.chunk_order`
+/// (channel-planar inner chunks through the `transpose` codec); a version 1 layout has none and
+/// is pixel-major, and reads and extends as before.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The root group's metadata document.
 pub const ROOT_METADATA_KEY: &str = "zarr.json";

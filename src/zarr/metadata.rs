@@ -153,7 +153,7 @@ pub fn band_array_metadata(layout: &BandLayout) -> Vec<(&'static str, Value)> {
         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": shard}},
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": layout.embeddings_fill,
-        "codecs": [sharding_codec(&chunk, &layout.compression, 1)],
+        "codecs": [sharding_codec(&chunk, &layout.compression, 1, g.chunk_order)],
         "attributes": embeddings_attrs,
         "dimension_names": ["year", "lat", "lon", "channel"],
     });
@@ -165,7 +165,7 @@ pub fn band_array_metadata(layout: &BandLayout) -> Vec<(&'static str, Value)> {
         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": &shard[..3]}},
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": "NaN",
-        "codecs": [sharding_codec(&chunk[..3], &layout.compression, 4)],
+        "codecs": [sharding_codec(&chunk[..3], &layout.compression, 4, g.chunk_order)],
         "attributes": data_attrs(
             "TESSERA embedding scale",
             "Per-pixel scale of the int8 embeddings. NaN marks every pixel without data (no tile, outside the tile, water, or an invalid source scale)."

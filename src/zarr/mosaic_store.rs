@@ -107,9 +107,20 @@ impl MosaicStore {
             .pointer("/attributes/tessera_mosaic")
             .cloned()
             .ok_or_else(|| self.band_error(band, "group has no tessera_mosaic attributes"))?;
-        serde_json::from_value(layout)
-            .map(Some)
-            .map_err(|e| self.band_error(band, &format!("unreadable layout: {e}")))
+        let layout: BandLayout = serde_json::from_value(layout)
+            .map_err(|e| self.band_error(band, &format!("unreadable layout: {e}")))?;
+        // Version 1 (pixel-major chunks, no `chunk_order`) reads as pixel-major; a newer
+        // version may mean something this build does not know.
+        if layout.format_version > FORMAT_VERSION {
+            return Err(self.band_error(
+                band,
+                &format!(
+                    "layout format_version {} is newer than this tessera-mosaic reads (up to {FORMAT_VERSION})",
+                    layout.format_version
+                ),
+            ));
+        }
+        Ok(Some(layout))
     }
 
     /// Names of the bands in the store.

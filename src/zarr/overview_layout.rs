@@ -14,7 +14,7 @@
 use serde_json::{Value, json};
 
 use super::arrays::Coordinate;
-use super::codecs::compression_codecs;
+use super::codecs::{compression_codecs, transpose_codec};
 use super::layout::{BandLayout, EMBEDDINGS, SCALES};
 use super::metadata::{array_document, grid_geozarr_attributes, zarr_conventions};
 use crate::grid::{BandGrid, CHANNELS, CompressionConfig, LON_CELLS};
@@ -258,18 +258,23 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
             }),
         );
         embeddings_attrs["nodata"] = json!(layout.embeddings_fill);
-        docs.push((
-            level_array(level.level, EMBEDDINGS),
-            array_document(
-                vec![years, rows, cols, CHANNELS as u64],
-                chunk.to_vec(),
-                "int8",
-                json!(layout.embeddings_fill),
-                compression(1),
-                vec!["year", "lat", "lon", "channel"],
-                embeddings_attrs,
-            ),
-        ));
+        let mut embeddings = array_document(
+            vec![years, rows, cols, CHANNELS as u64],
+            chunk.to_vec(),
+            "int8",
+            json!(layout.embeddings_fill),
+            compression(1),
+            vec!["year", "lat", "lon", "channel"],
+            embeddings_attrs,
+        );
+        // The band's chunk order (channel planes through `transpose`) holds for its levels too.
+        if let Some(transpose) = transpose_codec(grid.chunk_order, 4) {
+            embeddings["codecs"]
+                .as_array_mut()
+                .expect("codec list")
+                .insert(0, transpose);
+        }
+        docs.push((level_array(level.level, EMBEDDINGS), embeddings));
         docs.push((
             level_array(level.level, SCALES),
             array_document(
@@ -395,6 +400,7 @@ mod tests {
             cols_per_cell: cols,
             chunk_rows: 117,
             chunk_cols: 100,
+            chunk_order: Default::default(),
         }
     }
 

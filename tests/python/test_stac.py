@@ -326,13 +326,14 @@ def test_map_tiles_and_pixel_files(catalog, sample):
     # north, exactly the finest level's values.
     t = tiles[2024]
     data = (catalog / t["pixels"] / "70-80" / f"{NORTH[0]}.bin").read_bytes()
+    w = ds.sizes["lon"] // 3600  # the level's columns per cell: ceil(C / 4)
     cell = ds.isel(lat=slice((y - 700) * 293, (y - 699) * 293),
-                   lon=slice((x + 1800) * 101, (x + 1801) * 101))
-    n = 293 * 101
+                   lon=slice((x + 1800) * w, (x + 1801) * w))
+    n = 293 * w
     assert len(data) == n * (4 + layers["pixel_channels"]) and layers["pixel_channels"] == 4
-    np.testing.assert_array_equal(np.frombuffer(data[:4 * n], "<f4").reshape(293, 101),
+    np.testing.assert_array_equal(np.frombuffer(data[:4 * n], "<f4").reshape(293, w),
                                   cell.scales.values)
-    np.testing.assert_array_equal(np.frombuffer(data[4 * n:], "i1").reshape(293, 101, 4),
+    np.testing.assert_array_equal(np.frombuffer(data[4 * n:], "i1").reshape(293, w, 4),
                                   cell.embeddings.values[..., :4])
 
 
