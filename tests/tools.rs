@@ -154,6 +154,47 @@ fn preview_pngs_show_data_and_transparent_no_data() {
     assert_eq!(at(k + k / 2, k + 2 + k / 2), [64, 200, 160]);
 }
 
+/// `preview --coverage` paints exactly the cells built in each year: a tile missing in one
+/// year leaves its square unpainted in that year's panel, and present in the other's.
+#[test]
+fn coverage_leaves_a_tile_missing_in_one_year_unpainted() {
+    let d = common::scratch_dir("coverage");
+    let (root, store) = (d.join("in"), d.join("store.zarr"));
+    let (west, east) = ("grid_-99.95_80.05", "grid_-99.85_80.05");
+    synth(&root, &format!("{west},{east}"), "2023,2024").ok();
+    std::fs::remove_dir_all(root.join("2024").join(east)).unwrap();
+    build(&root, &store, "80-90").ok();
+    let cov = d.join("coverage.png");
+    preview(&store).arg("--coverage").arg("-o").arg(&cov).ok();
+    let (info, buf) = read_png(&cov);
+    // Two years stacked (2023 on top), two cells wide, one cell tall, a 2-pixel line between.
+    let (w, h) = (info.width as usize, info.height as usize);
+    let k = w / 2;
+    assert_eq!((w, h), (2 * k, 2 * k + 2));
+    let at = |x: usize, y: usize| -> [u8; 4] { buf[(y * w + x) * 4..][..4].try_into().unwrap() };
+    // Every pixel of a square has one colour.
+    let square = |col: usize, panel: usize| -> [u8; 4] {
+        let (x0, y0) = (col * k, panel * (k + 2));
+        let c = at(x0, y0);
+        for y in y0..y0 + k {
+            for x in x0..x0 + k {
+                assert_eq!(at(x, y), c, "square {col} of panel {panel} at ({x}, {y})");
+            }
+        }
+        c
+    };
+    let present = square(0, 0);
+    assert_eq!(present, [64, 200, 160, 255]);
+    assert_eq!(square(1, 0), present, "{east} 2023");
+    assert_eq!(square(0, 1), present, "{west} 2024");
+    let missing = square(1, 1);
+    assert_ne!(missing, present, "{east} has no tile in 2024");
+    assert_eq!(
+        missing[3], 255,
+        "an absent cell is drawn dark, not transparent"
+    );
+}
+
 #[test]
 fn query_rejects_bad_ranges_clearly() {
     let (_, store) = sample();
