@@ -117,6 +117,69 @@ fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
     }
 }
 
+/// `verify` checks the overviews and colour statistics too: a level-2 object swapped with
+/// another cell's (decodes, wrong pixels), another level's object with flipped bytes, and
+/// another cell's statistics each fail it, naming the level or the statistics.
+#[test]
+fn verify_fails_on_corrupted_overviews_and_statistics() {
+    let (root, store) = sample();
+    let bad = store.with_extension("overviews.zarr");
+    let _ = std::fs::remove_dir_all(&bad);
+    copy_dir(store, &bad);
+    // Year 1 (2024), the band's only cell row, cells 800 and 801.
+    let key = |array: &str, lon: u32| {
+        let trailing = if array.ends_with("embeddings") || array.ends_with("sums") {
+            "/0"
+        } else {
+            ""
+        };
+        bad.join(format!("80-90/{array}/c/1/0/{lon}{trailing}"))
+    };
+    let swap = |a: &Path, b: &Path| {
+        let (da, db) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+        assert_ne!(da, db);
+        std::fs::write(a, db).unwrap();
+        std::fs::write(b, da).unwrap();
+    };
+    swap(
+        &key("overviews/2/embeddings", 800),
+        &key("overviews/2/embeddings", 801),
+    );
+    let text = verify_finds_problems(root, &bad, ["--years", "2024"]);
+    assert!(
+        text.contains("grid_-99.95_80.05") && text.contains("overview level 2:"),
+        "{text}"
+    );
+    assert!(text.contains("FAILED"), "{text}");
+
+    // Restored, then level 3's scales of one cell damaged: a read error naming the level.
+    copy_dir(store, &bad);
+    let c = key("overviews/3/scales", 801);
+    let mut bytes = std::fs::read(&c).unwrap();
+    let n = bytes.len();
+    for x in bytes.iter_mut().skip(n / 3).take(32) {
+        *x ^= 0x5A;
+    }
+    std::fs::write(&c, bytes).unwrap();
+    let text = verify_finds_problems(root, &bad, ["--years", "2024"]);
+    assert!(
+        text.contains("grid_-99.85_80.05: reading overview level 3 scales"),
+        "{text}"
+    );
+
+    // Restored, then the two cells' statistics swapped: sums that the pixels do not give.
+    copy_dir(store, &bad);
+    swap(
+        &key("colour_statistics/sums", 800),
+        &key("colour_statistics/sums", 801),
+    );
+    let text = verify_finds_problems(root, &bad, ["--years", "2024"]);
+    assert!(text.contains("colour statistics: sums["), "{text}");
+    // And the good store passes (the overviews and statistics checked).
+    let text = verify(root, store, "80-90").ok();
+    assert!(text.contains(" 0 mismatches"), "{text}");
+}
+
 #[test]
 fn preview_pngs_show_data_and_transparent_no_data() {
     let (_, store) = sample();
