@@ -5,7 +5,11 @@
 //! store's own `lat`/`lon` coordinate arrays, projects it with PROJ, looks up the source pixel,
 //! applies the no-data rules, and compares bit for bit with what a Zarr read of the store
 //! returns. It also checks that every input tile has its shards and that no shard exists
-//! without an input tile.
+//! without an input tile. In a band with overviews it checks, for every checked tile, each
+//! level the build writes per cell (every pixel the pixel of the level below under its centre,
+//! the band itself below the finest level) and the colour statistics (the sums recomputed from
+//! the statistics level's pixels, every sampled pixel one of them); the coarse levels that
+//! `finalize` makes are not checked.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -14,14 +18,16 @@ use serde::Serialize;
 use zarrs::array::ArraySubset;
 
 use crate::error::chain;
+use crate::grid::BandGrid;
 use crate::grid::{CHANNELS, Cell, TileGeometry, UtmProjection, UtmZone};
 use crate::hash::splitmix64_next;
 use crate::input::{Catalogue, InputTile, TileSource, read_landmask_for, read_tile};
 use crate::placement::has_data;
 use crate::store::is_temporary_key;
 use crate::zarr::{
-    BandArrays, EMBEDDINGS, FormatError, MosaicStore, SCALES, array_path, parse_shard_key,
-    shard_prefix,
+    BandArrays, EMBEDDINGS, FormatError, MosaicStore, OverviewLevel, SAMPLE, SAMPLE_PIXELS, SCALES,
+    STATISTICS_LEVEL, SUMS, SUMS_LEN, StoreArray, array_path, level_array, overview_levels,
+    parse_shard_key, shard_prefix, statistics_array,
 };
 
 /// How many pixels to check.
@@ -109,6 +115,7 @@ pub fn verify_band(
     let grid = arrays.layout.grid.clone();
     let lats = read_coordinate(store, band, "lat")?;
     let lons = read_coordinate(store, band, "lon")?;
+    let overviews = OverviewArrays::open(store, band, &grid)?;
     let mut summary = VerifySummary {
         band: band.to_string(),
         ..Default::default()
@@ -170,7 +177,16 @@ pub fn verify_band(
     let results: Vec<Result<TileCheck, String>> = to_check
         .par_iter()
         .map(|tile| {
-            let r = check_tile(source, catalogue, &arrays, &lats, &lons, tile, coverage);
+            let r = check_tile(
+                source,
+                catalogue,
+                &arrays,
+                overviews.as_ref(),
+                &lats,
+                &lons,
+                tile,
+                coverage,
+            );
             progress.inc(1);
             r
         })
@@ -203,10 +219,12 @@ struct TileCheck {
     mismatches: Vec<Mismatch>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_tile(
     source: &dyn TileSource,
     catalogue: &Catalogue,
     arrays: &BandArrays,
+    overviews: Option<&OverviewArrays>,
     lats: &[f64],
     lons: &[f64],
     tile: &InputTile,
@@ -335,5 +353,251 @@ fn check_tile(
             }
         }
     }
+    // The overviews and statistics, from the cell's pixels as the store holds them (checked
+    // against the input above).
+    if let Some(ov) = overviews {
+        let band = Block {
+            rows,
+            cols,
+            emb: out_emb,
+            scales: out_scales,
+        };
+        check_overviews(ov, arrays, tile, band, &mut check)?;
+    }
     Ok(check)
+}
+
+/// A band's overview levels written by the build (one object per cell and year) and its
+/// colour statistics, opened once for every tile.
+struct OverviewArrays {
+    levels: Vec<(OverviewLevel, StoreArray, StoreArray)>,
+    sums: StoreArray,
+    sample: StoreArray,
+}
+
+impl OverviewArrays {
+    /// `None` for a band built with `--no-overviews`. The coarse levels that `finalize` makes
+    /// from these are not checked.
+    fn open(store: &MosaicStore, band: &str, grid: &BandGrid) -> Result<Option<Self>, FormatError> {
+        if !store.has_overviews(band)? {
+            return Ok(None);
+        }
+        let open = |name: String| store.open_array(&array_path(band, &name));
+        let mut levels = Vec::new();
+        for level in overview_levels(grid).into_iter().filter(|l| l.per_cell()) {
+            levels.push((
+                level,
+                open(level_array(level.level, EMBEDDINGS))?,
+                open(level_array(level.level, SCALES))?,
+            ));
+        }
+        Ok(Some(OverviewArrays {
+            levels,
+            sums: open(statistics_array(SUMS))?,
+            sample: open(statistics_array(SAMPLE))?,
+        }))
+    }
+}
+
+/// One cell's pixels at some resolution: `rows x cols`, rows south first.
+struct Block {
+    rows: usize,
+    cols: usize,
+    emb: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl Block {
+    /// The block of `rows x cols` pixels each copying the pixel of `self` under its centre
+    /// (docs/format.md: index `floor((2i + 1) n / (2 n_L))` per axis, the next pixel where the
+    /// centre lies on an edge).
+    fn nearest(&self, rows: usize, cols: usize) -> Block {
+        let pick = |i: usize, n: usize, m: usize| ((2 * i + 1) * n) / (2 * m);
+        let mut out = Block {
+            rows,
+            cols,
+            emb: Vec::with_capacity(rows * cols * CHANNELS),
+            scales: Vec::with_capacity(rows * cols),
+        };
+        for r in 0..rows {
+            let sr = pick(r, self.rows, rows);
+            for c in 0..cols {
+                let p = sr * self.cols + pick(c, self.cols, cols);
+                out.emb
+                    .extend_from_slice(&self.emb[p * CHANNELS..(p + 1) * CHANNELS]);
+                out.scales.push(self.scales[p]);
+            }
+        }
+        out
+    }
+}
+
+/// Check a cell's overview levels against its band pixels (`band`, as read from the store) and
+/// its colour statistics against the statistics level: every pixel of every level a copy of
+/// the pixel of the level below under its centre, the sums those of the level's valid
+/// dequantised pixels, every sampled pixel one of them. Adds to `check`.
+fn check_overviews(
+    ov: &OverviewArrays,
+    arrays: &BandArrays,
+    tile: &InputTile,
+    band: Block,
+    check: &mut TileCheck,
+) -> Result<(), String> {
+    let grid = &arrays.layout.grid;
+    let cell = tile.cell;
+    let y = arrays
+        .layout
+        .year_index(tile.year)
+        .expect("year on the axis");
+    let (i, j) = (
+        (cell.lat_index - grid.lat_start_index) as u64,
+        cell.lon_index as u64,
+    );
+    let note = |check: &mut TileCheck, what: String| {
+        check.mismatch_count += 1;
+        if check.mismatches.len() < KEEP_MISMATCHES {
+            check.mismatches.push(Mismatch {
+                year: tile.year,
+                tile: cell.name(),
+                row: 0,
+                col: 0,
+                lat: cell.lat_min(),
+                lon: cell.lon_min(),
+                detail: what,
+            });
+        }
+    };
+    let mut below = band;
+    let mut statistics_checked = false;
+    for (level, emb_array, scales_array) in &ov.levels {
+        let (rows, cols) = (level.rows_per_cell, level.cols_per_cell);
+        let want = below.nearest(rows, cols);
+        let (r0, c0) = (i * rows as u64, j * cols as u64);
+        let subset = ArraySubset::new_with_ranges(&[
+            y..y + 1,
+            r0..r0 + rows as u64,
+            c0..c0 + cols as u64,
+            0..CHANNELS as u64,
+        ]);
+        let got_emb: Vec<i8> = emb_array
+            .retrieve_array_subset(&subset)
+            .map_err(|e| format!("reading overview level {} embeddings: {e}", level.level))?;
+        let subset =
+            ArraySubset::new_with_ranges(&[y..y + 1, r0..r0 + rows as u64, c0..c0 + cols as u64]);
+        let got_scales: Vec<f32> = scales_array
+            .retrieve_array_subset(&subset)
+            .map_err(|e| format!("reading overview level {} scales: {e}", level.level))?;
+        let bad: Vec<usize> = (0..rows * cols)
+            .filter(|&p| {
+                got_scales[p].to_bits() != want.scales[p].to_bits()
+                    || got_emb[p * CHANNELS..(p + 1) * CHANNELS]
+                        != want.emb[p * CHANNELS..(p + 1) * CHANNELS]
+            })
+            .collect();
+        if let Some(&p) = bad.first() {
+            note(
+                check,
+                format!(
+                    "overview level {}: {} of {} pixels are not the pixel of the level below under their centre (first: row {} col {} of the cell, scale {} for {})",
+                    level.level,
+                    bad.len(),
+                    rows * cols,
+                    p / cols,
+                    p % cols,
+                    got_scales[p],
+                    want.scales[p]
+                ),
+            );
+        }
+        below = want;
+        if level.level == STATISTICS_LEVEL {
+            statistics_checked = true;
+            check_statistics(ov, y, i, j, &below).unwrap_or_else(|what| note(check, what));
+        }
+    }
+    // A band too coarse for the statistics level sums its last per-cell level.
+    if !statistics_checked {
+        check_statistics(ov, y, i, j, &below).unwrap_or_else(|what| note(check, what));
+    }
+    Ok(())
+}
+
+/// The statistics of one (cell, year) against the pixels of the statistics level.
+fn check_statistics(
+    ov: &OverviewArrays,
+    y: u64,
+    i: u64,
+    j: u64,
+    level: &Block,
+) -> Result<(), String> {
+    let sums: Vec<f64> = ov
+        .sums
+        .retrieve_array_subset(&ArraySubset::new_with_ranges(&[
+            y..y + 1,
+            i..i + 1,
+            j..j + 1,
+            0..SUMS_LEN as u64,
+        ]))
+        .map_err(|e| format!("reading colour statistics sums: {e}"))?;
+    let sample: Vec<f32> = ov
+        .sample
+        .retrieve_array_subset(&ArraySubset::new_with_ranges(&[
+            y..y + 1,
+            i..i + 1,
+            j..j + 1,
+            0..SAMPLE_PIXELS as u64,
+            0..CHANNELS as u64,
+        ]))
+        .map_err(|e| format!("reading colour statistics sample: {e}"))?;
+    // Recomputed here: count, sum and the upper triangle of the sum of outer products of the
+    // valid dequantised pixels (f64).
+    let mut want = vec![0f64; SUMS_LEN];
+    let mut pixels = HashSet::new();
+    for (p, &s) in level.scales.iter().enumerate() {
+        if s.is_nan() {
+            continue;
+        }
+        let x: Vec<f64> = level.emb[p * CHANNELS..(p + 1) * CHANNELS]
+            .iter()
+            .map(|&q| q as f64 * s as f64)
+            .collect();
+        want[0] += 1.0;
+        let mut k = 1 + CHANNELS;
+        for a in 0..CHANNELS {
+            want[1 + a] += x[a];
+            for b in a..CHANNELS {
+                want[k] += x[a] * x[b];
+                k += 1;
+            }
+        }
+        let as_f32: Vec<u32> = level.emb[p * CHANNELS..(p + 1) * CHANNELS]
+            .iter()
+            .map(|&q| (q as f32 * s).to_bits())
+            .collect();
+        pixels.insert(as_f32);
+    }
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()) + 1e-9;
+    if let Some(k) = (0..SUMS_LEN).find(|&k| !close(sums[k], want[k])) {
+        return Err(format!(
+            "colour statistics: sums[{k}] is {} where the statistics level's pixels give {}",
+            sums[k], want[k]
+        ));
+    }
+    let rows: Vec<&[f32]> = sample.chunks(CHANNELS).filter(|r| !r[0].is_nan()).collect();
+    if rows.len() != (want[0] as usize).min(SAMPLE_PIXELS) {
+        return Err(format!(
+            "colour statistics: {} sampled pixels of {} valid",
+            rows.len(),
+            want[0]
+        ));
+    }
+    if let Some(k) = rows
+        .iter()
+        .position(|r| !pixels.contains(&r.iter().map(|v| v.to_bits()).collect::<Vec<_>>()))
+    {
+        return Err(format!(
+            "colour statistics: sampled pixel {k} is none of the statistics level's pixels"
+        ));
+    }
+    Ok(())
 }

@@ -3,10 +3,12 @@
 
 mod common;
 
-use common::{Mosaic, assert_same_files, build, copy_dir, read_json, s, scratch_dir, synth};
+use common::{
+    Mosaic, assert_same_files, build, build_concurrently, copy_dir, ok, read_json, s, scratch_dir,
+    synth,
+};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,35 +38,13 @@ fn two_processes_building_different_bands_leave_both_in_the_root() {
         build(&root, &reference, band).ok();
     }
     let store = d.join("store.zarr");
-    let children: Vec<_> = ["70-80", "80-90"]
-        .iter()
-        .map(|band| build(&root, &store, band).command().output_async())
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let builds = ["70-80", "80-90"].map(|band| build(&root, &store, band));
+    for out in build_concurrently(&builds) {
+        ok(&out);
     }
     assert_eq!(root_bands(&store), ["70-80", "80-90"]);
     // Each band, and the root, are what sequential builds give.
     assert_same_files(&reference, &store);
-}
-
-/// Spawning as a trait so the two builds start together.
-trait OutputAsync {
-    fn output_async(&mut self) -> std::process::Child;
-}
-
-impl OutputAsync for Command {
-    fn output_async(&mut self) -> std::process::Child {
-        self.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
 }
 
 #[test]

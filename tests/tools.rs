@@ -117,6 +117,69 @@ fn verify_passes_on_a_good_store_and_fails_on_a_corrupted_shard() {
     }
 }
 
+/// `verify` checks the overviews and colour statistics too: a level-2 object swapped with
+/// another cell's (decodes, wrong pixels), another level's object with flipped bytes, and
+/// another cell's statistics each fail it, naming the level or the statistics.
+#[test]
+fn verify_fails_on_corrupted_overviews_and_statistics() {
+    let (root, store) = sample();
+    let bad = store.with_extension("overviews.zarr");
+    let _ = std::fs::remove_dir_all(&bad);
+    copy_dir(store, &bad);
+    // Year 1 (2024), the band's only cell row, cells 800 and 801.
+    let key = |array: &str, lon: u32| {
+        let trailing = if array.ends_with("embeddings") || array.ends_with("sums") {
+            "/0"
+        } else {
+            ""
+        };
+        bad.join(format!("80-90/{array}/c/1/0/{lon}{trailing}"))
+    };
+    let swap = |a: &Path, b: &Path| {
+        let (da, db) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+        assert_ne!(da, db);
+        std::fs::write(a, db).unwrap();
+        std::fs::write(b, da).unwrap();
+    };
+    swap(
+        &key("overviews/2/embeddings", 800),
+        &key("overviews/2/embeddings", 801),
+    );
+    let text = verify_finds_problems(root, &bad, ["--years", "2024"]);
+    assert!(
+        text.contains("grid_-99.95_80.05") && text.contains("overview level 2:"),
+        "{text}"
+    );
+    assert!(text.contains("FAILED"), "{text}");
+
+    // Restored, then level 3's scales of one cell damaged: a read error naming the level.
+    copy_dir(store, &bad);
+    let c = key("overviews/3/scales", 801);
+    let mut bytes = std::fs::read(&c).unwrap();
+    let n = bytes.len();
+    for x in bytes.iter_mut().skip(n / 3).take(32) {
+        *x ^= 0x5A;
+    }
+    std::fs::write(&c, bytes).unwrap();
+    let text = verify_finds_problems(root, &bad, ["--years", "2024"]);
+    assert!(
+        text.contains("grid_-99.85_80.05: reading overview level 3 scales"),
+        "{text}"
+    );
+
+    // Restored, then the two cells' statistics swapped: sums that the pixels do not give.
+    copy_dir(store, &bad);
+    swap(
+        &key("colour_statistics/sums", 800),
+        &key("colour_statistics/sums", 801),
+    );
+    let text = verify_finds_problems(root, &bad, ["--years", "2024"]);
+    assert!(text.contains("colour statistics: sums["), "{text}");
+    // And the good store passes (the overviews and statistics checked).
+    let text = verify(root, store, "80-90").ok();
+    assert!(text.contains(" 0 mismatches"), "{text}");
+}
+
 #[test]
 fn preview_pngs_show_data_and_transparent_no_data() {
     let (_, store) = sample();
@@ -152,6 +215,47 @@ fn preview_pngs_show_data_and_transparent_no_data() {
     let at = |x: usize, y: usize| &buf[(y * info.width as usize + x) * 4..][..3];
     assert_eq!(at(k / 2, k / 2), [64, 200, 160]);
     assert_eq!(at(k + k / 2, k + 2 + k / 2), [64, 200, 160]);
+}
+
+/// `preview --coverage` paints exactly the cells built in each year: a tile missing in one
+/// year leaves its square unpainted in that year's panel, and present in the other's.
+#[test]
+fn coverage_leaves_a_tile_missing_in_one_year_unpainted() {
+    let d = common::scratch_dir("coverage");
+    let (root, store) = (d.join("in"), d.join("store.zarr"));
+    let (west, east) = ("grid_-99.95_80.05", "grid_-99.85_80.05");
+    synth(&root, &format!("{west},{east}"), "2023,2024").ok();
+    std::fs::remove_dir_all(root.join("2024").join(east)).unwrap();
+    build(&root, &store, "80-90").ok();
+    let cov = d.join("coverage.png");
+    preview(&store).arg("--coverage").arg("-o").arg(&cov).ok();
+    let (info, buf) = read_png(&cov);
+    // Two years stacked (2023 on top), two cells wide, one cell tall, a 2-pixel line between.
+    let (w, h) = (info.width as usize, info.height as usize);
+    let k = w / 2;
+    assert_eq!((w, h), (2 * k, 2 * k + 2));
+    let at = |x: usize, y: usize| -> [u8; 4] { buf[(y * w + x) * 4..][..4].try_into().unwrap() };
+    // Every pixel of a square has one colour.
+    let square = |col: usize, panel: usize| -> [u8; 4] {
+        let (x0, y0) = (col * k, panel * (k + 2));
+        let c = at(x0, y0);
+        for y in y0..y0 + k {
+            for x in x0..x0 + k {
+                assert_eq!(at(x, y), c, "square {col} of panel {panel} at ({x}, {y})");
+            }
+        }
+        c
+    };
+    let present = square(0, 0);
+    assert_eq!(present, [64, 200, 160, 255]);
+    assert_eq!(square(1, 0), present, "{east} 2023");
+    assert_eq!(square(0, 1), present, "{west} 2024");
+    let missing = square(1, 1);
+    assert_ne!(missing, present, "{east} has no tile in 2024");
+    assert_eq!(
+        missing[3], 255,
+        "an absent cell is drawn dark, not transparent"
+    );
 }
 
 #[test]

@@ -45,6 +45,30 @@ impl AtomicFilesystemStore {
     }
 }
 
+impl AtomicFilesystemStore {
+    /// Write `value` to a new temporary, call `before_rename` with the temporary's key (for
+    /// tests: what is on disk at that moment), then rename it over `key`. A failure at any step
+    /// erases the temporary.
+    fn set_via_temporary(
+        &self,
+        key: &StoreKey,
+        value: Bytes,
+        before_rename: impl FnOnce(&StoreKey),
+    ) -> Result<(), StorageError> {
+        let tmp = self.temporary_key(key);
+        self.inner
+            .set(&tmp, value)
+            .and_then(|()| {
+                before_rename(&tmp);
+                self.inner.rename(&tmp, key)
+            })
+            .inspect_err(|_| {
+                // A failed write (e.g. a full disk) leaves nothing behind.
+                let _ = self.inner.erase(&tmp);
+            })
+    }
+}
+
 /// A short tag of this machine's host name (8 hex digits), part of temporary names so that a
 /// build cleaning up after killed processes only judges processes of its own machine when
 /// several machines share one folder.
@@ -121,14 +145,7 @@ impl ReadableStorageTraits for AtomicFilesystemStore {
 
 impl WritableStorageTraits for AtomicFilesystemStore {
     fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
-        let tmp = self.temporary_key(key);
-        self.inner
-            .set(&tmp, value)
-            .and_then(|()| self.inner.rename(&tmp, key))
-            .inspect_err(|_| {
-                // A failed write (e.g. a full disk) leaves nothing behind.
-                let _ = self.inner.erase(&tmp);
-            })
+        self.set_via_temporary(key, value, |_| ())
     }
     fn set_partial_many(
         &self,
@@ -184,8 +201,24 @@ mod tests {
         // The temporary is written, then the rename fails: a non-empty folder holds the key.
         std::fs::create_dir_all(root.join("band/shard/inside")).unwrap();
         let key = StoreKey::new("band/shard").unwrap();
-        let err = store.set(&key, Bytes::from(vec![7u8; 4096]));
+        let mut seen = None;
+        let err = store.set_via_temporary(&key, Bytes::from(vec![7u8; 4096]), |tmp| {
+            // Just before the rename: the temporary holds the whole value, next to its key.
+            seen = Some((
+                temporaries(&root.join("band")),
+                std::fs::read(root.join(tmp.as_str())).ok(),
+            ));
+        });
         assert!(err.is_err(), "the rename onto a folder must fail");
+        let (before, bytes) = seen.expect("the temporary was written before the rename");
+        assert_eq!(
+            before.len(),
+            1,
+            "one temporary before the rename: {before:?}"
+        );
+        assert!(before[0].starts_with("shard.tmp."), "{before:?}");
+        assert_eq!(bytes, Some(vec![7u8; 4096]));
+        // After the failed rename it is gone.
         assert_eq!(temporaries(&root.join("band")), Vec::<String>::new());
         // A write that succeeds leaves the value and no temporary either.
         let ok = StoreKey::new("band/other").unwrap();

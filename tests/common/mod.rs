@@ -259,3 +259,48 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Run `mosaic build` command lines at the same time, one process each, and assert that they
+/// built at the same time: each process's build (from its exit back over the seconds it
+/// reports, "... in S s") overlaps every other's. Returns each run's output, in order.
+pub fn build_concurrently(builds: &[Mosaic]) -> Vec<Output> {
+    use std::time::Instant;
+    let runs: Vec<(Output, Instant)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = builds
+            .iter()
+            .map(|b| {
+                scope.spawn(move || {
+                    let out = b.command().output().unwrap();
+                    (out, Instant::now())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Each build's interval, in seconds before the last exit.
+    let last = runs.iter().map(|(_, t)| *t).max().unwrap();
+    let intervals: Vec<(f64, f64)> = runs
+        .iter()
+        .map(|(out, exit)| {
+            let text = stdout(out);
+            let seconds: f64 = text
+                .split(" in ")
+                .nth(1)
+                .and_then(|t| t.split(" s ").next())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("no build time in {text}{}", stderr(out)));
+            let end = (last - *exit).as_secs_f64();
+            (end + seconds, end)
+        })
+        .collect();
+    for (i, a) in intervals.iter().enumerate() {
+        for b in &intervals[i + 1..] {
+            // Intervals in seconds before the last exit: (start, end), start > end.
+            assert!(
+                a.1 < b.0 && b.1 < a.0,
+                "the builds did not run at the same time: {intervals:?} (s before the last exit)"
+            );
+        }
+    }
+    runs.into_iter().map(|(out, _)| out).collect()
+}

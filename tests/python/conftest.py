@@ -62,3 +62,19 @@ def sample(tmp_path_factory):
     store = d / "store.zarr"
     mosaic("build", "--input", root, "--out", store, "--band", "70-80,S70-S60,60-70", cwd=REPO)
     return {"root": root, "store": store, "landmasks": root / "global_0.1_degree_tiff_all"}
+
+
+def picture_level(store, band, bbox, shape):
+    """The overview level of `band` a picture of `bbox` (W, S, E, N) drawn `shape` (rows,
+    columns) reads, by the documented rule (docs/overviews.md, "Pictures"): the coarsest level
+    whose pixels are no larger than the picture's, else the finest. Pixel sizes from each
+    level's `spatial:transform` in the store's multiscales layout, not from the tool."""
+    import zarr
+
+    layout = zarr.open_group(store, mode="r")[f"{band}/overviews"].attrs["multiscales"]["layout"]
+    west, south, east, north = bbox
+    dlon = ((east - west) % 360 or 360) / shape[1]
+    dlat = (north - south) / shape[0]
+    fits = [int(e["asset"]) for e in layout
+            if e["spatial:transform"][0] <= dlon * 1.0001 and -e["spatial:transform"][4] <= dlat * 1.0001]
+    return max(fits) if fits else int(layout[0]["asset"])

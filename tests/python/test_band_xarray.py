@@ -144,12 +144,22 @@ def test_missing_tiles_read_as_fill(sample):
 
 
 def test_dequantised_values(sample):
+    """embeddings x scales, as xarray computes it from the store, equals numpy's product of the
+    source tile's int8 vector and its scale (float32) at the pixel pyproj assigns, and is NaN
+    exactly where the source has no data."""
     ds = open_band(sample["store"], "70-80")
     name = NORTH[0]
     lon_c, lat_c = ref.parse_name(name)
     sub = ds.sel(year=2023, lat=slice(lat_c - 0.01, lat_c + 0.01), lon=slice(lon_c - 0.01, lon_c + 0.01))
-    values = (sub.embeddings * sub.scales).values
+    values = (sub.embeddings * sub.scales).transpose("lat", "lon", "channel").values
     assert values.dtype == np.float32
-    ok = ~np.isnan(sub.scales.values)
-    assert ok.any()
-    assert np.all(np.isfinite(values[ok]))
+    lats, lons = np.meshgrid(sub.lat.values, sub.lon.values, indexing="ij")
+    rows, cols = ref.source_pixels(name, lons.ravel(), lats.ravel())
+    tile = ref.Tile(sample["root"], 2023, name, sample["landmasks"])
+    q, s = tile.expected(rows, cols)
+    want = (q.astype(np.float32) * s[:, None]).reshape(values.shape)
+    assert np.isfinite(want).any() and np.isnan(want).any()
+    np.testing.assert_array_equal(values, want)  # NaN where both are NaN
+    # Not a constant: the values span the int8 range times the scales.
+    ok = np.isfinite(want[..., 0])
+    assert np.unique(want[ok]).size > 1000

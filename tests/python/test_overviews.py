@@ -11,7 +11,7 @@ import xarray as xr
 import zarr
 from PIL import Image
 
-from conftest import mosaic
+from conftest import mosaic, picture_level
 
 BAND = "70-80"
 
@@ -95,6 +95,28 @@ def test_the_pyramid_is_declared_with_the_multiscales_convention(sample):
             assert group_attrs["spatial:transform"] == entry["spatial:transform"]
             assert "spatial" in detect_conventions(group_attrs) and "proj" in detect_conventions(group_attrs)
             previous = shape
+        # A negative control: the same validator rejects a broken declaration, so the passes
+        # above mean something.
+        for name, broken in broken_multiscales(attrs).items():
+            errors = validate_attrs(broken, conventions=["multiscales"])
+            assert any(errors.values()), (band, name)
+
+
+def broken_multiscales(attrs):
+    """Copies of a group's attributes, each with its multiscales declaration broken one way."""
+    import copy
+
+    def edit(change):
+        a = copy.deepcopy(attrs)
+        change(a["multiscales"])
+        return a
+
+    return {
+        "no layout": edit(lambda m: m.pop("layout")),
+        "layout not a list": edit(lambda m: m.update(layout={"asset": "2"})),
+        "an entry without its asset": edit(lambda m: m["layout"][1].pop("asset")),
+        "a scale that is text": edit(lambda m: m["layout"][1]["transform"].update(scale="2")),
+    }
 
 
 def cell_index(band_ds, lon, lat):
@@ -158,12 +180,17 @@ def test_one_colour_basis_per_year_is_the_pca_of_every_band(sample):
         v = v if v[np.argmax(np.abs(v))] > 0 else -v  # the sign rule: largest entry positive
         assert np.dot(v, basis["components"][k]) > 0.999999
         assert np.isclose(basis["variances"][k], values[-1 - k], rtol=1e-9)
-    # The stretch: about 96 % of the year's sampled pixels fall between low and high.
+    # The stretch (docs/format.md): per component, the 2nd and 98th percentiles of the year's
+    # weighted sample of at most 16 384 pixels. The sample here is smaller than that, so the
+    # weighted sample is every cell's sampled pixel: low and high are the sorted projections'
+    # entries at (n - 1) * 2 // 100 and (n - 1) * 98 // 100.
     px = np.concatenate(samples)  # (cells x 64, 128), NaN rows where a cell had fewer pixels
-    px = px[np.isfinite(px[:, 0])]
-    proj = (px - mean) @ np.array(basis["components"]).T
-    inside = ((proj >= basis["low"]) & (proj <= basis["high"])).mean(0)
-    assert np.all((inside > 0.9) & (inside < 0.99)), inside
+    px = px[np.isfinite(px[:, 0])].astype(np.float64)
+    assert 100 < len(px) < 16384
+    proj = np.sort((px - np.array(basis["mean"])) @ np.array(basis["components"]).T, axis=0)
+    k = len(proj) - 1
+    np.testing.assert_allclose(basis["low"], proj[k * 2 // 100], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(basis["high"], proj[k * 98 // 100], rtol=1e-9, atol=1e-12)
 
 
 def render_like_mosaic(store, basis, bbox, shape, levels):
@@ -206,26 +233,31 @@ def test_a_box_across_the_band_edge_is_drawn_from_the_pyramid_in_the_years_colou
     basis = json.loads((store / "_mosaic" / "colour" / "2023.json").read_text())
     bbox = (5.9, 69.9, 6.0, 70.1)  # EDGE (60-70) south of NORTH[0] (70-80)
     png = tmp_path / "edge.png"
-    text, levels, _, _ = run_preview(store, png, "--bbox", ",".join(map(str, bbox)), "--year", "2023",
-                                     "--width", "120")
-    assert set(levels) == {"60-70", BAND}, text
+    text, printed, _, _ = run_preview(store, png, "--bbox", ",".join(map(str, bbox)), "--year", "2023",
+                                      "--width", "120")
     img = np.asarray(Image.open(png).convert("RGBA"))
     h, w = img.shape[:2]
     assert h == 2 * w and w <= 120  # square degrees; no finer than the finest level
-    want = render_like_mosaic(store, basis, bbox, img.shape[:2], levels)
-    np.testing.assert_array_equal(img[..., 3], want[..., 3])
+    # The level of each band from the documented rule and the store's layout, not from stdout.
+    levels = {band: picture_level(store, band, bbox, (h, w)) for band in ("60-70", BAND)}
+    assert printed == levels, text
     opaque = img[..., 3] == 255
     assert opaque.mean() > 0.5
-    diff = np.abs(img[..., :3].astype(int) - want[..., :3].astype(int))[opaque]
-    assert diff.max() <= 1, diff.max()  # rounding of a projection at a .5 boundary
     # One colour basis: across the 70N edge the picture changes no more than between
-    # neighbouring strips inside a band (the issue measured ~15 levels with one PCA per band).
+    # neighbouring strips inside a band. The issue measured ~15 levels at the edge with one
+    # PCA per band; with one basis the edge step is 6.2 against a median of 10 inside
+    # (docs/overviews.md): the edge may not exceed the median inside.
     k = h // 12  # 12 strips, 70N between strips 5 and 6
     strips = [img[r:r + k][opaque[r:r + k]][:, :3].mean(0) for r in range(0, 12 * k, k)]
     steps = np.abs(np.diff(strips, axis=0)).mean(1)
     edge = steps[5]
     inside = np.delete(steps, 5)
-    assert edge <= 3 * np.median(inside) + 1.5, (edge, inside)
+    assert edge <= np.median(inside), (edge, inside)
+    # Every pixel: the stored pixel under its centre at that level, in the year's colours.
+    want = render_like_mosaic(store, basis, bbox, img.shape[:2], levels)
+    np.testing.assert_array_equal(img[..., 3], want[..., 3])
+    diff = np.abs(img[..., :3].astype(int) - want[..., :3].astype(int))[opaque]
+    assert diff.max() <= 1, diff.max()  # rounding of a projection at a .5 boundary
 
 
 def test_a_whole_band_picture_reads_under_one_percent_of_the_band(sample, tmp_path):

@@ -61,21 +61,32 @@ def test_box_across_a_band_edge_is_resampled_by_nearest_column(sample, tmp_path)
         np.testing.assert_array_equal(values[rows], want)
 
 
-def test_geotiff_is_georeferenced_north_up_and_equals_the_npy(sample, tmp_path):
-    args = ["--store", sample["store"], "--lat", "70.03:70.06", "--lon", "179.91:179.99", "--year", "2024", "--dequantize"]
-    mosaic("query", *args, "-o", tmp_path / "t.npy")
-    mosaic("query", *args, "-o", tmp_path / "t.tif")
-    npy = np.load(tmp_path / "t.npy")[0]
-    meta = json.loads((tmp_path / "t.json").read_text())
+def test_geotiff_is_georeferenced_north_up_and_equals_xarray(sample, tmp_path):
+    lat0, lat1, lon0, lon1 = 70.03, 70.06, 179.91, 179.99
+    mosaic("query", "--store", sample["store"], "--lat", f"{lat0}:{lat1}", "--lon", f"{lon0}:{lon1}",
+           "--year", "2024", "--dequantize", "-o", tmp_path / "t.tif")
+    whole = band(sample, "70-80")
+    # The band grid, as xarray reads it: rows and columns per 0.1-degree cell.
+    rows_per_cell, cols_per_cell = whole.lat.size // 100, whole.lon.size // 3600
+    lat_step, lon_step = 0.1 / rows_per_cell, 0.1 / cols_per_cell
+    box = whole.sel(year=2024, lat=slice(lat0, lat1), lon=slice(lon0, lon1))
+    want = (box.embeddings * box.scales).transpose("lat", "lon", "channel").values[::-1]  # north first
     with rasterio.open(tmp_path / "t.tif") as f:
         assert f.count == 128 and f.crs.to_epsg() == 4326
         assert f.dtypes[0] == "float32"
-        data = f.read()  # (band, row, col), row 0 = north
-        west, north = f.transform.c, f.transform.f
-        assert abs(west - (meta["lon"][0] - meta["lon_step"] / 2)) < 1e-9
-        assert abs(north - (meta["lat"][-1] + meta["lat_step"] / 2)) < 1e-9
-        assert abs(f.transform.a - meta["lon_step"]) < 1e-12 and abs(f.transform.e + meta["lat_step"]) < 1e-12
-    np.testing.assert_array_equal(np.moveaxis(data, 0, -1)[::-1], npy)
+        assert (f.height, f.width) == want.shape[:2]
+        data = np.moveaxis(f.read(), 0, -1)  # (row, col, band), row 0 = north
+        # The transform from the band grid: the box's pixel edges, north up.
+        t = f.transform
+        west = -180.0 + np.ceil((lon0 + 180.0) / lon_step - 0.5) * lon_step
+        north = 70.0 + (np.floor((lat1 - 70.0) / lat_step - 0.5) + 1) * lat_step
+        assert np.allclose([t.a, t.b, t.c, t.d, t.e, t.f], [lon_step, 0, west, 0, -lat_step, north],
+                           rtol=0, atol=1e-9), t
+        # Each pixel centre is the coordinate xarray gives it.
+        assert np.allclose(t.c + (np.arange(f.width) + 0.5) * t.a, box.lon.values, atol=1e-9)
+        assert np.allclose(t.f + (np.arange(f.height) + 0.5) * t.e, box.lat.values[::-1], atol=1e-9)
+    assert np.isfinite(want).any() and np.isnan(want).any()
+    np.testing.assert_array_equal(data, want)
 
 
 @pytest.mark.parametrize("lat,lon,message", [
