@@ -52,11 +52,13 @@ def test_compression_estimate_matches_numcodecs_and_the_built_store(tmp_path):
 
     # The estimate against the shard bytes the build wrote. The output repeats source pixels
     # (a band pixel is narrower than 10 m), which compresses a little better than the tiles
-    # the ratio is measured on: the estimate is an upper bound, within 25%.
+    # the ratio is measured on: the estimate is an upper bound, within 30%. (80-90 repeats the
+    # most: 222 columns per cell since format version 2, 218 before; the estimate was 1.251x
+    # the stored bytes there, against the 1.25 this test allowed with 218.)
     actual = sum(p.stat().st_size for a in ("embeddings", "scales")
                  for p in Path(store, "80-90", a, "c").rglob("*") if p.is_file())
     est = b["estimated_stored_bytes"]
-    assert actual <= est < 1.25 * actual, f"estimated {est}, stored {actual} ({est / actual:.3f}x)"
+    assert actual <= est < 1.3 * actual, f"estimated {est}, stored {actual} ({est / actual:.3f}x)"
 
 
 def test_proposed_bands_bound_the_stretch_measured_with_pyproj(tmp_path):
