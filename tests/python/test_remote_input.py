@@ -274,3 +274,61 @@ def test_a_malformed_landmasks_row_is_an_error_naming_the_row(tree, tmp_path, ch
     bad = tmp_path / "landmasks.parquet"
     proc = plan_with_changed_rows(tree, "landmasks.parquet", change, bad, "--landmasks")
     assert f"landmasks {bad}" in proc.stderr and message in proc.stderr, proc.stderr
+
+
+def test_failed_requests_are_retried_with_backoff(tree, tmp_path):
+    """An HTTP server that answers the first two GETs of every .npy with 500: with the default
+    retries the build succeeds and equals the local build, each .npy asked three times with
+    growing waits between (the backoff: 0.4 s, then 0.8 s); with one retry every tile fails,
+    named, after two attempts."""
+    import http.server
+
+    asked = {}  # path -> times of its GETs
+    lock = threading.Lock()
+
+    class Flaky(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, directory=str(tree["dir"]), **kw)
+
+        def do_GET(self):
+            if self.path.endswith(".npy"):
+                with lock:
+                    times = asked.setdefault(self.path, [])
+                    times.append(time.monotonic())
+                    fail = len(times) <= 2
+                if fail:
+                    self.send_error(500, "injected failure")
+                    return
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/tessera"
+        store = tmp_path / "retried.zarr"
+        proc = run(["build", "--input", url, "--out", store, "--band", "80-90"], os.environ)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert shards(store) == shards(tree["store"])
+        npy = {p: t for p, t in asked.items()}
+        assert len(npy) == 2 * len(TILES), sorted(npy)
+        for path, times in npy.items():
+            assert len(times) == 3, (path, times)
+            first, second = times[1] - times[0], times[2] - times[1]
+            assert first >= 0.35 and second >= 0.75 and second > first, (path, first, second)
+        asked.clear()
+        proc = run(["build", "--input", url, "--out", tmp_path / "given-up.zarr", "--band", "80-90",
+                    "--read-retries", "1"], os.environ)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "0 tiles written" in proc.stdout, proc.stdout
+        # Each failed tile names its file and the server's answer (an HTML page, over several
+        # lines), then the attempts made.
+        assert all(f"{name}.npy: " in proc.stderr for name in TILES), proc.stderr
+        assert proc.stderr.count("(after 2 attempts)") >= len(TILES), proc.stderr
+        assert all(len(t) == 2 for t in asked.values()), asked
+    finally:
+        server.shutdown()
+        thread.join()
