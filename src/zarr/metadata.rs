@@ -15,6 +15,44 @@ pub const PROJ_CONVENTION_UUID: &str = "f17cb550-5864-4468-aeb7-f3180cfb622f";
 /// The zarr-conventions `spatial:` convention (github.com/zarr-conventions/spatial, v1).
 pub const SPATIAL_CONVENTION_UUID: &str = "689b58e2-cf7b-45e0-9fff-9cfc0883d6b4";
 
+/// The geo-embeddings `geoemb:` convention (github.com/geo-embeddings/embeddings-zarr-convention,
+/// v1), which TESSERA's own store and aef-mosaic declare.
+pub const GEOEMB_CONVENTION_UUID: &str = "61c12cc5-0e28-4056-999a-480cf3fb7e4c";
+
+/// The `geoemb:` attributes of a band group: what the embeddings are (TESSERA's 128-channel
+/// per-pixel embeddings of Sentinel-1 and -2 at 10 m), how they are quantised (int8 times the
+/// per-pixel `scales` array, NaN where there is no data) and the layout (one global lat/lon
+/// array per band), with the convention's entry for `zarr_conventions`.
+fn geoemb_attributes() -> (Value, Value) {
+    let convention = json!({
+        "uuid": GEOEMB_CONVENTION_UUID,
+        "schema_url": "https://raw.githubusercontent.com/geo-embeddings/embeddings-zarr-convention/refs/tags/v1/schema.json",
+        "spec_url": "https://github.com/geo-embeddings/embeddings-zarr-convention/blob/v1/README.md",
+        "name": "geoemb:",
+        "description": "Geoembeddings convention for geospatial embedding arrays with model provenance",
+    });
+    let attributes = json!({
+        "geoemb:type": "pixel",
+        "geoemb:dimensions": CHANNELS,
+        "geoemb:model": "https://github.com/ucam-eo/tessera",
+        "geoemb:source_data": [
+            "https://sentinel.esa.int/web/sentinel/missions/sentinel-1",
+            "https://sentinel.esa.int/web/sentinel/missions/sentinel-2",
+        ],
+        "geoemb:data_type": "int8",
+        "geoemb:gsd": 10.0,
+        "geoemb:spatial_layout": "global",
+        "geoemb:build_version": format!("tessera-mosaic {}", env!("CARGO_PKG_VERSION")),
+        "geoemb:quantization": {
+            "method": "per_pixel_scale",
+            "original_dtype": "float32",
+            "quantized_dtype": "int8",
+            "scale": {"type": "array", "array_name": "scales", "nodata": "NaN"},
+        },
+    });
+    (convention, attributes)
+}
+
 /// The `zarr_conventions` list of a band group and of its data arrays: `proj:` and `spatial:`,
 /// each with the uuid, schema_url, spec_url, name and description of its specification.
 pub fn zarr_conventions() -> Value {
@@ -281,6 +319,14 @@ pub fn band_group_metadata(layout: &BandLayout, source: &str) -> Value {
         }),
         g,
     );
+    let mut attributes = attributes;
+    let (convention, geoemb) = geoemb_attributes();
+    if let (Value::Object(map), Value::Object(extra)) = (&mut attributes, geoemb) {
+        if let Some(Value::Array(conventions)) = map.get_mut("zarr_conventions") {
+            conventions.push(convention);
+        }
+        map.extend(extra);
+    }
     json!({
         "zarr_format": 3,
         "node_type": "group",

@@ -12,7 +12,7 @@ import xarray as xr
 import zarr
 from pyproj import CRS
 
-from conftest import NORTH
+from conftest import EDGE, NORTH, SOUTH
 
 PROJ_UUID = "f17cb550-5864-4468-aeb7-f3180cfb622f"
 SPATIAL_UUID = "689b58e2-cf7b-45e0-9fff-9cfc0883d6b4"
@@ -33,6 +33,16 @@ REGISTRATION = {
         "name": "spatial",
         "description": "Spatial coordinate information",
     },
+}
+# geo-embeddings/embeddings-zarr-convention v1: the registration object its schema.json pins
+# (every field a const there), declared on each band group.
+GEOEMB_UUID = "61c12cc5-0e28-4056-999a-480cf3fb7e4c"
+GEOEMB = {
+    "uuid": GEOEMB_UUID,
+    "schema_url": "https://raw.githubusercontent.com/geo-embeddings/embeddings-zarr-convention/refs/tags/v1/schema.json",
+    "spec_url": "https://github.com/geo-embeddings/embeddings-zarr-convention/blob/v1/README.md",
+    "name": "geoemb:",
+    "description": "Geoembeddings convention for geospatial embedding arrays with model provenance",
 }
 BANDS = ["60-70", "70-80", "S70-S60"]
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # affine `*` in rasterio
@@ -66,12 +76,110 @@ def test_geozarr_toolkit_validates_every_band_group_and_data_array(sample):
         assert all(errors == [] for errors in results.values()), (path, results)
         # Declared exactly as the specifications register them (readers match by uuid).
         declared = {c["uuid"]: c for c in attrs["zarr_conventions"]}
-        assert declared == REGISTRATION, path
+        group = "/" not in path
+        assert declared == (REGISTRATION | {GEOEMB_UUID: GEOEMB} if group else REGISTRATION), path
         ProjConventionMetadata.model_validate(declared[PROJ_UUID])
         assert CRS.from_user_input(attrs["proj:wkt2"]) == CRS.from_epsg(4326)
         assert attrs["proj:code"] == "EPSG:4326"
         assert attrs["spatial:dimensions"] == ["lat", "lon"]
         assert attrs["spatial:registration"] == "pixel"
+
+
+def geoemb_problems(attrs):
+    """What the geoemb: convention (v1, its README and schema.json, read offline and written
+    out here as checks) finds wrong with a group's attributes: [] when none."""
+    problems = []
+    entries = [c for c in attrs.get("zarr_conventions", []) if c.get("uuid") == GEOEMB_UUID]
+    if entries != [GEOEMB]:
+        problems.append(f"zarr_conventions: {entries}")
+    for key in ["geoemb:type", "geoemb:dimensions", "geoemb:model", "geoemb:source_data",
+                "geoemb:data_type"]:
+        if key not in attrs:
+            problems.append(f"{key} missing")
+    if attrs.get("geoemb:type") not in ("pixel", "chip"):
+        problems.append("geoemb:type")
+    if attrs.get("geoemb:type") == "chip" and "geoemb:chip_layout" not in attrs:
+        problems.append("geoemb:chip_layout missing for chips")
+    dims = attrs.get("geoemb:dimensions")
+    if not (isinstance(dims, int) and not isinstance(dims, bool) and dims >= 1):
+        problems.append("geoemb:dimensions")
+    uri = lambda v: isinstance(v, str) and "://" in v  # noqa: E731
+    if not uri(attrs.get("geoemb:model")):
+        problems.append("geoemb:model")
+    sources = attrs.get("geoemb:source_data")
+    if not (isinstance(sources, list) and sources and all(map(uri, sources))):
+        problems.append("geoemb:source_data")
+    if not isinstance(attrs.get("geoemb:data_type"), str):
+        problems.append("geoemb:data_type")
+    gsd = attrs.get("geoemb:gsd", 1)
+    if not (isinstance(gsd, (int, float)) and gsd > 0):
+        problems.append("geoemb:gsd")
+    if attrs.get("geoemb:spatial_layout", "global") not in ("utm_zones", "global"):
+        problems.append("geoemb:spatial_layout")
+    q = attrs.get("geoemb:quantization")
+    if q is not None:
+        allowed = {"method", "original_dtype", "quantized_dtype", "scale", "link"}
+        if not (isinstance(q, dict) and {"method", "original_dtype"} <= set(q) <= allowed):
+            problems.append(f"geoemb:quantization: {q}")
+        scale = q.get("scale", {"type": "scalar", "scale": 1}) if isinstance(q, dict) else {}
+        if scale.get("type") == "array":
+            if not (isinstance(scale.get("array_name"), str)
+                    and set(scale) <= {"type", "array_name", "nodata"}):
+                problems.append(f"geoemb:quantization.scale: {scale}")
+        elif not (scale.get("type") == "scalar" and isinstance(scale.get("scale"), (int, float))
+                  and set(scale) <= {"type", "scale", "offset"}):
+            problems.append(f"geoemb:quantization.scale: {scale}")
+    return problems
+
+
+@pytest.mark.parametrize("band", BANDS)
+def test_every_band_group_declares_the_geoemb_convention(sample, band):
+    """geoemb: on each band group, valid under the convention's rules and true of the data:
+    the dimensions are the channels, the data type the embeddings', the per-pixel scale array
+    exists beside them with their lat/lon shape and is NaN exactly where the embeddings are
+    fill (the nodata said); the data arrays do not declare it."""
+    root = zarr.open_group(sample["store"], mode="r")
+    attrs = dict(root[band].attrs)
+    assert geoemb_problems(attrs) == []
+    assert attrs["geoemb:type"] == "pixel" and attrs["geoemb:spatial_layout"] == "global"
+    emb = root[band]["embeddings"]
+    assert attrs["geoemb:dimensions"] == emb.shape[-1] == 128
+    assert attrs["geoemb:data_type"] == str(emb.dtype) == "int8"
+    q = attrs["geoemb:quantization"]
+    assert (q["method"], q["original_dtype"], q["quantized_dtype"]) == ("per_pixel_scale", "float32", "int8")
+    scales = root[band][q["scale"]["array_name"]]
+    assert scales.shape == emb.shape[:-1] and str(scales.dtype) == "float32"
+    assert q["scale"]["nodata"] == "NaN"
+    ds = open_band(sample["store"], band)
+    # The sample's cells in this band (whole-band arrays are hundreds of GB).
+    centres = [tuple(map(float, t.split("_")[1:])) for t in NORTH + EDGE + SOUTH]
+    for lon, lat in [(x, y) for x, y in centres if ds.lat.min() < y < ds.lat.max()]:
+        cell = dict(lat=slice(lat - 0.05, lat + 0.05), lon=slice(lon - 0.05, lon + 0.05))
+        s = ds.scales.sel(**cell).values  # every year: some cells are in one year only
+        if (~np.isnan(s)).any():  # some cells are all water
+            break
+    e = ds.embeddings.sel(**cell).values
+    fill = ds.embeddings.attrs.get("_FillValue", ds.embeddings.encoding.get("_FillValue"))
+    assert (~np.isnan(s)).any(), "data in the sample cell"
+    if fill is not None:
+        assert (e[np.isnan(s)] == fill).all()
+    for name in ("embeddings", "scales"):
+        assert not any(k.startswith("geoemb:") for k in root[band][name].attrs), name
+
+
+def test_the_geoemb_checks_have_teeth(sample):
+    """Negative controls: each broken declaration is found."""
+    attrs = dict(zarr.open_group(sample["store"], mode="r")["70-80"].attrs)
+    breaks = [
+        ("geoemb:type", "tile"), ("geoemb:dimensions", 0), ("geoemb:model", "tessera"),
+        ("geoemb:source_data", []), ("geoemb:gsd", -10),
+        ("geoemb:quantization", {"method": "per_pixel_scale"}),
+        ("zarr_conventions", [c for c in attrs["zarr_conventions"] if c["uuid"] != GEOEMB_UUID]),
+    ]
+    for key, value in breaks:
+        assert geoemb_problems({**attrs, key: value}) != [], key
+    missing = {k: v for k, v in attrs.items() if k != "geoemb:data_type"}
+    assert geoemb_problems(missing) == ["geoemb:data_type missing", "geoemb:data_type"]
 
 
 def test_geozarr_toolkit_rejects_a_broken_declaration(sample):
