@@ -70,8 +70,8 @@ pub fn ceiling(
     };
     // The band's two arrays over a store that is never written: only their codec chains run.
     let metadata = band_array_metadata(&layout);
+    let memory = MosaicStore::in_memory();
     let arrays = ["embeddings", "scales"].map(|name| {
-        let memory = MosaicStore::in_memory();
         let meta = &metadata.iter().find(|(n, _)| *n == name).expect("array").1;
         memory
             .array_from_metadata(&format!("/b/{name}"), meta)

@@ -93,25 +93,6 @@ pub fn write_u8(
     Ok(())
 }
 
-/// Read a uint8 single-band TIFF: (width, height, data).
-pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>), GeoTiffError> {
-    read_u8_from(std::io::BufReader::new(std::fs::File::open(path)?))
-}
-
-/// [`read_u8`] from any reader (a file, or bytes fetched from an object store).
-pub fn read_u8_from(
-    reader: impl std::io::Read + std::io::Seek,
-) -> Result<(usize, usize, Vec<u8>), GeoTiffError> {
-    let mut decoder = Decoder::new(reader)?;
-    let (w, h) = decoder.dimensions()?;
-    match decoder.read_image()? {
-        DecodingResult::U8(data) if data.len() == w as usize * h as usize => {
-            Ok((w as usize, h as usize, data))
-        }
-        _ => Err(GeoTiffError::NotUint8),
-    }
-}
-
 /// A uint8 single-band GeoTIFF as read: its size, pixels and georeference (if it has one).
 #[derive(Debug, Clone)]
 pub struct U8Raster {
@@ -125,7 +106,8 @@ pub struct U8Raster {
     pub transform: Option<GeoTransform>,
 }
 
-/// [`read_u8_from`] with the georeference: ModelPixelScale, ModelTiepoint and the EPSG code of
+/// Read a uint8 single-band TIFF from any reader (a file, or bytes fetched from an object
+/// store) with its georeference: ModelPixelScale, ModelTiepoint and the EPSG code of
 /// the GeoKey directory (ProjectedCSTypeGeoKey, else GeographicTypeGeoKey). A PixelIsPoint
 /// raster's tie point is moved to the pixel's outer corner.
 pub fn read_u8_raster(

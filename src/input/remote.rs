@@ -128,13 +128,9 @@ impl RemoteTree {
         reading: Reading,
     ) -> Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-        let options = match (reading, &self.landmask_options) {
-            (Reading::Landmasks, Some(options)) => options,
-            _ => &self.options,
-        };
-        let kind = match (reading, &self.landmask_options) {
-            (Reading::Landmasks, Some(_)) => "landmasks ",
-            _ => "",
+        let (options, kind) = match (reading, &self.landmask_options) {
+            (Reading::Landmasks, Some(options)) => (options, "landmasks "),
+            _ => (&self.options, ""),
         };
         let key = format!("{kind}{}://{}", parsed.scheme(), parsed.authority());
         let path = ObjectPath::from(parsed.path().trim_matches('/'));

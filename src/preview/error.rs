@@ -34,9 +34,8 @@ pub enum PreviewError {
 impl PreviewError {
     /// A read of `what` that failed.
     pub fn read(what: impl Into<String>) -> impl FnOnce(zarrs::array::ArrayError) -> PreviewError {
-        let what = what.into();
         move |source| PreviewError::Read {
-            what,
+            what: what.into(),
             source: Box::new(source),
         }
     }

@@ -29,8 +29,14 @@ impl Image {
     pub fn scaled(&self, k: usize) -> Image {
         let width = self.width * k;
         let mut rgba = Vec::with_capacity(self.rgba.len() * k * k);
+        let mut wide = Vec::with_capacity(width * 4);
         for row in self.rgba.chunks(self.width * 4) {
-            let wide: Vec<u8> = row.chunks(4).flat_map(|p| p.repeat(k)).collect();
+            wide.clear();
+            for pixel in row.chunks(4) {
+                for _ in 0..k {
+                    wide.extend_from_slice(pixel);
+                }
+            }
             for _ in 0..k {
                 rgba.extend_from_slice(&wide);
             }

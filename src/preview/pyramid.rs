@@ -171,7 +171,7 @@ impl Pyramids {
         let scales: Vec<f32> = self
             .open_array(band, level.level, SCALES)?
             .retrieve_chunk(&[y, a, c])
-            .map_err(PreviewError::read(what.clone()))?;
+            .map_err(PreviewError::read(&what))?;
         let embeddings: Vec<i8> = self
             .open_array(band, level.level, EMBEDDINGS)?
             .retrieve_chunk(&[y, a, c, 0])
@@ -318,7 +318,7 @@ impl Pyramids {
                 let what = format!("{band} overview level {} chunk {y}/{a}/{c}", level.level);
                 let scales: Vec<f32> = scales
                     .retrieve_chunk(&[y, a, c])
-                    .map_err(PreviewError::read(what.clone()))?;
+                    .map_err(PreviewError::read(&what))?;
                 if scales.iter().all(|s| s.is_nan()) {
                     return Ok(Vec::new());
                 }

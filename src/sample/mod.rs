@@ -99,9 +99,8 @@ impl SampleError {
     pub fn points_file<E: std::error::Error + Send + Sync + 'static>(
         path: impl std::fmt::Display,
     ) -> impl FnOnce(E) -> SampleError {
-        let path = path.to_string();
         move |e| SampleError::PointsFile {
-            path,
+            path: path.to_string(),
             source: Box::new(e),
         }
     }

@@ -42,15 +42,15 @@ impl Coordinate {
 impl MosaicStore {
     /// Open the array at `path` (e.g. `/70-80/embeddings`) from its stored metadata.
     pub fn open_array(&self, path: &str) -> Result<StoreArray, FormatError> {
-        Array::open(self.store.storage.clone(), path).map_err(FormatError::array(self.at(path)))
+        Array::open(self.store.storage.clone(), path).map_err(self.array_error(path))
     }
 
     /// An array handle from metadata JSON, without reading or writing the metadata.
     pub fn array_from_metadata(&self, path: &str, meta: &Value) -> Result<StoreArray, FormatError> {
         let v3: ArrayMetadataV3 =
-            serde_json::from_value(meta.clone()).map_err(FormatError::array(self.at(path)))?;
+            serde_json::from_value(meta.clone()).map_err(self.array_error(path))?;
         Array::new_with_metadata(self.store.storage.clone(), path, ArrayMetadata::V3(v3))
-            .map_err(FormatError::array(self.at(path)))
+            .map_err(self.array_error(path))
     }
 
     /// Write a coordinate array's chunks (its metadata `meta` already stored or about to be);
@@ -79,12 +79,12 @@ impl MosaicStore {
             };
             let shape = array
                 .chunk_shape_usize(&indices)
-                .map_err(FormatError::array(self.at(path)))?;
+                .map_err(self.array_error(path))?;
             let mut data = chunk.to_vec();
             data.resize(shape.iter().product::<usize>().max(1) * elem, 0);
             array
                 .store_chunk_opt(&indices, raw_bytes(&data), &options)
-                .map_err(FormatError::array(self.at(path)))?;
+                .map_err(self.array_error(path))?;
         }
         Ok(())
     }
@@ -99,8 +99,12 @@ impl MosaicStore {
         }
     }
 
-    /// `location` + `path`, for messages.
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.store.location)
+    /// The error of the array at `path`, named with the store's location; the name is written
+    /// only when there is an error.
+    fn array_error<'a, E: std::error::Error + Send + Sync + 'static>(
+        &'a self,
+        path: &'a str,
+    ) -> impl FnOnce(E) -> FormatError + 'a {
+        move |e| FormatError::array(format!("{}{path}", self.store.location))(e)
     }
 }

@@ -45,12 +45,12 @@ pub enum FormatError {
 
 impl FormatError {
     /// A failure of the array at `path` (store location included), keeping its cause.
+    /// The path becomes text only on the error path (these wrap every chunk read).
     pub fn array<E: std::error::Error + Send + Sync + 'static>(
         path: impl Into<String>,
     ) -> impl FnOnce(E) -> FormatError {
-        let path = path.into();
         move |e| FormatError::Array {
-            path,
+            path: path.into(),
             source: Box::new(e),
         }
     }
