@@ -22,25 +22,24 @@ fn json(store: &Path, key: &str) -> serde_json::Value {
     read_json(store.join(key))
 }
 
-/// A float64 coordinate array, read from its chunk files (bytes codec only, little endian).
+/// A band's `lat` or `lon` pixel centres, from the grid its metadata documents (docs/format.md;
+/// tests/python/test_readers.py checks every reader finds these values in the stored arrays).
 fn coordinate(store: &Path, band: &str, name: &str) -> Vec<f64> {
-    let meta = json(store, &format!("{band}/{name}/zarr.json"));
-    assert_eq!(meta["codecs"].as_array().unwrap().len(), 1, "plain bytes");
-    let n = meta["shape"][0].as_u64().unwrap() as usize;
-    let chunk = meta["chunk_grid"]["configuration"]["chunk_shape"][0]
-        .as_u64()
-        .unwrap() as usize;
-    let mut values = Vec::new();
-    for i in 0..n.div_ceil(chunk) {
-        let bytes = std::fs::read(store.join(format!("{band}/{name}/c/{i}"))).unwrap();
-        values.extend(
-            bytes
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().unwrap())),
-        );
+    let grid = &json(store, &format!("{band}/zarr.json"))["attributes"]["tessera_mosaic"]["grid"];
+    let field = |key: &str| grid[key].as_u64().unwrap() as usize;
+    if name == "lat" {
+        let r = field("rows_per_cell");
+        let first = field("lat_start_index") * r;
+        let rows = (field("lat_end_index") - field("lat_start_index")) * r;
+        (first..first + rows)
+            .map(|i| (i as f64 + 0.5) / (10.0 * r as f64) - 90.0)
+            .collect()
+    } else {
+        let c = field("cols_per_cell");
+        (0..3600 * c)
+            .map(|i| (i as f64 + 0.5) / (10.0 * c as f64) - 180.0)
+            .collect()
     }
-    values.truncate(n);
-    values
 }
 
 /// Byte intervals merged into a sorted list of disjoint ranges.

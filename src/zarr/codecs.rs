@@ -30,6 +30,28 @@ pub fn compression_codecs(compression: &CompressionConfig, element_size: usize) 
     }
 }
 
+/// The codecs (after `bytes`) of the float64 coordinate arrays `lat` and `lon`: blosc zstd with
+/// bit shuffling, which every Zarr v3 reader decodes (zarr-python, zarrs, tensorstore). Pixel
+/// centres step evenly, so most bit planes are constant: a 70N band's `lon` (1.47 million
+/// values, 11.7 MB raw) stores in about 0.2 MB, the one object xarray must read whole to open
+/// the band.
+pub fn coordinate_codecs() -> Vec<Value> {
+    vec![json!({
+        "name": "blosc",
+        "configuration": {
+            "cname": "zstd",
+            "clevel": 5,
+            "shuffle": "bitshuffle",
+            "typesize": 8,
+            "blocksize": COORDINATE_BLOSC_BLOCK
+        }
+    })]
+}
+
+/// Blosc block of the coordinates: 4 MiB compresses an evenly stepped float64 array ~2x better
+/// than blosc's default blocks, at the same decoding speed.
+const COORDINATE_BLOSC_BLOCK: usize = 4 << 20;
+
 /// The sharding codec: whole-shard objects of `inner_chunk` chunks, each compressed, with a
 /// crc32c-protected index at the end (so a truncated shard fails to decode).
 pub fn sharding_codec(

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::codecs::sharding_codec;
+use super::codecs::{coordinate_codecs, sharding_codec};
 use super::layout::{BandLayout, FORMAT_VERSION};
 use crate::grid::{BandGrid, CHANNELS};
 
@@ -212,11 +212,13 @@ pub fn band_array_metadata(layout: &BandLayout) -> Vec<(&'static str, Value)> {
     });
     let rows = g.rows() as u64;
     let cols = g.cols() as u64;
-    let lat = plain_array(
+    // Coordinates are one compressed object each: xarray reads them whole to open the band.
+    let lat = array_document(
         vec![rows],
         vec![rows],
         "float64",
         json!("NaN"),
+        coordinate_codecs(),
         vec!["lat"],
         json!({
             "standard_name": "latitude",
@@ -225,11 +227,12 @@ pub fn band_array_metadata(layout: &BandLayout) -> Vec<(&'static str, Value)> {
             "axis": "Y",
         }),
     );
-    let lon = plain_array(
+    let lon = array_document(
         vec![cols],
-        vec![cols / 36],
+        vec![cols],
         "float64",
         json!("NaN"),
+        coordinate_codecs(),
         vec!["lon"],
         json!({
             "standard_name": "longitude",

@@ -14,7 +14,7 @@
 use serde_json::{Value, json};
 
 use super::arrays::Coordinate;
-use super::codecs::{compression_codecs, transpose_codec};
+use super::codecs::{compression_codecs, coordinate_codecs, transpose_codec};
 use super::layout::{BandLayout, EMBEDDINGS, SCALES};
 use super::metadata::{array_document, grid_geozarr_attributes, zarr_conventions};
 use crate::grid::{BandGrid, CHANNELS, CompressionConfig, LON_CELLS};
@@ -298,7 +298,7 @@ pub fn overview_metadata(layout: &BandLayout) -> Vec<(String, Value)> {
                     vec![n],
                     "float64",
                     json!("NaN"),
-                    vec![],
+                    coordinate_codecs(),
                     vec![name],
                     json!({
                         "standard_name": if name == "lat" { "latitude" } else { "longitude" },

@@ -1,6 +1,7 @@
 """Build into a real S3-compatible server (SeaweedFS on loopback, started and stopped here),
 read it back with xarray through s3fs, and compare with the local build: identical objects."""
 
+import json
 import os
 import time
 
@@ -54,3 +55,36 @@ def test_build_into_s3_equals_the_local_build(sample, s3):
     # A rerun finds everything done.
     again = mosaic("build", "--input", sample["root"], "--out", url, "--band", "70-80", cwd=REPO, env=env)
     assert "0 tiles written" in again.stdout
+
+
+def test_opening_a_band_over_s3_reads_under_a_megabyte(sample, s3):
+    """xarray loads the `lat` and `lon` coordinates whole when it opens a band: compressed, they
+    and the metadata come to well under 1 MB (the raw `lon` alone is 11.9 MB at 70-80)."""
+    fs, local = s3["fs"], sample["store"]
+    # Everything xarray may read on opening: all but the data shards and the overviews.
+    for path in local.rglob("*"):
+        rel = path.relative_to(local)
+        data = rel.name != "zarr.json" and len(rel.parts) > 2 and rel.parts[1] in ("embeddings", "scales", "overviews")
+        if path.is_file() and not data:
+            fs.pipe(f"mosaic/open/store.zarr/{rel}", path.read_bytes())
+    fetched = []
+    cat = type(fs)._cat_file
+
+    async def counting_cat(self, path, start=None, end=None, **kw):
+        data = await cat(self, path, start=start, end=end, **kw)
+        fetched.append((path, len(data)))
+        return data
+
+    type(fs)._cat_file = counting_cat
+    try:
+        ds = xr.open_zarr("s3://mosaic/open/store.zarr", group="70-80",
+                          storage_options=s3["storage_options"], chunks=None)
+    finally:
+        type(fs)._cat_file = cat
+    total = sum(n for _, n in fetched)
+    print(f"\nopening 70-80 over S3: {total / 1e6:.3f} MB in {len(fetched)} requests")
+    assert ds.lon.size == 3600 * json.loads((local / "70-80" / "zarr.json").read_text())[
+        "attributes"]["tessera_mosaic"]["grid"]["cols_per_cell"]
+    assert any("/lon/" in p for p, _ in fetched), fetched  # the coordinates came over the wire
+    assert total < 1_000_000, fetched
+    np.testing.assert_array_equal(ds.lon.values, xr.open_zarr(local, group="70-80", chunks=None).lon.values)
