@@ -12,6 +12,14 @@ $MOSAIC_BIN (default target/release/mosaic), and prints the build time, the stor
 per reader (xarray + zarr-python, xarray + the zarrs codec pipeline, tensorstore: the last two
 when importable, e.g. `pip install zarrs tensorstore`), the warm time and bytes read of a
 pixel, 3,000 random points, a 1 km and a 10 km box, every reader's values checked equal.
+
+The tools against the readers (issue 25): .venv/bin/python scripts/bench_read.py tools WORK [ROUNDS]
+synthesises 12 landscape tiles x 2 years at 70-70.3N, 10-10.4E into WORK/in-tools (once),
+builds band 70-80 with $MOSAIC_BIN, and times in alternating rounds (ROUNDS, default 3; warm
+cache; then one cold round when run as root): `mosaic sample` against xarray's vectorised
+nearest (3,000 and 100,000 random points, 2 years), `mosaic query` (.npy, GeoTIFF) against
+tensorstore on the same box, then opening the band and sampling over S3 (SeaweedFS on
+loopback). Values are checked equal. Needs tensorstore and zarrs importable for those columns.
 """
 
 import math
@@ -340,8 +348,193 @@ def print_row(row, header):
     sys.stdout.flush()
 
 
+# --- The tools against the readers ------------------------------------------------------------
+
+TOOLS_BOX = (70.0, 70.3, 10.0, 10.4)  # 12 cells
+
+
+def write_points(path, n, seed):
+    rng = np.random.default_rng(seed)
+    lat = rng.uniform(TOOLS_BOX[0], TOOLS_BOX[1], n)
+    lon = rng.uniform(TOOLS_BOX[2], TOOLS_BOX[3], n)
+    with open(path, "w") as f:
+        f.write("lon,lat\n")
+        for a, b in zip(lon, lat):
+            f.write(f"{float(a)!r},{float(b)!r}\n")
+    return lat, lon
+
+
+def alternate(rounds, a, b, cold):
+    """Run a() and b() in alternating rounds (warm), then once each after dropping caches when
+    `cold`; (a's times, b's times, a cold, b cold)."""
+    ta, tb = [], []
+    for _ in range(rounds):
+        for fn, out in ((a, ta), (b, tb)):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    ca = cb = None
+    if cold:
+        drop_caches()
+        t = time.perf_counter()
+        a()
+        ca = time.perf_counter() - t
+        drop_caches()
+        t = time.perf_counter()
+        b()
+        cb = time.perf_counter() - t
+    return ta, tb, ca, cb
+
+
+def report(label, rounds, names):
+    ta, tb, ca, cb = rounds
+    ratios = sorted(y / x for x, y in zip(ta, tb))
+    med = lambda v: sorted(v)[len(v) // 2]
+    cold = f"; cold {ca:.2f} s vs {cb:.2f} s ({cb / ca:.1f}x)" if ca is not None else ""
+    print(f"{label:<44} {names[0]} {med(ta):.3f} s, {names[1]} {med(tb):.3f} s (warm medians); "
+          f"{names[1]}/{names[0]} per round {', '.join(f'{r:.2f}' for r in ratios)}{cold}")
+    sys.stdout.flush()
+
+
+def run_mosaic(mosaic, *args, env=None):
+    subprocess.run([mosaic, *map(str, args)], check=True, stdout=subprocess.DEVNULL, env=env)
+
+
+def tools(work, mosaic, rounds):
+    import pandas as pd
+    import zarr
+    work = Path(work)
+    root, store, band = work / "in-tools", work / "store-tools.zarr", "70-80"
+    if not root.exists():
+        box = f"{TOOLS_BOX[2]},{TOOLS_BOX[0]},{TOOLS_BOX[3]},{TOOLS_BOX[1]}"
+        subprocess.run([mosaic, "synth", "--out", str(root), "--bbox", box, "--years", "2023,2024"],
+                       check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(store, ignore_errors=True)
+    run_mosaic(mosaic, "build", "--input", root, "--out", store, "--band", band)
+    cold = drop_caches() == "cold"
+    print(f"# band {band}, 12 synthetic landscape tiles x 2 years ({sum(f.stat().st_size for f in root.rglob('*.npy')) / 1e9:.2f} GB), "
+          f"store {stored_bytes(store, band) / 1e6:.0f} MB; {os.cpu_count()} CPUs, every reader on all of them; "
+          f"{rounds} alternating warm rounds" + (", then one cold round each" if cold else ""))
+    ds = xr.open_zarr(str(store), group=band, chunks=None)
+
+    # Points: mosaic sample against xarray's vectorised nearest selection, both years.
+    for name, n in (("3,000 sparse points", 3000), ("100,000 dense points", 100_000)):
+        csv = work / f"points-{n}.csv"
+        lat, lon = write_points(csv, n, seed=n)
+        out = work / f"sample-{n}.parquet"
+        plat, plon = xr.DataArray(lat, dims="p"), xr.DataArray(lon, dims="p")
+
+        def xarray_points():
+            return (ds.embeddings.sel(lat=plat, lon=plon, method="nearest").values,
+                    ds.scales.sel(lat=plat, lon=plon, method="nearest").values)
+
+        result = report_pair(f"sample, {name} x 2 years", rounds, cold,
+                             lambda: run_mosaic(mosaic, "sample", "--store", store, "--points", csv, "-o", out),
+                             xarray_points, ("mosaic sample", "xarray .sel"))
+        e, _ = result
+        table = pd.read_parquet(out)  # a row per (point, year), point-major
+        valid = ~np.isnan(table.scale.to_numpy())
+        got = np.stack(table.embedding[valid].to_numpy())
+        np.testing.assert_array_equal(got, np.moveaxis(e, 0, 1).reshape(-1, 128)[valid])
+
+    # Boxes: mosaic query against tensorstore on the same rows and columns.
+    try:
+        import tensorstore as ts
+    except ImportError:
+        ts = None
+        print("tensorstore not importable: query rows skipped")
+    lat_v, lon_v = ds.lat.values, ds.lon.values
+    for km, years in ((10.0, None), (10.0, 2024), (1.0, None)):
+        clat, clon = 70.15, 10.2
+        dlat, dlon = km / 111.2 / 2, km / (111.3 * math.cos(math.radians(clat))) / 2
+        lat0, lat1, lon0, lon1 = clat - dlat, clat + dlat, clon - dlon, clon + dlon
+        r0, r1 = np.searchsorted(lat_v, lat0), np.searchsorted(lat_v, lat1, side="right")
+        c0, c1 = np.searchsorted(lon_v, lon0), np.searchsorted(lon_v, lon1, side="right")
+        y0, y1 = (0, 2) if years is None else (1, 2)
+        for ext in ("npy", "tif") if years else ("npy",):
+            out = work / f"query.{ext}"
+            args = ["query", "--store", store, "--lat", f"{lat0}:{lat1}", "--lon", f"{lon0}:{lon1}", "-o", out]
+            if years:
+                args += ["--year", years]
+            if ts is None:
+                continue
+            emb = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": f"{store}/{band}/embeddings"}}).result()
+            sca = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": f"{store}/{band}/scales"}}).result()
+
+            def tensorstore_box(save=True):
+                e = emb[y0:y1, r0:r1, c0:c1, :].read().result()
+                s = sca[y0:y1, r0:r1, c0:c1].read().result()
+                if save:
+                    np.save(work / "ts.npy", e)
+                    np.save(work / "ts_scales.npy", s)
+                return e
+
+            label = f"query {km:g} km box x {y1 - y0} year{'s' if y1 - y0 > 1 else ''} -> .{ext}"
+            report_pair(label, rounds, cold, lambda: run_mosaic(mosaic, *args), tensorstore_box,
+                        ("mosaic query", "tensorstore read+np.save"))
+            report_pair(label, rounds, cold, lambda: run_mosaic(mosaic, *args),
+                        lambda: tensorstore_box(save=False), ("mosaic query", "tensorstore read"))
+            if ext == "npy":
+                np.testing.assert_array_equal(np.load(out), tensorstore_box(save=False))
+
+    s3_figures(work, mosaic, store, band, rounds)
+
+
+def report_pair(label, rounds, cold, a, b, names):
+    result = b()
+    report(label, alternate(rounds, a, b, cold), names)
+    return result
+
+
+def s3_figures(work, mosaic, store, band, rounds):
+    """Open the band and sample points over S3 (SeaweedFS on loopback)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
+    try:
+        from seaweed import seaweed
+    except ImportError as e:
+        print(f"S3 rows skipped: {e}")
+        return
+    with seaweed(work / "seaweed") as s3:
+        fs = s3["fs"]
+        fs.put(str(store), "mosaic/store.zarr", recursive=True)
+        url = "s3://mosaic/store.zarr"
+        fetched = {"bytes": 0, "requests": 0}
+        cat = type(fs)._cat_file
+
+        async def counting_cat(self, path, start=None, end=None, **kw):
+            data = await cat(self, path, start=start, end=end, **kw)
+            fetched["bytes"] += len(data)
+            fetched["requests"] += 1
+            return data
+
+        type(fs)._cat_file = counting_cat
+        times = []
+        for _ in range(rounds):
+            fetched.update(bytes=0, requests=0)
+            t = time.perf_counter()
+            ds = xr.open_zarr(url, group=band, storage_options=s3["storage_options"], chunks=None)
+            times.append(time.perf_counter() - t)
+        type(fs)._cat_file = cat
+        print(f"{'open the band over S3 (xarray + s3fs)':<44} {sorted(times)[len(times) // 2]:.3f} s median of {rounds}; "
+              f"{fetched['bytes'] / 1e6:.2f} MB in {fetched['requests']} requests; lon {ds.lon.size} values")
+        env = dict(os.environ, **s3["env"])
+        csv = work / "points-3000.csv"
+        t = time.perf_counter()
+        run_mosaic(mosaic, "sample", "--store", url, "--points", csv, "-o", work / "s3.parquet", env=env)
+        remote = time.perf_counter() - t
+        t = time.perf_counter()
+        run_mosaic(mosaic, "sample", "--store", store, "--points", csv, "-o", work / "local.parquet")
+        local = time.perf_counter() - t
+        same = (work / "s3.parquet").read_bytes() == (work / "local.parquet").read_bytes()
+        print(f"{'sample, 3,000 sparse points x 2 years, S3':<44} {remote:.2f} s (local {local:.2f} s); "
+              f"output identical to the local one: {same}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "matrix":
+    if len(sys.argv) > 1 and sys.argv[1] == "tools":
+        tools(sys.argv[2], os.environ.get("MOSAIC_BIN", "target/release/mosaic"),
+              int(sys.argv[3]) if len(sys.argv) > 3 else 3)
+    elif len(sys.argv) > 1 and sys.argv[1] == "matrix":
         matrix(sys.argv[2], os.environ.get("MOSAIC_BIN", "target/release/mosaic"), sys.argv[3:])
     else:
         main()

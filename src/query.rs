@@ -10,15 +10,17 @@
 use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rayon::prelude::*;
 
 use serde::Serialize;
-use zarrs::array::ArraySubset;
 
 use crate::error::chain;
 use crate::grid::{BBox, CHANNELS};
 use crate::input::geotiff::{self, GeoTransform, Strip};
 use crate::input::npy::{NpyDtype, encode_header};
-use crate::zarr::{BandArrays, FormatError, MosaicStore};
+use crate::zarr::{BandArrays, FormatError, InnerChunks, MosaicStore, on_read_threads_if};
 
 /// A query.
 #[derive(Debug, Clone)]
@@ -65,6 +67,9 @@ pub enum QueryError {
 /// The part of the box one band supplies.
 struct Part {
     arrays: BandArrays,
+    /// The arrays read one inner chunk at a time (shard indexes cached for the whole query).
+    embeddings: InnerChunks,
+    scales: InnerChunks,
     /// Band rows (ascending lat).
     rows: Range<usize>,
     /// Band column of every output column.
@@ -103,6 +108,8 @@ pub struct QueryPlan {
     pub fill: i8,
     /// Dequantise.
     pub dequantize: bool,
+    /// The store is a local folder (else an object store, read with more requests in flight).
+    local_store: bool,
 }
 
 /// Indices `i` in `0..n` whose coordinate `f(i)` lies in `[lo, hi]` (f increasing).
@@ -202,8 +209,11 @@ impl QueryPlan {
                 cols_per_cell: g.cols_per_cell,
                 resampled: g.cols_per_cell != fine.cols_per_cell,
             });
+            let arrays = store.band_arrays(&band)?;
             parts.push(Part {
-                arrays: store.band_arrays(&band)?,
+                embeddings: InnerChunks::new(arrays.embeddings.clone()),
+                scales: InnerChunks::new(arrays.scales.clone()),
+                arrays,
                 rows,
                 col_map,
             });
@@ -218,6 +228,7 @@ impl QueryPlan {
             lon_step: fine.lon_step(),
             lat_step: fine.lat_step(),
             dequantize: request.dequantize,
+            local_store: store.store.is_local(),
         })
     }
 
@@ -237,11 +248,30 @@ impl QueryPlan {
         year: u16,
         rows: Range<usize>,
     ) -> Result<(Vec<i8>, Vec<f32>), QueryError> {
+        let mut block = Block::default();
+        self.read_rows_into(year, rows, &mut block)?;
+        Ok((block.embeddings, block.scales))
+    }
+
+    /// Read output rows `rows` of one year into `block` (overwritten; its allocations reused).
+    /// The inner chunks under the rows are decoded in parallel, strip by strip of chunk rows,
+    /// each copied straight into its place in the block.
+    fn read_rows_into(
+        &self,
+        year: u16,
+        rows: Range<usize>,
+        block: &mut Block,
+    ) -> Result<(), QueryError> {
         let cols = self.cols();
         let n = rows.len() * cols;
-        let mut emb = vec![self.fill; n * CHANNELS];
-        let mut scales = vec![f32::NAN; n];
-        for (part, src) in self.parts.iter().zip(&self.row_sources) {
+        block.embeddings.clear();
+        block.embeddings.resize(n * CHANNELS, self.fill);
+        block.scales.clear();
+        block.scales.resize(n, f32::NAN);
+        let (mut emb_rest, mut scales_rest) = (&mut block.embeddings[..], &mut block.scales[..]);
+        let mut done = rows.start;
+        let mut strips = Vec::new();
+        for (p, (part, src)) in self.parts.iter().zip(&self.row_sources).enumerate() {
             let (a, b) = (rows.start.max(src.rows[0]), rows.end.min(src.rows[1]));
             if a >= b {
                 continue;
@@ -249,62 +279,113 @@ impl QueryPlan {
             let Some(y) = part.arrays.layout.year_index(year) else {
                 continue;
             };
-            let band_rows = (part.rows.start + a - src.rows[0]) as u64
-                ..(part.rows.start + b - src.rows[0]) as u64;
-            // One read per run of ascending band columns: two runs for a box across the
-            // antimeridian, one otherwise.
-            let mut run_start = 0;
-            for run_end in 1..=part.col_map.len() {
-                if run_end < part.col_map.len()
-                    && part.col_map[run_end] >= part.col_map[run_end - 1]
-                {
-                    continue;
-                }
-                let run = &part.col_map[run_start..run_end];
-                let c0 = run[0] as u64;
-                let c1 = run[run.len() - 1] as u64 + 1;
-                let read_err = |source| QueryError::Read {
-                    band: src.band.clone(),
-                    source: Box::new(source),
-                };
-                let e_sub = ArraySubset::new_with_ranges(&[
-                    y..y + 1,
-                    band_rows.clone(),
-                    c0..c1,
-                    0..CHANNELS as u64,
-                ]);
-                let block: Vec<i8> = part
-                    .arrays
-                    .embeddings
-                    .retrieve_array_subset(&e_sub)
-                    .map_err(read_err)?;
-                let s_sub = ArraySubset::new_with_ranges(&[y..y + 1, band_rows.clone(), c0..c1]);
-                let block_scales: Vec<f32> = part
-                    .arrays
-                    .scales
-                    .retrieve_array_subset(&s_sub)
-                    .map_err(read_err)?;
-                let width = (c1 - c0) as usize;
-                for r in a..b {
-                    let (br, or) = (r - a, r - rows.start);
-                    for (j, &bc) in run.iter().enumerate() {
-                        let s = br * width + (bc - c0 as usize);
-                        let o = or * cols + run_start + j;
-                        emb[o * CHANNELS..(o + 1) * CHANNELS]
-                            .copy_from_slice(&block[s * CHANNELS..(s + 1) * CHANNELS]);
-                        scales[o] = block_scales[s];
-                    }
-                }
-                run_start = run_end;
+            // Skip the output rows before this part (filled already), then cut the part's rows
+            // into strips at the band's chunk-row edges: strips are disjoint, read in parallel.
+            let skip = (a - done) * cols;
+            (emb_rest, scales_rest) = (&mut emb_rest[skip * CHANNELS..], &mut scales_rest[skip..]);
+            let chunk_rows = part.arrays.layout.grid.chunk_rows;
+            let mut band_row = part.rows.start + a - src.rows[0];
+            let band_end = band_row + (b - a);
+            while band_row < band_end {
+                let strip_end = ((band_row / chunk_rows + 1) * chunk_rows).min(band_end);
+                let len = (strip_end - band_row) * cols;
+                let (emb, e_rest) = emb_rest.split_at_mut(len * CHANNELS);
+                let (scales, s_rest) = scales_rest.split_at_mut(len);
+                (emb_rest, scales_rest) = (e_rest, s_rest);
+                strips.push(ChunkRowStrip {
+                    part: p,
+                    year: y as usize,
+                    band_rows: band_row..strip_end,
+                    embeddings: emb,
+                    scales,
+                });
+                band_row = strip_end;
             }
+            done = b;
         }
-        Ok((emb, scales))
+        on_read_threads_if(self.local_store, || {
+            strips
+                .into_par_iter()
+                .try_for_each_init(ChunkBuffers::default, |buffers, strip| {
+                    let p = strip.part;
+                    self.read_strip(&self.parts[p], strip, buffers)
+                        .map_err(|source| QueryError::Read {
+                            band: self.row_sources[p].band.clone(),
+                            source: Box::new(source),
+                        })
+                })
+        })
     }
 
-    /// Rows per block so that one block stays under about 256 MB.
+    /// Fill one strip (band rows within one chunk row) from the inner chunks under it.
+    fn read_strip(
+        &self,
+        part: &Part,
+        strip: ChunkRowStrip,
+        buffers: &mut ChunkBuffers,
+    ) -> Result<(), zarrs::array::ArrayError> {
+        let g = &part.arrays.layout.grid;
+        let (chunk_rows, chunk_cols) = (g.chunk_rows, g.chunk_cols);
+        let cr = (strip.band_rows.start / chunk_rows) as u64;
+        let cols = self.cols();
+        // Output columns j, j+1, ... whose band columns fall in one inner chunk column.
+        let mut j = 0;
+        while j < part.col_map.len() {
+            let cc = part.col_map[j] / chunk_cols;
+            let mut k = j + 1;
+            while k < part.col_map.len() && part.col_map[k] / chunk_cols == cc {
+                k += 1;
+            }
+            let y = strip.year as u64;
+            part.scales
+                .read_into(&[y, cr, cc as u64], &mut buffers.scales)?;
+            part.embeddings
+                .read_into(&[y, cr, cc as u64, 0], &mut buffers.embeddings)?;
+            for (r, band_row) in strip.band_rows.clone().enumerate() {
+                let chunk_row = (band_row % chunk_rows) * chunk_cols;
+                for (o, &band_col) in (j..k).zip(&part.col_map[j..k]) {
+                    let s = chunk_row + band_col % chunk_cols;
+                    let o = r * cols + o;
+                    strip.scales[o] = buffers.scales[s];
+                    strip.embeddings[o * CHANNELS..(o + 1) * CHANNELS]
+                        .copy_from_slice(&buffers.embeddings[s * CHANNELS..(s + 1) * CHANNELS]);
+                }
+            }
+            j = k;
+        }
+        Ok(())
+    }
+
+    /// Rows per block so that the blocks in flight (one read, one written) stay under about
+    /// 256 MB.
     fn block_rows(&self) -> usize {
         let per_row = self.cols() * CHANNELS * if self.dequantize { 5 } else { 2 };
-        (256_000_000 / per_row.max(1)).clamp(1, 117)
+        (128_000_000 / per_row.max(1)).max(1)
+    }
+
+    /// Read `blocks` (year, output rows) in order on a thread of their own, one block ahead of
+    /// `consume`, so that reading the next block overlaps writing this one. Stops at the first
+    /// error of either side (the reader ends when `consume` returns).
+    fn overlapped<R>(
+        &self,
+        blocks: Vec<(u16, Range<usize>)>,
+        consume: impl FnOnce(&mut BlockStream) -> Result<R, QueryError>,
+    ) -> Result<R, QueryError> {
+        let (full_tx, full) = mpsc::sync_channel(1);
+        let (empty, empty_rx) = mpsc::channel::<Block>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for (year, rows) in blocks {
+                    let mut block = empty_rx.try_recv().unwrap_or_default();
+                    let read = self.read_rows_into(year, rows.clone(), &mut block);
+                    let failed = read.is_err();
+                    if full_tx.send(read.map(|()| (block, rows))).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            consume(&mut BlockStream { full, empty })
+        })
     }
 
     /// The sidecar document.
@@ -368,25 +449,35 @@ impl QueryPlan {
             Some(f)
         };
         let step = self.block_rows();
-        for &year in &self.years {
-            for start in (0..rows).step_by(step) {
-                let (emb, scales) = self.read_rows(year, start..(start + step).min(rows))?;
+        let blocks: Vec<(u16, Range<usize>)> = self
+            .years
+            .iter()
+            .flat_map(|&year| {
+                (0..rows)
+                    .step_by(step)
+                    .map(move |start| (year, start..(start + step).min(rows)))
+            })
+            .collect();
+        self.overlapped(blocks, |stream| {
+            while let Some((block, _)) = stream.next()? {
                 if self.dequantize {
-                    let values = dequantize(&emb, &scales);
+                    let values = dequantize(&block.embeddings, &block.scales);
                     emb_file
                         .write_all(&f32_bytes(&values))
                         .map_err(wrap(&emb_path))?;
                 } else {
                     emb_file
-                        .write_all(i8_bytes(&emb))
+                        .write_all(i8_bytes(&block.embeddings))
                         .map_err(wrap(&emb_path))?;
                     if let Some(f) = scales_file.as_mut() {
-                        f.write_all(&f32_bytes(&scales))
+                        f.write_all(&f32_bytes(&block.scales))
                             .map_err(wrap(&scales_path))?;
                     }
                 }
+                stream.recycle(block);
             }
-        }
+            Ok(())
+        })?;
         emb_file.flush().map_err(wrap(&emb_path))?;
         let mut written = vec![emb_path.clone()];
         let mut files = serde_json::json!({"embeddings": emb_path.file_name().map(|n| n.to_string_lossy().into_owned())});
@@ -435,48 +526,57 @@ impl QueryPlan {
             dx: self.lon_step,
             dy: self.lat_step,
         };
-        let step = self.block_rows();
-        // Strips north first: output rows are ascending, so walk blocks from the top.
-        let mut top = rows;
-        let mut next = || -> Result<Option<Strip>, String> {
-            if top == 0 {
-                return Ok(None);
-            }
-            let start = top.saturating_sub(step);
-            let (emb, scales) = self.read_rows(year, start..top).map_err(|e| chain(&e))?;
-            let n = top - start;
-            top = start;
-            let row_len = cols * CHANNELS;
-            let flip = |v: &[i8]| -> Vec<i8> {
-                (0..n)
-                    .rev()
-                    .flat_map(|r| v[r * row_len..(r + 1) * row_len].iter().copied())
-                    .collect()
+        // Strips of about 8 MB (GDAL and other readers cache whole strips), read in blocks of
+        // whole strips, north first: output rows are ascending, so blocks go from the top.
+        let strip_rows =
+            (8_000_000 / (cols * CHANNELS * if self.dequantize { 4 } else { 1 })).max(1);
+        let step = (self.block_rows() / strip_rows).max(1) * strip_rows;
+        let blocks: Vec<(u16, Range<usize>)> = (0..rows.div_ceil(step))
+            .map(|k| (year, rows.saturating_sub((k + 1) * step)..rows - k * step))
+            .collect();
+        let row_len = cols * CHANNELS;
+        self.overlapped(blocks, |stream| {
+            // The block being cut into strips, and its rows (block-relative) not yet written.
+            let mut current: Option<(Block, Range<usize>)> = None;
+            let mut next = || -> Result<Option<Strip>, String> {
+                if current.as_ref().is_none_or(|(_, left)| left.is_empty()) {
+                    if let Some((block, _)) = current.take() {
+                        stream.recycle(block);
+                    }
+                    let Some((block, rows)) = stream.next().map_err(|e| chain(&e))? else {
+                        return Ok(None);
+                    };
+                    current = Some((block, 0..rows.len()));
+                }
+                let (block, left) = current.as_mut().expect("a block");
+                let top = left.end;
+                left.end = top.saturating_sub(strip_rows).max(left.start);
+                let north_first = (left.end..top).rev();
+                let row = |r: usize| &block.embeddings[r * row_len..(r + 1) * row_len];
+                Ok(Some(if self.dequantize {
+                    let scales = |r: usize| &block.scales[r * cols..(r + 1) * cols];
+                    Strip::Float32(
+                        north_first
+                            .flat_map(|r| dequantize(row(r), scales(r)))
+                            .collect(),
+                    )
+                } else {
+                    Strip::Int8(north_first.flat_map(|r| row(r).to_vec()).collect())
+                }))
             };
-            Ok(Some(if self.dequantize {
-                let values = dequantize(&emb, &scales);
-                Strip::Float32(
-                    (0..n)
-                        .rev()
-                        .flat_map(|r| values[r * row_len..(r + 1) * row_len].iter().copied())
-                        .collect(),
-                )
-            } else {
-                Strip::Int8(flip(&emb))
-            }))
-        };
-        geotiff::write_128_band(
-            out,
-            cols,
-            rows,
-            step,
-            self.dequantize,
-            &transform,
-            &mut next,
-        )
-        .map_err(|e| QueryError::Write {
-            path: out.to_path_buf(),
-            source: Box::new(e),
+            geotiff::write_128_band(
+                out,
+                cols,
+                rows,
+                strip_rows,
+                self.dequantize,
+                &transform,
+                &mut next,
+            )
+            .map_err(|e| QueryError::Write {
+                path: out.to_path_buf(),
+                source: Box::new(e),
+            })
         })?;
         let sidecar = out.with_extension("json");
         let files = serde_json::json!({"geotiff": out.file_name().map(|n| n.to_string_lossy().into_owned()), "row_order": "north first"});
@@ -492,6 +592,48 @@ impl QueryPlan {
     }
 }
 
+/// Output rows of one year: embeddings (rows x cols x 128) and scales (rows x cols).
+#[derive(Default)]
+struct Block {
+    embeddings: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+/// One strip of a block: band rows within one inner-chunk row of one part, and the block's
+/// slices they fill.
+struct ChunkRowStrip<'a> {
+    part: usize,
+    year: usize,
+    band_rows: Range<usize>,
+    embeddings: &'a mut [i8],
+    scales: &'a mut [f32],
+}
+
+/// Each thread's decoded chunks, reused from chunk to chunk.
+#[derive(Default)]
+struct ChunkBuffers {
+    embeddings: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+/// The blocks of [`QueryPlan::overlapped`] as they are read.
+struct BlockStream {
+    full: mpsc::Receiver<Result<(Block, Range<usize>), QueryError>>,
+    empty: mpsc::Sender<Block>,
+}
+
+impl BlockStream {
+    /// The next block in order, `None` after the last.
+    fn next(&mut self) -> Result<Option<(Block, Range<usize>)>, QueryError> {
+        self.full.recv().ok().transpose()
+    }
+
+    /// Hand a written block's buffers back to the reader.
+    fn recycle(&self, block: Block) {
+        let _ = self.empty.send(block);
+    }
+}
+
 /// `embeddings * scales` per pixel, NaN where the scale is NaN.
 pub fn dequantize(emb: &[i8], scales: &[f32]) -> Vec<f32> {
     emb.chunks_exact(CHANNELS)
@@ -504,6 +646,12 @@ fn i8_bytes(v: &[i8]) -> &[u8] {
     bytemuck::cast_slice(v)
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+/// Little-endian bytes of `v` (npy and the sidecar say `<f4`): the values themselves on a
+/// little-endian machine.
+fn f32_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(v))
+    } else {
+        std::borrow::Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    }
 }

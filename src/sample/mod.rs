@@ -18,10 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
-use zarrs::array::{ArrayShardedReadableExt, ArrayShardedReadableExtCache, CodecOptions};
 
 use crate::grid::{BandGrid, CHANNELS};
-use crate::zarr::{BandArrays, FormatError, MosaicStore};
+use crate::zarr::{BandArrays, FormatError, InnerChunks, MosaicStore, on_read_threads};
 use output::{Sampled, sample_writer};
 use points::open_points;
 
@@ -123,11 +122,12 @@ pub struct SampleSummary {
     pub dropped: Vec<String>,
 }
 
+/// A band being sampled: its arrays, read one inner chunk at a time.
 struct Band {
     name: Arc<str>,
     arrays: BandArrays,
-    emb_cache: ArrayShardedReadableExtCache,
-    scale_cache: ArrayShardedReadableExtCache,
+    embeddings: InnerChunks,
+    scales: InnerChunks,
 }
 
 /// The pixel of (lat, lon) in a band, or `None` when the band does not hold the latitude.
@@ -191,8 +191,8 @@ pub fn sample(
         let arrays = store.band_arrays(&name)?;
         bands.push(Band {
             name: name.as_str().into(),
-            emb_cache: ArrayShardedReadableExtCache::new(&arrays.embeddings),
-            scale_cache: ArrayShardedReadableExtCache::new(&arrays.scales),
+            embeddings: InnerChunks::new(arrays.embeddings.clone()),
+            scales: InnerChunks::new(arrays.scales.clone()),
             arrays,
         });
     }
@@ -247,15 +247,17 @@ pub fn sample(
     let total = reader.total_rows();
     let result = (|| -> Result<(), SampleError> {
         while let Some(batch) = reader.next_batch(request.batch.max(1))? {
-            let sampled = sample_batch(&bands, &years, &batch.lat, &batch.lon, &mut summary)?;
+            let sampled = on_read_threads(store, || {
+                sample_batch(&bands, &years, &batch.lat, &batch.lon, &mut summary)
+            })?;
             writer.write(&batch, &sampled).map_err(write_err)?;
             summary.points += batch.lon.len();
             progress(summary.points, total);
             for b in &bands {
                 // The caches hold shard indices; keep them small.
-                if b.emb_cache.len() > 4096 {
-                    b.emb_cache.clear();
-                    b.scale_cache.clear();
+                if b.embeddings.cached_shards() > 4096 {
+                    b.embeddings.clear_cache();
+                    b.scales.clear_cache();
                 }
             }
         }
@@ -277,6 +279,13 @@ fn partial_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     out.with_file_name(name)
+}
+
+/// Each thread's decoded chunks, reused from chunk to chunk.
+#[derive(Default)]
+struct ChunkBuffers {
+    scales: Vec<f32>,
+    embeddings: Vec<i8>,
 }
 
 /// Sample one batch of points.
@@ -323,50 +332,49 @@ fn sample_batch(
     }
     let chunks = AtomicUsize::new(0);
     let groups: Vec<(ChunkKey, Vec<(usize, usize)>)> = groups.into_iter().collect();
-    let options = CodecOptions::default();
     let results: Vec<Vec<Hit>> = groups
         .par_iter()
-        .map(|&((b, y, cr, cc), ref members)| {
-            let band = &bands[b];
-            let g = &band.arrays.layout.grid;
-            let read_err = |source| SampleError::Read {
-                band: band.name.to_string(),
-                source: Box::new(source),
-            };
-            let scales: Vec<f32> = band
-                .arrays
-                .scales
-                .retrieve_subchunk_opt(&band.scale_cache, &[y as u64, cr, cc], &options)
-                .map_err(read_err)?;
-            chunks.fetch_add(1, Ordering::Relaxed);
-            let offset = |i: usize| {
-                let (row, col) = out.pixel[i].expect("point in band");
-                (row as usize % g.chunk_rows) * g.chunk_cols + col as usize % g.chunk_cols
-            };
-            let any_data = members.iter().any(|&(i, _)| !scales[offset(i)].is_nan());
-            let emb: Vec<i8> = if any_data {
+        .map_init(
+            ChunkBuffers::default,
+            |buffers, &((b, y, cr, cc), ref members)| {
+                let band = &bands[b];
+                let g = &band.arrays.layout.grid;
+                let read_err = |source| SampleError::Read {
+                    band: band.name.to_string(),
+                    source: Box::new(source),
+                };
+                band.scales
+                    .read_into(&[y as u64, cr, cc], &mut buffers.scales)
+                    .map_err(read_err)?;
+                let scales = &buffers.scales;
                 chunks.fetch_add(1, Ordering::Relaxed);
-                band.arrays
-                    .embeddings
-                    .retrieve_subchunk_opt(&band.emb_cache, &[y as u64, cr, cc, 0], &options)
-                    .map_err(read_err)?
-            } else {
-                Vec::new()
-            };
-            Ok(members
-                .iter()
-                .map(|&(i, k)| {
-                    let o = offset(i);
-                    let s = scales[o];
-                    let v: Option<[i8; CHANNELS]> = (!s.is_nan()).then(|| {
-                        emb[o * CHANNELS..(o + 1) * CHANNELS]
-                            .try_into()
-                            .expect("128 channels")
-                    });
-                    (i * ny + k, s, v)
-                })
-                .collect())
-        })
+                let offset = |i: usize| {
+                    let (row, col) = out.pixel[i].expect("point in band");
+                    (row as usize % g.chunk_rows) * g.chunk_cols + col as usize % g.chunk_cols
+                };
+                let any_data = members.iter().any(|&(i, _)| !scales[offset(i)].is_nan());
+                if any_data {
+                    chunks.fetch_add(1, Ordering::Relaxed);
+                    band.embeddings
+                        .read_into(&[y as u64, cr, cc, 0], &mut buffers.embeddings)
+                        .map_err(read_err)?;
+                }
+                let emb = &buffers.embeddings;
+                Ok(members
+                    .iter()
+                    .map(|&(i, k)| {
+                        let o = offset(i);
+                        let s = scales[o];
+                        let v: Option<[i8; CHANNELS]> = (!s.is_nan()).then(|| {
+                            emb[o * CHANNELS..(o + 1) * CHANNELS]
+                                .try_into()
+                                .expect("128 channels")
+                        });
+                        (i * ny + k, s, v)
+                    })
+                    .collect())
+            },
+        )
         .collect::<Result<_, SampleError>>()?;
     summary.chunks_read += chunks.into_inner();
     for (slot, s, v) in results.into_iter().flatten() {

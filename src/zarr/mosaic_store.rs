@@ -3,6 +3,7 @@
 //! (band groups, coordinates, the root's consolidated metadata).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -194,8 +195,8 @@ impl MosaicStore {
             .band_layout(band)?
             .ok_or_else(|| self.band_error(band, "no such band in the store"))?;
         Ok(BandArrays {
-            embeddings: self.open_array(&array_path(band, EMBEDDINGS))?,
-            scales: self.open_array(&array_path(band, SCALES))?,
+            embeddings: Arc::new(self.open_array(&array_path(band, EMBEDDINGS))?),
+            scales: Arc::new(self.open_array(&array_path(band, SCALES))?),
             layout,
         })
     }
@@ -399,10 +400,10 @@ impl MosaicStore {
 
 /// The data and coordinate arrays of an opened band.
 pub struct BandArrays {
-    /// int8 (year, lat, lon, channel).
-    pub embeddings: StoreArray,
+    /// int8 (year, lat, lon, channel); shared with the readers of its inner chunks.
+    pub embeddings: Arc<StoreArray>,
     /// float32 (year, lat, lon).
-    pub scales: StoreArray,
+    pub scales: Arc<StoreArray>,
     /// The band's layout.
     pub layout: BandLayout,
 }

@@ -1,0 +1,296 @@
+//! Reading a band array one inner chunk at a time, for the commands that make many small
+//! reads (`sample`, `query`): each shard's index is read once (cached), and chunks stored with
+//! the plain chain (`bytes` + `zstd`, every pixel-major band) are decoded straight into the
+//! caller's reused buffer with a per-thread zstd context, so a chunk costs one read and one
+//! decode (zarrs' general path allocates a context and copies the chunk on the way). Other
+//! chains (channel-planar chunks, blosc, uncompressed) go through zarrs.
+
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+
+use bytemuck::Pod;
+
+use serde_json::Value;
+use zarrs::array::{ArrayBytes, CodecError};
+use zarrs::array::{
+    ArrayError, ArrayShardedExt, ArrayShardedReadableExt, ArrayShardedReadableExtCache,
+    CodecOptions,
+};
+use zstd::zstd_safe::DCtx;
+
+use super::arrays::StoreArray;
+use super::mosaic_store::MosaicStore;
+
+thread_local! {
+    /// One zstd decompression context per thread, reused for every chunk.
+    static DCTX: RefCell<DCtx<'static>> = RefCell::new(DCtx::create());
+}
+
+/// Requests in flight when inner chunks come from an object store: each request mostly waits on
+/// the network, so many more than the CPUs keep the link busy.
+pub const REMOTE_READ_THREADS: usize = 32;
+
+/// Run `read` (which reads inner chunks of `store` in parallel with rayon) on the CPUs for a
+/// local store, and on [`REMOTE_READ_THREADS`] threads for an object store.
+pub fn on_read_threads<R: Send>(store: &MosaicStore, read: impl FnOnce() -> R + Send) -> R {
+    on_read_threads_if(store.store.is_local(), read)
+}
+
+/// [`on_read_threads`] for a store known to be local or not.
+pub fn on_read_threads_if<R: Send>(local: bool, read: impl FnOnce() -> R + Send) -> R {
+    static REMOTE: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    if local {
+        return read();
+    }
+    let pool = REMOTE.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(REMOTE_READ_THREADS)
+            .thread_name(|i| format!("read-{i}"))
+            .build()
+            .ok()
+    });
+    match pool {
+        Some(pool) => pool.install(read),
+        None => read(),
+    }
+}
+
+/// How a stored inner chunk becomes bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chain {
+    /// `bytes` (little endian) then `zstd`: decoded here.
+    PlainZstd,
+    /// Anything else: decoded by zarrs.
+    Zarrs,
+}
+
+/// The inner chunks of one sharded array.
+pub struct InnerChunks {
+    array: Arc<StoreArray>,
+    cache: ArrayShardedReadableExtCache,
+    chain: Chain,
+    /// Bytes of one decoded inner chunk.
+    chunk_bytes: usize,
+    /// The fill value of one element, repeated for an absent chunk.
+    fill: Vec<u8>,
+}
+
+impl InnerChunks {
+    /// Read `array` (sharded, as every band array is) chunk by chunk.
+    pub fn new(array: Arc<StoreArray>) -> InnerChunks {
+        let shape = array.effective_subchunk_shape().unwrap_or_else(|| {
+            array
+                .chunk_shape(&vec![0; array.dimensionality()])
+                .expect("chunk")
+        });
+        let elements: u64 = shape.iter().map(|d| d.get()).product();
+        let fill = array.fill_value().as_ne_bytes().to_vec();
+        InnerChunks {
+            cache: ArrayShardedReadableExtCache::new(&array),
+            chain: chain_of(&array),
+            chunk_bytes: elements as usize * fill.len(),
+            fill,
+            array,
+        }
+    }
+
+    /// Bytes of one decoded inner chunk.
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunk_bytes
+    }
+
+    /// Decode the inner chunk at `indices` (inner-chunk grid indices) into `out`, which holds
+    /// the chunk's elements in C order afterwards (`T` is the array's element type); an absent
+    /// chunk gives the fill value. Returns whether the chunk was stored. `out` keeps its
+    /// allocation from call to call.
+    pub fn read_into<T: Pod>(&self, indices: &[u64], out: &mut Vec<T>) -> Result<bool, ArrayError> {
+        assert_eq!(size_of::<T>(), self.fill.len(), "element type of the array");
+        out.resize(self.chunk_bytes / size_of::<T>(), T::zeroed());
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(out.as_mut_slice());
+        match self.chain {
+            Chain::PlainZstd => {
+                // An inner chunk of fill values is not stored: its index entry is (2^64 - 1,
+                // 2^64 - 1), which zarrs 0.23's `retrieve_encoded_subchunk` would try to read.
+                let range = self.array.subchunk_byte_range(&self.cache, indices)?;
+                let stored = range.is_some_and(|r| r.start(0) != u64::MAX);
+                let encoded = match stored {
+                    true => self.array.retrieve_encoded_subchunk(&self.cache, indices)?,
+                    false => None,
+                };
+                let Some(encoded) = encoded else {
+                    self.fill(bytes);
+                    return Ok(false);
+                };
+                let decoded = DCTX
+                    .with_borrow_mut(|dctx| dctx.decompress(bytes, &encoded))
+                    .map_err(|code| {
+                        let name = zstd::zstd_safe::get_error_name(code);
+                        codec_error(format!("zstd: {name} (inner chunk {indices:?})"))
+                    })?;
+                if decoded != self.chunk_bytes {
+                    return Err(codec_error(format!(
+                        "inner chunk {indices:?} decodes to {decoded} bytes, expected {}",
+                        self.chunk_bytes
+                    )));
+                }
+                Ok(true)
+            }
+            Chain::Zarrs => {
+                let present = self
+                    .array
+                    .subchunk_byte_range(&self.cache, indices)
+                    .map(|r| r.is_some_and(|r| r.start(0) != u64::MAX))
+                    .unwrap_or(true);
+                let decoded: ArrayBytes<'static> = self.array.retrieve_subchunk_opt(
+                    &self.cache,
+                    indices,
+                    &CodecOptions::default(),
+                )?;
+                bytes.copy_from_slice(&decoded.into_fixed()?);
+                Ok(present)
+            }
+        }
+    }
+
+    /// Forget the cached shard indexes (they hold one index per shard seen).
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// Shard indexes cached.
+    pub fn cached_shards(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn fill(&self, bytes: &mut [u8]) {
+        for element in bytes.chunks_exact_mut(self.fill.len()) {
+            element.copy_from_slice(&self.fill);
+        }
+    }
+}
+
+fn codec_error(message: String) -> ArrayError {
+    ArrayError::CodecError(CodecError::Other(message))
+}
+
+/// The chain inside the sharding codec: plain when it is `bytes` (little endian, on a
+/// little-endian machine) followed by `zstd` alone.
+fn chain_of(array: &StoreArray) -> Chain {
+    let Ok(meta) = serde_json::to_value(array.metadata()) else {
+        return Chain::Zarrs;
+    };
+    let inner = meta["codecs"]
+        .as_array()
+        .filter(|codecs| codecs.len() == 1 && codecs[0]["name"] == "sharding_indexed")
+        .and_then(|codecs| codecs[0]["configuration"]["codecs"].as_array());
+    let names: Vec<&str> = inner
+        .map(|codecs| codecs.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let little = |c: &Value| {
+        c["configuration"]["endian"]
+            .as_str()
+            .is_none_or(|e| e == "little")
+    };
+    let bytes_little = inner.is_some_and(|codecs| codecs.first().is_some_and(little));
+    if names == ["bytes", "zstd"] && bytes_little && cfg!(target_endian = "little") {
+        Chain::PlainZstd
+    } else {
+        Chain::Zarrs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zarr::MosaicStore;
+    use serde_json::json;
+    use zarrs::array::ArraySubset;
+
+    /// A (1, 8, 12, 4) int8 array of (1, 8, 12, 4) shards and (1, 4, 4, 4) inner chunks, with
+    /// `inner` as the chain inside the shard; fill 7.
+    fn array(store: &MosaicStore, name: &str, inner: serde_json::Value) -> Arc<StoreArray> {
+        let meta = json!({
+            "zarr_format": 3, "node_type": "array", "shape": [1, 8, 12, 4], "data_type": "int8",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 8, 12, 4]}},
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": 7,
+            "codecs": [{"name": "sharding_indexed", "configuration": {
+                "chunk_shape": [1, 4, 4, 4], "codecs": inner,
+                "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+                "index_location": "end"}}]
+        });
+        Arc::new(store.array_from_metadata(name, &meta).expect("metadata"))
+    }
+
+    #[test]
+    fn inner_chunks_read_as_zarrs_reads_them() {
+        let store = MosaicStore::in_memory();
+        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
+        let zstd = json!({"name": "zstd", "configuration": {"level": 3, "checksum": true}});
+        let transpose = json!({"name": "transpose", "configuration": {"order": [0, 3, 1, 2]}});
+        let chains = [
+            ("/plain", json!([bytes, zstd]), Chain::PlainZstd),
+            ("/planar", json!([transpose, bytes, zstd]), Chain::Zarrs),
+            ("/raw", json!([bytes]), Chain::Zarrs),
+        ];
+        for (name, inner, chain) in chains {
+            let array = array(&store, name, inner);
+            assert_eq!(chain_of(&array), chain, "{name}");
+            let reader = InnerChunks::new(array.clone());
+            // Before anything is stored: the whole shard is absent.
+            let mut out: Vec<i8> = vec![1; 3];
+            assert!(!reader.read_into(&[0, 1, 2, 0], &mut out).unwrap());
+            assert_eq!(out, vec![7i8; 64], "{name}: absent shard");
+            // Every inner chunk distinct, except (0, 1, 1) which holds only the fill value and
+            // is therefore not stored inside the shard.
+            let values: Vec<i8> = (0..8 * 12 * 4)
+                .map(|i| {
+                    let (r, c) = (i / 48, i / 4 % 12);
+                    if r / 4 == 1 && c / 4 == 1 {
+                        7
+                    } else {
+                        (i % 251) as i8
+                    }
+                })
+                .collect();
+            array
+                .store_array_subset(&array.subset_all(), values)
+                .expect("store");
+            let reader = InnerChunks::new(array.clone());
+            for (cr, cc) in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)] {
+                let expected: Vec<i8> = array
+                    .retrieve_array_subset(&ArraySubset::new_with_ranges(&[
+                        0..1,
+                        cr * 4..cr * 4 + 4,
+                        cc * 4..cc * 4 + 4,
+                        0..4,
+                    ]))
+                    .unwrap();
+                let stored = reader.read_into(&[0, cr, cc, 0], &mut out).unwrap();
+                assert_eq!(out, expected, "{name}: inner chunk ({cr}, {cc})");
+                assert_eq!(stored, (cr, cc) != (1, 1), "{name}: ({cr}, {cc}) stored");
+            }
+        }
+    }
+
+    #[test]
+    fn a_corrupted_inner_chunk_fails_to_decode() {
+        let store = MosaicStore::in_memory();
+        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
+        let zstd = json!({"name": "zstd", "configuration": {"level": 3, "checksum": true}});
+        let array = array(&store, "/c", json!([bytes, zstd]));
+        let values: Vec<i8> = (0..8 * 12 * 4).map(|i| (i % 13) as i8).collect();
+        array
+            .store_array_subset(&array.subset_all(), values)
+            .unwrap();
+        // Flip one byte in the middle of the first inner chunk's frame.
+        let key = zarrs::storage::StoreKey::new("c/c/0/0/0/0").unwrap();
+        let storage = store.store.storage.clone();
+        let mut shard = storage.get(&key).unwrap().expect("shard").to_vec();
+        shard[20] ^= 0x40;
+        storage.set(&key, shard.into()).unwrap();
+        let reader = InnerChunks::new(array);
+        let mut out: Vec<i8> = Vec::new();
+        assert!(reader.read_into(&[0, 0, 0, 0], &mut out).is_err());
+    }
+}
