@@ -215,12 +215,22 @@ def test_assets_open_with_xarray(catalog, sample):
 
 def test_output_is_deterministic_and_href_base(catalog, sample, tmp_path):
     again = tmp_path / "again"
-    run_stac(sample["store"], again)
+    # Elsewhere, the default store URL would be another relative path: name the same one.
+    run_stac(sample["store"], again, "--map-store", "../store.zarr")
     mine = sorted(p.relative_to(catalog) for p in catalog.rglob("*") if p.is_file())
     theirs = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert mine == theirs
     _, mismatch, errors = filecmp.cmpfiles(catalog, again, [str(p) for p in mine], shallow=False)
     assert mismatch == [] and errors == []
+
+    # A browser cannot read s3:// URLs: refused, named.
+    bad = mosaic("stac", "--store", sample["store"], "--out", tmp_path / "bad", "--map-store",
+                 "s3://bucket/store.zarr", check=False)
+    assert bad.returncode != 0 and "--map-store s3://bucket/store.zarr" in bad.stderr, bad.stderr
+    # An http(s) href base is the page's store URL too.
+    web = tmp_path / "web"
+    run_stac(sample["store"], web, "--href-base", "https://data.example.org/store.zarr/")
+    assert layers_of(web)["store"] == "https://data.example.org/store.zarr"
 
     for url in ["https://data.example.org/tessera/store.zarr/", "s3://bucket/tessera/store.zarr/"]:
         remote = tmp_path / "remote"
@@ -623,6 +633,8 @@ def test_map_similarity(catalog, sample):
         fits = [int(e["asset"]) for e in layout
                 if e["spatial:transform"][0] <= screen * 1.0001 and e["spatial:transform"][4] <= screen * 1.0001]
         assert got["levels"][0] == max(fits) > 2, (got["levels"], fits)
+        browser.evaluate("void mosaicMap.map.closePopup()")
+        browser.settle()
         save_small(browser.screenshot(), "map-similarity-region.png")
     assert browser.errors == []
 
