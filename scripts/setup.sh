@@ -3,7 +3,8 @@
 # cmake (PROJ is built from source by the proj crate), a Python venv under .venv with the
 # independent reference tools the tests use (pyproj, xarray, zarr-python, rioxarray,
 # stac-validator, ...) and the STAC schemas for offline validation, Leaflet from npm
-# (node_modules/: a test checks that the Leaflet built into `mosaic` is this package) and
+# (node_modules/, with the basemap and the fzstd zstd decoder: tests check that the copies built
+# into `mosaic` are these packages) and
 # Chromium for the map test.
 # `scripts/setup.sh` installs what the demo needs (cmake, .venv); `scripts/setup.sh --tests`
 # adds Chromium and Leaflet for the map tests. Idempotent: a second run only checks.
@@ -56,7 +57,7 @@ lock=package-lock.json
 npm_stamp=node_modules/.package-lock.sha256
 want=$(sha256sum "$lock" | cut -d' ' -f1)
 if [ ! -f node_modules/leaflet/dist/leaflet.js ] || [ "$(cat "$npm_stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing Leaflet (npm ci)"
+  echo "setup: installing Leaflet, the basemap and fzstd (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   echo "$want" > "$npm_stamp"
 fi

@@ -35,9 +35,43 @@ pub struct Args {
     /// tiles of the one before; beyond it the map enlarges the deepest tiles.
     #[arg(long)]
     pub map_max_zoom: Option<u32>,
-    /// No pixel files: a click on the map then shows the place and cell, not the pixel's values.
+    /// URL of the store as the map's page fetches it on a click (values, similarity): relative
+    /// to index.html or http(s)://. Default: the --href-base or store URL if http(s), else the
+    /// local store's path relative to --out (serve a folder holding both).
     #[arg(long)]
+    pub map_store: Option<String>,
+    /// Accepted for old scripts, does nothing: the map no longer writes pixel files (it reads
+    /// the store itself).
+    #[arg(long, hide = true)]
     pub no_map_pixels: bool,
+}
+
+/// Where the page finds the store (see `Args::map_store`); `None` when a browser cannot reach
+/// it (an s3:// store without an http(s) --href-base).
+fn map_store_url(a: &Args, href: &AssetHref) -> Result<Option<String>> {
+    let web = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+    if let Some(url) = &a.map_store {
+        if is_url(url) && !web(url) {
+            bail!("--map-store {url}: a browser reads http(s):// or a relative URL");
+        }
+        return Ok(Some(url.trim_end_matches('/').to_string()));
+    }
+    if let AssetHref::Base(url) = href
+        && web(url)
+    {
+        return Ok(Some(url.trim_end_matches('/').to_string()));
+    }
+    if is_url(&a.store) {
+        return Ok(None);
+    }
+    let store = Path::new(a.store.trim_start_matches("file://"));
+    let store = std::fs::canonicalize(store)
+        .with_context(|| format!("cannot resolve {}", store.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let out = std::fs::canonicalize(&a.out)
+        .with_context(|| format!("cannot resolve {}", a.out.display()))?;
+    Ok(Some(stac::relative_url(&out, &store)))
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -65,9 +99,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         Some(MapOptions {
             leaflet_dist: a.leaflet.as_deref().map(stac::leaflet_dist).transpose()?,
             max_zoom: a.map_max_zoom,
-            pixels: !a.no_map_pixels,
+            store_url: map_store_url(&a, &href)?,
         })
     };
+    if a.no_map_pixels {
+        println!("--no-map-pixels: ignored, the map writes no pixel files (it reads the store)");
+    }
     let options = StacOptions {
         out: a.out.clone(),
         href,
@@ -90,9 +127,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
     );
     if let Some(page) = &s.map {
         println!("map {}", page.display());
+        match &options.map.as_ref().and_then(|m| m.store_url.clone()) {
+            Some(url) => println!("  the page reads the store at {url}"),
+            None => println!(
+                "  the page cannot reach an {} store: clicks show no values (--map-store URL)",
+                a.store.split(':').next().unwrap_or("")
+            ),
+        }
         for t in &s.tiles.years {
             println!(
-                "  {}: {} tiles, {} bytes, zooms 0-{} (native {}), per zoom {}; {} pixel files, {} bytes",
+                "  {}: {} tiles, {} bytes, zooms 0-{} (native {}), per zoom {}",
                 t.year,
                 t.tiles(),
                 t.bytes,
@@ -103,8 +147,6 @@ pub fn run(a: Args) -> Result<ExitCode> {
                     .map(|n| n.to_string())
                     .collect::<Vec<_>>()
                     .join(" "),
-                t.pixel_files,
-                t.pixel_bytes
             );
         }
         for skipped in &s.tiles.skipped {

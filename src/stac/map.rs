@@ -1,6 +1,6 @@
 //! The map beside the catalog: a static Leaflet page (Leaflet travels inside the binary), one
-//! coverage image per year, and per year a pyramid of embedding tiles with pixel files for
-//! clicks (tiles.rs).
+//! coverage image per year, per year a pyramid of embedding tiles (tiles.rs), and a Zarr reader
+//! with which the page reads the store itself on a click (zarr.js, fzstd built in too).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::catalog::{BandCoverage, StacError, io_err, item_id, write_file};
 use super::footprint::edge_lat;
-use super::tiles::{PIXEL_CHANNELS, TILE_SIZE, YearTiles, write_year_tiles};
+use super::tiles::{TILE_SIZE, YearTiles, write_year_tiles};
 use crate::grid::BBox;
 use crate::grid::{Cell, LON_CELLS};
 use crate::preview::{Image, PreviewError, Pyramids, cell_image};
@@ -27,20 +27,22 @@ pub struct MapOptions {
     pub leaflet_dist: Option<PathBuf>,
     /// Deepest zoom of the tiles written (default: the zoom of the finest overview pixels).
     pub max_zoom: Option<u32>,
-    /// Write the pixel files the page reads on a click.
-    pub pixels: bool,
+    /// The store's URL as the page fetches it: relative to index.html or absolute (http(s)).
+    /// `None`: no clicks on values (the page says so).
+    pub store_url: Option<String>,
 }
 
 /// What the map's tiles cost.
 #[derive(Debug, Default)]
 pub struct MapSummary {
-    /// Tiles and pixel files per year.
+    /// Tiles per year.
     pub years: Vec<YearTiles>,
     /// Years without tiles, with the reason.
     pub skipped: Vec<String>,
 }
 
-/// Draw the tiles and pixel files of every year (after removing those of an earlier run).
+/// Draw the tiles of every year (after removing those of an earlier run, and the pixel files
+/// that versions before the store reader wrote).
 fn write_tiles(
     store: &MosaicStore,
     out: &Path,
@@ -74,7 +76,7 @@ fn write_tiles(
                 });
             }
         };
-        match write_year_tiles(out, &pyramids, entries, map.max_zoom, map.pixels)? {
+        match write_year_tiles(out, &pyramids, entries, map.max_zoom)? {
             Some(t) => summary.years.push(t),
             None => summary.skipped.push(format!(
                 "{year}: no band with cells that year has overviews"
@@ -153,6 +155,45 @@ pub const BASEMAP_FILES: [(&str, &[u8]); 2] = [
     ("LICENSE", include_bytes!("basemap/LICENSE")),
 ];
 
+/// The zstd decoder of the page's Zarr reader: fzstd 0.1.1 (MIT, `fzstd/LICENSE`), its UMD
+/// build from the npm package that package.json pins (a test compares them). Pure JavaScript,
+/// 8 kB: works from any static host, no wasm to serve.
+pub const FZSTD_FILES: [(&str, &[u8]); 2] = [
+    ("fzstd.js", include_bytes!("fzstd/fzstd.js")),
+    ("LICENSE", include_bytes!("fzstd/LICENSE")),
+];
+
+/// The page's Zarr v3 reader (sharding, zstd, transpose, crc32c index), our own.
+const ZARR_JS: &str = include_str!("zarr.js");
+
+/// The URL of `target` relative to the folder `from` (both absolute, canonical paths), with
+/// `/` separators and each segment percent-encoded where a URL needs it: how the page finds a
+/// store on the same disk when both are served from a common parent folder.
+pub fn relative_url(from: &Path, target: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = target.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".into(); from.len() - common];
+    for c in &to[common..] {
+        let seg = c.as_os_str().to_string_lossy();
+        parts.push(
+            seg.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect(),
+        );
+    }
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
 /// The countries' TopoJSON, written as a script (`window.mosaicBasemap = ...;`) so that the
 /// page loads it from `file://` too, where a fetch of JSON is refused.
 const BASEMAP_TOPOLOGY: &str = include_str!("basemap/countries-50m.json");
@@ -165,6 +206,14 @@ fn write_basemap(out: &Path) -> Result<(), StacError> {
     }
     let script = format!("window.mosaicBasemap = {};\n", BASEMAP_TOPOLOGY.trim_end());
     write_file(&target.join("countries-50m.js"), script.as_bytes())
+}
+
+/// Write the Zarr reader (map/zarr.js) and its zstd decoder (vendor/fzstd).
+fn write_reader(out: &Path) -> Result<(), StacError> {
+    for (name, bytes) in FZSTD_FILES {
+        write_file(&out.join("vendor").join("fzstd").join(name), bytes)?;
+    }
+    write_file(&out.join("map").join("zarr.js"), ZARR_JS.as_bytes())
 }
 
 /// Write Leaflet into `out/vendor/leaflet`: the built-in copy, or the files of `dist`.
@@ -183,7 +232,7 @@ fn write_leaflet(dist: Option<&Path>, out: &Path) -> Result<(), StacError> {
     Ok(())
 }
 
-/// Write index.html, map/layers.js, the coverage images, the tiles and pixel files, and
+/// Write index.html, map/layers.js, the coverage images, the tiles, the store reader, and
 /// Leaflet.
 pub(super) fn write_map(
     store: &MosaicStore,
@@ -194,6 +243,7 @@ pub(super) fn write_map(
 ) -> Result<MapSummary, StacError> {
     write_leaflet(map.leaflet_dist.as_deref(), out)?;
     write_basemap(out)?;
+    write_reader(out)?;
     let summary = write_tiles(store, out, by_year, map)?;
     // Coverage images span the latitudes of the store's bands.
     let lat_start = bands
@@ -268,7 +318,6 @@ pub(super) fn write_map(
                 "native_max_zoom": t.native_max_zoom,
                 "per_zoom": t.per_zoom,
                 "bytes": t.bytes,
-                "pixels": (t.pixel_files > 0).then(|| format!("map/pixels/{}", t.year)),
             })
         })
         .collect();
@@ -287,7 +336,7 @@ pub(super) fn write_map(
         "tiles": tile_list,
         "tile_size": TILE_SIZE,
         "coverage_rgba": COVERAGE_RGBA,
-        "pixel_channels": PIXEL_CHANNELS,
+        "store": map.store_url,
         "data_bounds": [[south, west], [north, east]],
     });
     data.sort_all_objects();
@@ -327,6 +376,25 @@ mod tests {
         };
         assert!(npm("topojson-client/dist/topojson-client.min.js") == BASEMAP_FILES[0].1);
         assert!(npm("world-atlas/countries-50m.json") == BASEMAP_TOPOLOGY.as_bytes());
+    }
+
+    #[test]
+    fn the_built_in_zstd_decoder_is_the_npm_package_pinned_in_package_json() {
+        let fzstd = Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/fzstd");
+        let npm = |p: &str| {
+            std::fs::read(fzstd.join(p))
+                .unwrap_or_else(|e| panic!("fzstd/{p}: {e}: run scripts/setup.sh --tests (npm ci)"))
+        };
+        assert!(npm("umd/index.js") == FZSTD_FILES[0].1);
+        assert!(npm("LICENSE") == FZSTD_FILES[1].1);
+    }
+
+    #[test]
+    fn relative_urls_climb_to_the_common_folder() {
+        let u = |a: &str, b: &str| relative_url(Path::new(a), Path::new(b));
+        assert_eq!(u("/data/out/stac", "/data/store.zarr"), "../../store.zarr");
+        assert_eq!(u("/data", "/data/s 1/a.zarr"), "s%201/a.zarr");
+        assert_eq!(u("/data/x", "/data/x"), ".");
     }
 
     #[test]

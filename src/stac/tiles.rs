@@ -1,4 +1,4 @@
-//! The map's embedding tiles and pixel files, written by `mosaic stac` (docs/stac.md).
+//! The map's embedding tiles, written by `mosaic stac` (docs/stac.md).
 //!
 //! Tiles follow Leaflet's `L.CRS.EPSG4326`: at zoom z a 256-pixel tile spans 180/2^z degrees
 //! both ways, x counts tiles east of -180 and y tiles south of +90 (so zoom 0 has two tiles,
@@ -8,11 +8,6 @@
 //! integer arithmetic, so it never asks for a tile that does not exist. Each tile is drawn by
 //! [`Pyramids::render_size`] in the year's colours: every pixel shows the stored overview pixel
 //! under its centre, from the coarsest level that is fine enough.
-//!
-//! Pixel files (`map/pixels/{year}/{band}/{cell}.bin`) hold one cell at the finest overview
-//! level: the f32 scales (little-endian, rows south to north, row-major), then the first
-//! [`PIXEL_CHANNELS`] int8 channels of each pixel in the same order. The page reads the one
-//! under a click.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,13 +15,11 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::catalog::{BandCoverage, StacError, io_err};
-use crate::grid::{BBox, CHANNELS, Cell, LAT_CELLS};
+use crate::grid::{BBox, Cell, LAT_CELLS};
 use crate::preview::{PreviewError, Pyramids};
 
 /// Width and height of a tile in pixels.
 pub const TILE_SIZE: usize = 256;
-/// Leading channels kept per pixel in the pixel files.
-pub const PIXEL_CHANNELS: usize = 4;
 /// The native maximum zoom is the first whose tile pixel is at most this many times the
 /// finest stored pixel ("about" the finest pixel: at 1.1, 1.0-1.1 times).
 pub const MAX_ZOOM_SLACK: f64 = 1.1;
@@ -85,7 +78,7 @@ pub fn tiles_of_cells<'a>(
     zooms
 }
 
-/// The tiles and pixel files of one year.
+/// The tiles of one year.
 #[derive(Debug, Clone)]
 pub struct YearTiles {
     /// The year.
@@ -100,10 +93,6 @@ pub struct YearTiles {
     pub per_zoom: Vec<usize>,
     /// Bytes of the tiles.
     pub bytes: u64,
-    /// Pixel files written and their bytes.
-    pub pixel_files: usize,
-    /// Bytes of the pixel files.
-    pub pixel_bytes: u64,
 }
 
 impl YearTiles {
@@ -120,14 +109,13 @@ fn preview_err(what: String) -> impl Fn(PreviewError) -> StacError {
     }
 }
 
-/// Write the tiles (and, with `pixels`, the pixel files) of one year: `None` when no band
-/// with cells that year has overviews or colours (reported by the caller).
+/// Write the tiles of one year: `None` when no band with cells that year has overviews or
+/// colours (reported by the caller).
 pub(super) fn write_year_tiles(
     out: &Path,
     pyramids: &Pyramids,
     entries: &[(&BandCoverage, &BTreeSet<Cell>)],
     max_zoom_cap: Option<u32>,
-    pixels: bool,
 ) -> Result<Option<YearTiles>, StacError> {
     let year = pyramids.year();
     let drawn: Vec<&(&BandCoverage, &BTreeSet<Cell>)> = entries
@@ -169,63 +157,14 @@ pub(super) fn write_year_tiles(
             Ok(std::fs::metadata(&path).map_err(io_err(&path))?.len())
         })
         .collect::<Result<_, _>>()?;
-    let mut tiles = YearTiles {
+    Ok(Some(YearTiles {
         year,
         bands: drawn.iter().map(|(b, _)| b.name.clone()).collect(),
         native_max_zoom: native,
         max_zoom,
         per_zoom: zooms.iter().map(BTreeSet::len).collect(),
         bytes: bytes.iter().sum(),
-        pixel_files: 0,
-        pixel_bytes: 0,
-    };
-    if pixels {
-        let cells: Vec<(&str, Cell)> = drawn
-            .iter()
-            .flat_map(|(b, c)| c.iter().map(|c| (b.name.as_str(), *c)))
-            .collect();
-        let sizes: Vec<u64> = cells
-            .par_iter()
-            .map(|&(band, cell)| write_pixel_file(out, pyramids, band, cell))
-            .collect::<Result<_, _>>()?;
-        tiles.pixel_files = sizes.len();
-        tiles.pixel_bytes = sizes.iter().sum();
-    }
-    Ok(Some(tiles))
-}
-
-/// The relative path of a cell's pixel file.
-pub fn pixel_file(year: u16, band: &str, cell: Cell) -> String {
-    format!("map/pixels/{year}/{band}/{}.bin", cell.name())
-}
-
-/// The bytes of a pixel file: scales (f32 LE), then [`PIXEL_CHANNELS`] int8 per pixel.
-pub fn pixel_file_bytes(scales: &[f32], embeddings: &[i8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(scales.len() * (4 + PIXEL_CHANNELS));
-    for s in scales {
-        bytes.extend_from_slice(&s.to_le_bytes());
-    }
-    for pixel in embeddings.chunks_exact(CHANNELS) {
-        bytes.extend(pixel[..PIXEL_CHANNELS].iter().map(|&v| v as u8));
-    }
-    bytes
-}
-
-fn write_pixel_file(
-    out: &Path,
-    pyramids: &Pyramids,
-    band: &str,
-    cell: Cell,
-) -> Result<u64, StacError> {
-    let year = pyramids.year();
-    let what = format!("pixels of {band} {year} {}", cell.name());
-    let p = pyramids
-        .finest_cell(band, cell)
-        .map_err(preview_err(what))?;
-    let bytes = pixel_file_bytes(&p.scales, &p.embeddings);
-    let path = out.join(pixel_file(year, band, cell));
-    super::catalog::write_file(&path, &bytes)?;
-    Ok(bytes.len() as u64)
+    }))
 }
 
 #[cfg(test)]
@@ -282,18 +221,5 @@ mod tests {
         assert_eq!(zooms[1].len(), 1);
         // At zoom 11 a tile spans 0.0879 degrees: 0.2 degrees of cells touch 3 x 2 tiles.
         assert_eq!(zooms[11].len(), 6);
-    }
-
-    #[test]
-    fn pixel_files_hold_scales_then_leading_channels() {
-        let scales = [1.5f32, f32::NAN];
-        let mut emb = vec![0i8; 2 * CHANNELS];
-        emb[..4].copy_from_slice(&[1, -2, 3, -4]);
-        emb[CHANNELS..CHANNELS + 4].copy_from_slice(&[-128, 127, 0, 5]);
-        let b = pixel_file_bytes(&scales, &emb);
-        assert_eq!(b.len(), 2 * (4 + PIXEL_CHANNELS));
-        assert_eq!(f32::from_le_bytes(b[0..4].try_into().unwrap()), 1.5);
-        assert!(f32::from_le_bytes(b[4..8].try_into().unwrap()).is_nan());
-        assert_eq!(b[8..16], [1, 254, 3, 252, 128, 127, 0, 5]);
     }
 }

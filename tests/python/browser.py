@@ -6,6 +6,8 @@ import functools
 import http.server
 import io
 import json
+import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -33,11 +35,14 @@ def chromium_path():
 
 
 class Server:
-    """Serve a folder over HTTP on 127.0.0.1 (a free port) in a thread."""
+    """Serve a folder over HTTP on 127.0.0.1 (a free port) in a thread, with byte ranges as
+    static servers and buckets answer them (Python's own server ignores Range). `requests`
+    lists (path, Range header or None, bytes sent)."""
 
     def __init__(self, folder):
         handler = functools.partial(_QuietHandler, directory=str(folder))
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.requests = self.requests = []
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -56,6 +61,35 @@ class Server:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def send_head(self):
+        rng, path = self.headers.get("Range"), self.translate_path(self.path)
+        m = re.fullmatch(r"bytes=(\d*)-(\d*)", (rng or "").strip())
+        if not m or not os.path.isfile(path):
+            f = super().send_head()
+            if f is not None and hasattr(f, "fileno"):
+                self.server.requests.append((self.path, None, os.fstat(f.fileno()).st_size))
+            return f
+        size = os.path.getsize(path)
+        first, last = m.groups()
+        if first == "":
+            start, end = max(0, size - int(last)), size - 1
+        else:
+            start, end = int(first), min(size - 1, int(last)) if last else size - 1
+        if start > end:
+            self.send_error(416)
+            return None
+        with open(path, "rb") as f:
+            f.seek(start)
+            body = f.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.server.requests.append((self.path, rng, len(body)))
+        return io.BytesIO(body)
 
 
 class Browser:

@@ -1,8 +1,9 @@
 """`mosaic stac`: the catalog validated by stac-validator (offline schemas), its geometry checked
 with shapely against the sample's tiles, every asset opened with xarray, and the map: its tiles
-and pixel files checked against the store, the page loaded in headless Chromium at three zooms
-(no console errors; layers checked by pixel colours in screenshots; a click's values against
-xarray) from a local HTTP server and from a SeaweedFS bucket."""
+checked against the store, the page loaded in headless Chromium at three zooms (no console
+errors; layers checked by pixel colours in screenshots), a click's 128 values (read by the page
+from the store's shards) against xarray, the similarity view against numpy's cosine of the same
+overview pixels read with zarr-python; from a local HTTP server and from a SeaweedFS bucket."""
 
 import copy
 import filecmp
@@ -37,9 +38,12 @@ def run_stac(store, out, *extra):
 
 
 @pytest.fixture(scope="module")
-def catalog(sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("stac") / "catalog"
+def catalog(sample):
+    """The catalog beside the store (`../store.zarr` from the page): the tests serve their
+    common folder, so that the page reads the store over HTTP."""
+    out = sample["store"].parent / "catalog"
     proc = run_stac(sample["store"], out)
+    assert "reads the store at ../store.zarr" in proc.stdout, proc.stdout
     assert "5 items" in proc.stdout, proc.stdout
     yield out
     shutil.rmtree(out, ignore_errors=True)
@@ -211,12 +215,22 @@ def test_assets_open_with_xarray(catalog, sample):
 
 def test_output_is_deterministic_and_href_base(catalog, sample, tmp_path):
     again = tmp_path / "again"
-    run_stac(sample["store"], again)
+    # Elsewhere, the default store URL would be another relative path: name the same one.
+    run_stac(sample["store"], again, "--map-store", "../store.zarr")
     mine = sorted(p.relative_to(catalog) for p in catalog.rglob("*") if p.is_file())
     theirs = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert mine == theirs
     _, mismatch, errors = filecmp.cmpfiles(catalog, again, [str(p) for p in mine], shallow=False)
     assert mismatch == [] and errors == []
+
+    # A browser cannot read s3:// URLs: refused, named.
+    bad = mosaic("stac", "--store", sample["store"], "--out", tmp_path / "bad", "--map-store",
+                 "s3://bucket/store.zarr", check=False)
+    assert bad.returncode != 0 and "--map-store s3://bucket/store.zarr" in bad.stderr, bad.stderr
+    # An http(s) href base is the page's store URL too.
+    web = tmp_path / "web"
+    run_stac(sample["store"], web, "--href-base", "https://data.example.org/store.zarr/")
+    assert layers_of(web)["store"] == "https://data.example.org/store.zarr"
 
     for url in ["https://data.example.org/tessera/store.zarr/", "s3://bucket/tessera/store.zarr/"]:
         remote = tmp_path / "remote"
@@ -280,8 +294,10 @@ def finest(store, band):
     return xr.open_zarr(store, group=f"{band}/overviews/2", chunks=None)
 
 
-def test_map_tiles_and_pixel_files(catalog, sample):
+def test_map_tiles(catalog, sample):
     layers = layers_of(catalog)
+    # No pixel files any more: the page reads the store (relative to index.html).
+    assert layers["store"] == "../store.zarr" and not (catalog / "map" / "pixels").exists()
     assert "previews" not in layers and not list((catalog / "map").glob("preview-*"))
     tiles = {t["year"]: t for t in layers["tiles"]}
     assert sorted(tiles) == [2023, 2024]
@@ -299,9 +315,6 @@ def test_map_tiles_and_pixel_files(catalog, sample):
         pngs = list(root.rglob("*.png"))
         assert t["bytes"] == sum(p.stat().st_size for p in pngs)
         assert {Image.open(p).size for p in pngs} == {(256, 256)}
-        # One pixel file per cell of the year: the cell at the finest overview level.
-        files = sorted((catalog / t["pixels"]).rglob("*.bin"))
-        assert len(files) == sum(len(c) for (y, _), c in expected.items() if y == year)
 
     # A zoom-11 tile shows the stored pixel under each of its pixel centres: its opaque pixels
     # are exactly where the finest level has a scale there.
@@ -321,20 +334,6 @@ def test_map_tiles_and_pixel_files(catalog, sample):
     alpha = np.array(Image.open(catalog / tiles[2024]["href"] / "11" / str(tx) / f"{ty}.png"))[..., 3]
     assert has_data.sum() > 1000
     np.testing.assert_array_equal(alpha[north] > 0, has_data)
-
-    # The pixel file of a cell: its scales, then channels 0-3 of each pixel, rows south to
-    # north, exactly the finest level's values.
-    t = tiles[2024]
-    data = (catalog / t["pixels"] / "70-80" / f"{NORTH[0]}.bin").read_bytes()
-    w = ds.sizes["lon"] // 3600  # the level's columns per cell: ceil(C / 4)
-    cell = ds.isel(lat=slice((y - 700) * 293, (y - 699) * 293),
-                   lon=slice((x + 1800) * w, (x + 1801) * w))
-    n = 293 * w
-    assert len(data) == n * (4 + layers["pixel_channels"]) and layers["pixel_channels"] == 4
-    np.testing.assert_array_equal(np.frombuffer(data[:4 * n], "<f4").reshape(293, w),
-                                  cell.scales.values)
-    np.testing.assert_array_equal(np.frombuffer(data[4 * n:], "i1").reshape(293, w, 4),
-                                  cell.embeddings.values[..., :4])
 
 
 def pixel(img, p):
@@ -364,20 +363,24 @@ def click(browser, point):
 
 
 def check_click(browser, store, lat, lon, year):
-    """Click at (lat, lon) and compare the popup's pixel with xarray's nearest pixel of the
-    finest overview level at the clicked place (exact: the file holds the stored bits)."""
+    """Click at (lat, lon) and compare the inspector's pixel, read by the page from the band's
+    shards, with xarray's nearest pixel of the band at the clicked place: all 128 values and
+    the scale, exactly (the stored bits)."""
     to_screen = lambda ll: browser.evaluate(  # noqa: E731
         f"(p => ({{x: Math.round(p.x), y: Math.round(p.y)}}))(mosaicMap.map.latLngToContainerPoint({ll}))")
     got = click(browser, to_screen([lat, lon]))
     assert got["year"] == year and got["band"] == "70-80" and got["present"] is True, got
-    want = finest(store, "70-80").sel(year=year, lat=got["lat"], lon=got["lon"], method="nearest")
+    band = xr.open_zarr(store, group="70-80", chunks=None)
+    want = band.sel(year=year, lat=got["lat"], lon=got["lon"], method="nearest")
     assert got["cell"] == f"grid_{math.floor(want.lon.item() * 10) / 10 + 0.05:.2f}_{math.floor(want.lat.item() * 10) / 10 + 0.05:.2f}"
-    assert np.float32(got["scale"]) == want.scales.values, (got, float(want.scales))
-    assert got["channels"] == [int(v) for v in want.embeddings.values[:4]]
+    assert np.float32(got["scale"]) == want.scales.values, (got["scale"], float(want.scales))
+    assert len(got["embedding"]) == 128
+    np.testing.assert_array_equal(got["embedding"], want.embeddings.values)
     assert got["pixelLat"] == pytest.approx(float(want.lat), abs=1e-9)
     assert got["pixelLon"] == pytest.approx(float(want.lon), abs=1e-9)
     text = browser.evaluate("document.querySelector('.leaflet-popup-content').textContent")
-    assert got["cell"] in text and "70-80" in text and str(got["channels"][0]) in text
+    assert got["cell"] in text and "70-80" in text and " ".join(map(str, got["embedding"][:8])) in text
+    assert browser.evaluate("document.querySelectorAll('.leaflet-popup-content svg.chart rect').length") == 128
     return got
 
 
@@ -393,12 +396,12 @@ def test_map_in_headless_chromium(catalog, sample):
     x, y = cell_of(NORTH[0])  # 5.95_70.05, present in both years; EDGE is south of it
     centre = lambda x, y: [(y + 0.5) / 10, (x + 0.5) / 10]  # noqa: E731
     # 1100 x 900: the whole globe at zoom 1 (1024 x 512 px) is in view, clear of the controls.
-    with Server(catalog) as server, Browser(1100, 900) as browser:
+    with Server(catalog.parent) as server, Browser(1100, 900) as browser:
         to_screen = lambda ll: browser.evaluate(  # noqa: E731
             f"(p => ({{x: p.x, y: p.y}}))(mosaicMap.map.latLngToContainerPoint({ll}))")
 
         # 1. The globe (zoom 1): the tiles of zoom 1 that exist, and no others, are loaded.
-        assert browser.goto(f"{server.url}/index.html#1/0/0/2024") == "1"
+        assert browser.goto(f"{server.url}/catalog/index.html#1/0/0/2024") == "1"
         # The checks below compare screen pixels with the background: no coastlines over them
         # (test_map_basemap checks the basemap).
         browser.evaluate("mosaicMap.show('Coastlines and borders', false)")
@@ -467,16 +470,18 @@ def test_map_in_headless_chromium(catalog, sample):
         browser.evaluate("mosaicMap.show('Coverage', true)")
         browser.settle()
         got = check_click(browser, sample["store"], (y + 0.43) / 10, (x + 0.61) / 10, 2024)
-        assert -128 <= min(got["channels"]) and max(got["channels"]) <= 127
+        assert len(set(got["embedding"])) > 20
         browser.settle()
         save_small(browser.screenshot(), "map-pixels.png")
-        # The same place in 2023: other values, from the 2023 file.
+        # The same place in 2023: other values, from the 2023 shard.
         browser.evaluate("mosaicMap.setYear(2023)")
         check_click(browser, sample["store"], (y + 0.43) / 10, (x + 0.61) / 10, 2023)
-        # A click on an absent cell reads no file.
+        # A click on an absent cell reads nothing.
+        browser.evaluate("mosaicMap.lastSimilarity")
         before = browser.evaluate("performance.getEntriesByType('resource').length")
         absent = click(browser, {k: round(v) for k, v in to_screen(centre(x + 1, y - 1)).items()})
         assert absent["present"] is False and "scale" not in absent
+        browser.evaluate("mosaicMap.lastSimilarity")
         assert browser.evaluate("performance.getEntriesByType('resource').length") == before
 
         # The southern cells exist only in 2023: tiles there in 2023, none asked for in 2024.
@@ -509,6 +514,161 @@ def test_map_in_headless_chromium(catalog, sample):
     assert browser.errors == []
 
 
+def similarity_of(browser):
+    """The page's last similarity (awaited): per chunk its band, level, place in the level's
+    arrays and values (None = no data)."""
+    browser.evaluate("mosaicMap.lastSimilarity")
+    return browser.evaluate("mosaicMap.similarity()")
+
+
+def cosine_to(store, year, chunks, refs):
+    """numpy's cosine similarity of the chunks' pixels, read with zarr-python from the same
+    overview level, to the mean of the dequantised reference pixels (`refs`: band, level, row,
+    col in the level's arrays); NaN where a scale is NaN or a vector all zero."""
+    import zarr
+
+    root = zarr.open_group(store, mode="r")
+    years = list(root["70-80/year"][:])
+
+    def level(band, lv):
+        g = root[f"{band}/overviews/{lv}"]
+        return g["embeddings"], g["scales"]
+
+    t = years.index(year)
+    vectors = []
+    for r in refs:
+        emb, sc = level(r["band"], r["level"])
+        vectors.append(emb[t, r["row"], r["col"], :].astype(np.float64) * float(sc[t, r["row"], r["col"]]))
+    ref = np.mean(vectors, axis=0)
+    out = []
+    for c in chunks:
+        emb, sc = level(c["band"], c["level"])
+        rows, cols = slice(c["row0"], c["row0"] + c["rows"]), slice(c["col0"], c["col0"] + c["cols"])
+        v = emb[t, rows, cols, :].astype(np.float64) * sc[t, rows, cols][..., None].astype(np.float64)
+        norm = np.linalg.norm(v, axis=-1) * np.linalg.norm(ref)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos = (v @ ref) / norm
+        cos[~(norm > 0)] = np.nan
+        out.append(cos)
+    return out
+
+
+def check_similarity(browser, store, year, min_chunks=1):
+    """The page's similarity equals numpy's (float32 tolerance), is 1 at the clicked pixel, and
+    its drawing shades exactly the pixels at or above the threshold."""
+    got = similarity_of(browser)
+    assert got and len(got["chunks"]) >= min_chunks, got and got["levels"]
+    want = cosine_to(store, year, got["chunks"], got["refs"])
+    for c, w in zip(got["chunks"], want):
+        values = np.array([np.nan if v is None else v for v in c["values"]]).reshape(c["rows"], c["cols"])
+        np.testing.assert_array_equal(np.isnan(values), np.isnan(w))
+        np.testing.assert_allclose(values[~np.isnan(w)], w[~np.isnan(w)], rtol=0, atol=2e-6)
+        assert c["drawn"] == int((values[~np.isnan(values)] >= got["threshold"]).sum())
+    assert sum((~np.isnan(w)).sum() for w in want) > 1000
+    # The clicked pixel, found by xarray (nearest pixel centre of the level at the click), not
+    # by the page: its similarity.
+    last = got["refs"][-1]
+    level = xr.open_zarr(store, group=f"{last['band']}/overviews/{last['level']}", chunks=None)
+    row = int(np.abs(level.lat.values - last["lat"]).argmin())
+    col = int(np.abs(level.lon.values - last["lon"]).argmin())
+    at = [c for c in got["chunks"] if c["band"] == last["band"] and c["level"] == last["level"]
+          and c["row0"] <= row < c["row0"] + c["rows"] and c["col0"] <= col < c["col0"] + c["cols"]]
+    assert len(at) == 1
+    c = at[0]
+    return got, c["values"][(row - c["row0"]) * c["cols"] + col - c["col0"]]
+
+
+def test_map_similarity(catalog, sample):
+    """A click shades the view by cosine similarity to the clicked pixel, read by the page from
+    the overview level that matches the zoom (only that level's chunks are requested): 1 at the
+    clicked pixel, numpy's values elsewhere; the threshold slider redraws; the mean of several
+    clicks; the legend says what is compared."""
+    x, y = cell_of(NORTH[0])
+    with Server(catalog.parent) as server, Browser(1100, 900) as browser:
+        assert browser.goto(f"{server.url}/catalog/index.html#11/{(y + 0.45) / 10}/{(x + 0.8) / 10}/2024") == "1"
+        to_screen = lambda ll: {k: round(v) for k, v in browser.evaluate(  # noqa: E731
+            f"(p => ({{x: p.x, y: p.y}}))(mosaicMap.map.latLngToContainerPoint({ll}))").items()}
+        del server.requests[:]
+        click(browser, to_screen([(y + 0.43) / 10, (x + 0.61) / 10]))
+        got, at_click = check_similarity(browser, sample["store"], 2024, min_chunks=2)
+        assert at_click == pytest.approx(1.0, abs=1e-6)
+        # Zoom 11: the finest level (2), and nothing but level 2's chunks (and the band's inner
+        # chunks for the inspector) were read.
+        assert got["levels"] == [2]
+        chunk_reads = {p for p, _, _ in server.requests if "/c/" in p}
+        assert any("/overviews/2/" in p for p in chunk_reads)
+        assert all("/overviews/2/" in p or "/overviews/" not in p for p in chunk_reads), chunk_reads
+        legend = browser.evaluate("document.querySelector('.legend').textContent")
+        assert "to the pixel at" in legend and "128 channels" in legend and "level 2" in legend, legend
+        shot = browser.screenshot()
+        save_small(shot, "map-similarity.png")
+
+        # The threshold slider (a real drag of the input's value) redraws: fewer pixels at 0.9.
+        drawn = lambda: sum(c["drawn"] for c in browser.evaluate("mosaicMap.similarity()")["chunks"])  # noqa: E731
+        at_07 = drawn()
+        browser.evaluate("""(() => { const i = document.getElementById('sim-threshold');
+            i.value = '0.9'; i.dispatchEvent(new Event('input')); })()""")
+        check_similarity(browser, sample["store"], 2024)
+        assert 0 < drawn() < at_07
+        assert "0.90" in browser.evaluate("document.querySelector('.legend').textContent")
+        assert np.abs(np.array(browser.screenshot(), dtype=int) - np.array(shot, dtype=int)).mean() > 1
+
+        # The mean of several clicks.
+        browser.evaluate("(() => { document.getElementById('sim-mean').click(); })()")
+        click(browser, to_screen([(y + 0.47) / 10, (x + 0.9) / 10]))
+        got, _ = check_similarity(browser, sample["store"], 2024)
+        assert len(got["refs"]) == 2
+        assert "mean of 2 clicked pixels" in browser.evaluate("document.querySelector('.legend').textContent")
+
+        # A region (zoom 8): a coarser level, by the rule (the coarsest whose pixels are no
+        # larger than a screen pixel), again numpy's values.
+        browser.evaluate("mosaicMap.setMean(false)")
+        browser.evaluate(f"mosaicMap.view(8, {(y + 0.5) / 10}, {(x + 1) / 10})")
+        browser.evaluate("mosaicMap.setThreshold(0.7)")
+        click(browser, to_screen([(y + 0.43) / 10, (x + 0.61) / 10]))
+        got, at_click = check_similarity(browser, sample["store"], 2024, min_chunks=2)
+        assert at_click == pytest.approx(1.0, abs=1e-6)
+        screen = 180 / 2 ** 8 / 256
+        layout = zarr_layout(sample["store"], "70-80")
+        fits = [int(e["asset"]) for e in layout
+                if e["spatial:transform"][0] <= screen * 1.0001 and e["spatial:transform"][4] <= screen * 1.0001]
+        assert got["levels"][0] == max(fits) > 2, (got["levels"], fits)
+        browser.evaluate("void mosaicMap.map.closePopup()")
+        browser.settle()
+        save_small(browser.screenshot(), "map-similarity-region.png")
+    assert browser.errors == []
+
+
+def test_map_reads_a_channel_planar_store(tmp_path):
+    """A store built channel-planar (the `transpose` codec before `bytes`, bands.toml's
+    `order`): the page undoes the transpose; the inspector equals xarray, the similarity numpy."""
+    from conftest import REPO
+
+    bands = (REPO / "bands.toml").read_text()
+    assert 'order = "pixel_major"' in bands
+    (tmp_path / "bands.toml").write_text(bands.replace('order = "pixel_major"', 'order = "channel_planar"'))
+    mosaic("synth", "--out", tmp_path / "tessera", "--tiles", NORTH[0], "--years", "2024", "--seed", "5")
+    store = tmp_path / "store.zarr"
+    mosaic("build", "--input", tmp_path / "tessera", "--out", store, "--band", "70-80",
+           "--bands", tmp_path / "bands.toml")
+    meta = json.loads((store / "70-80" / "overviews" / "2" / "embeddings" / "zarr.json").read_text())
+    assert meta["codecs"][0]["name"] == "transpose", meta["codecs"]
+    run_stac(store, tmp_path / "catalog")
+    x, y = cell_of(NORTH[0])
+    with Server(tmp_path) as server, Browser(1000, 700) as browser:
+        assert browser.goto(f"{server.url}/catalog/index.html#11/{(y + 0.45) / 10}/{(x + 0.5) / 10}/2024") == "1"
+        check_click(browser, store, (y + 0.43) / 10, (x + 0.61) / 10, 2024)
+        _, at_click = check_similarity(browser, store, 2024)
+        assert at_click == pytest.approx(1.0, abs=1e-6)
+    assert browser.errors == []
+
+
+def zarr_layout(store, band):
+    import zarr
+
+    return zarr.open_group(store, mode="r")[f"{band}/overviews"].attrs["multiscales"]["layout"]
+
+
 def test_catalog_of_a_store_in_a_bucket(sample, tmp_path):
     """`mosaic stac --store s3://...`: the store read from the bucket, its URL the assets' href
     base by default; the catalog equals the one of the local store with that href base."""
@@ -534,9 +694,9 @@ def test_catalog_of_a_store_in_a_bucket(sample, tmp_path):
 def test_map_basemap(catalog):
     """Coastlines and borders are drawn from the built-in Natural Earth data (no request leaves
     the local server), on by default, and the layer control's checkbox hides them."""
-    with Server(catalog) as server, Browser(1100, 900) as browser:
-        assert browser.goto(f"{server.url}/index.html#2/50/10/2024") == "1"
-        for name in ["Embeddings", "Coverage", "Band outlines", "Graticule (10°)"]:
+    with Server(catalog.parent) as server, Browser(1100, 900) as browser:
+        assert browser.goto(f"{server.url}/catalog/index.html#2/50/10/2024") == "1"
+        for name in ["Embeddings", "Coverage", "Band outlines", "Graticule (10°)", "Similarity"]:
             browser.evaluate(f"mosaicMap.show('{name}', false)")
         browser.settle()
         # Dark pixels away from the controls (the map's background is light).
@@ -573,29 +733,46 @@ def test_map_basemap(catalog):
 
 
 def test_map_from_a_bucket(catalog, sample, tmp_path):
-    """The catalog folder uploaded as is to an S3 bucket (SeaweedFS) with anonymous read: the
-    page, its tiles and pixel files load from the S3 endpoint by their relative URLs."""
+    """The catalog folder and the store beside it uploaded as they are to an S3 bucket
+    (SeaweedFS) with anonymous read: the page, its tiles, and the store's chunks (the band's
+    shards read by range) load from the S3 endpoint by their relative URLs; the click's values
+    and the similarity are the same as from disk."""
     from seaweed import seaweed
 
     types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
-             ".json": "application/json", ".png": "image/png", ".bin": "application/octet-stream"}
+             ".json": "application/json", ".png": "image/png"}
+    x, y = cell_of(NORTH[0])
+    store = sample["store"]
+    # The store without the band-level shards of the cells not clicked (or colour statistics):
+    # the test reads one cell's shards; the overviews of every band go up whole.
+    clicked = {f"embeddings/c/1/{y - 700}/{x + 1800}/0", f"scales/c/1/{y - 700}/{x + 1800}"}
+
+    def wanted(rel):
+        parts = rel.parts
+        if len(parts) > 2 and parts[1] in ("embeddings", "scales") and parts[2] == "c":
+            return parts[0] == "70-80" and "/".join(parts[1:]) in clicked
+        return "colour_statistics" not in parts
     with seaweed(tmp_path / "seaweed", bucket="maps") as s3:
         fs = s3["fs"]
-        for p in sorted(catalog.rglob("*")):
-            if p.is_file():
-                fs.pipe(f"maps/tessera/{p.relative_to(catalog)}", p.read_bytes(),
-                        ContentType=types.get(p.suffix, "application/octet-stream"))
+        for root, keep in [(catalog, lambda rel: True), (store, wanted)]:
+            for p in sorted(root.rglob("*")):
+                rel = p.relative_to(root)
+                if p.is_file() and keep(rel):
+                    fs.pipe(f"maps/tessera/{root.name}/{rel}", p.read_bytes(),
+                            ContentType=types.get(p.suffix, "application/octet-stream"))
         policy = {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
             "Resource": ["arn:aws:s3:::maps/*"]}]}
         fs.call_s3("put_bucket_policy", Bucket="maps", Policy=json.dumps(policy))
         base = f"{s3['endpoint']}/maps/tessera"
-        x, y = cell_of(NORTH[0])
         with Browser(1000, 700) as browser:
-            assert browser.goto(f"{base}/index.html#11/{(y + 0.7) / 10}/{(x + 1) / 10}/2024") == "1"
+            assert browser.goto(f"{base}/catalog/index.html#11/{(y + 0.45) / 10}/{(x + 0.8) / 10}/2024") == "1"
             assert len(tile_requests(browser)) > 4
-            check_click(browser, sample["store"], (y + 0.43) / 10, (x + 0.61) / 10, 2024)
+            check_click(browser, store, (y + 0.43) / 10, (x + 0.61) / 10, 2024)
+            got, at_click = check_similarity(browser, store, 2024, min_chunks=2)
+            assert at_click == pytest.approx(1.0, abs=1e-6) and got["levels"] == [2]
             resources = browser.evaluate(
                 "performance.getEntriesByType('resource').map(e => e.name)")
             assert resources and all(r.startswith(base) for r in resources), resources
+            assert any("/store.zarr/70-80/overviews/2/embeddings/c/" in r for r in resources)
         assert browser.errors == []
