@@ -551,17 +551,20 @@ impl QueryPlan {
                 let (block, left) = current.as_mut().expect("a block");
                 let top = left.end;
                 left.end = top.saturating_sub(strip_rows).max(left.start);
-                let north_first = (left.end..top).rev();
                 let row = |r: usize| &block.embeddings[r * row_len..(r + 1) * row_len];
+                let n = top - left.end;
                 Ok(Some(if self.dequantize {
-                    let scales = |r: usize| &block.scales[r * cols..(r + 1) * cols];
-                    Strip::Float32(
-                        north_first
-                            .flat_map(|r| dequantize(row(r), scales(r)))
-                            .collect(),
-                    )
+                    let mut strip = Vec::with_capacity(n * row_len);
+                    for r in (left.end..top).rev() {
+                        strip.extend(dequantize(row(r), &block.scales[r * cols..(r + 1) * cols]));
+                    }
+                    Strip::Float32(strip)
                 } else {
-                    Strip::Int8(north_first.flat_map(|r| row(r).to_vec()).collect())
+                    let mut strip = Vec::with_capacity(n * row_len);
+                    for r in (left.end..top).rev() {
+                        strip.extend_from_slice(row(r));
+                    }
+                    Strip::Int8(strip)
                 }))
             };
             geotiff::write_128_band(
@@ -636,10 +639,17 @@ impl BlockStream {
 
 /// `embeddings * scales` per pixel, NaN where the scale is NaN.
 pub fn dequantize(emb: &[i8], scales: &[f32]) -> Vec<f32> {
-    emb.chunks_exact(CHANNELS)
+    let mut out = vec![0f32; emb.len()];
+    for ((o, e), &s) in out
+        .chunks_exact_mut(CHANNELS)
+        .zip(emb.chunks_exact(CHANNELS))
         .zip(scales)
-        .flat_map(|(e, &s)| e.iter().map(move |&v| v as f32 * s))
-        .collect()
+    {
+        for (o, &v) in o.iter_mut().zip(e) {
+            *o = v as f32 * s;
+        }
+    }
+    out
 }
 
 fn i8_bytes(v: &[i8]) -> &[u8] {
