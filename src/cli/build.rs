@@ -83,9 +83,20 @@ pub fn run(a: Args) -> Result<ExitCode> {
             overviews: !a.no_overviews,
         };
         let bar = progress_bar(0, &format!("build {name}: tiles"));
+        let fetched_before = source.bytes_fetched();
         let report = build::build_band(source, &catalogue, &store, &grid, &options, &bar)?;
         bar.finish_and_clear();
         print_build_report(&report);
+        if let (Some(before), Some(after)) = (fetched_before, source.bytes_fetched()) {
+            // The windows' bytes (int8 vectors and float32 scales) against what was fetched.
+            let fetched = after - before;
+            println!(
+                "band {name}: fetched {} from the store for {} of source windows ({:.3} x)",
+                human_bytes(fetched),
+                human_bytes(report.bytes_read),
+                fetched as f64 / report.bytes_read.max(1) as f64
+            );
+        }
         let text = serde_json::to_string_pretty(&report)?;
         if let Some(path) = &a.report {
             let path = if a.band.len() > 1 {

@@ -11,6 +11,7 @@ use tracing::info;
 use tessera_mosaic::grid::BandsConfig;
 use tessera_mosaic::input::{
     Catalogue, DatasetRequest, LocalTree, RemoteTree, ScanOptions, TileProblem, TileSource,
+    ZoneStore,
 };
 use tessera_mosaic::store::{RequestLimits, StoreOptions, is_url, object_store_at};
 
@@ -100,7 +101,9 @@ impl InputArgs {
     }
 }
 
-/// The tile source of an input location: a local folder or an object store URL.
+/// The tile source of an input location: a local folder or an object store URL, holding a
+/// TESSERA tree, or a Zarr hierarchy of UTM-zone groups (TESSERA's global store: a root
+/// `zarr.json`; looked for only when no manifest is given).
 pub fn tile_source(
     input: &str,
     manifest: Option<String>,
@@ -109,6 +112,16 @@ pub fn tile_source(
     options: StoreOptions,
     landmask_options: Option<StoreOptions>,
 ) -> Result<Box<dyn TileSource>> {
+    if manifest.is_none() && (is_url(input) || ZoneStore::is_local_zarr(input)) {
+        match ZoneStore::open(input, &options) {
+            Ok(zones) => return Ok(Box::new(zones)),
+            Err(e) if !is_url(input) => {
+                return Err(e).with_context(|| format!("--input {input}"));
+            }
+            // A URL without a root zarr.json is a tree.
+            Err(_) => {}
+        }
+    }
     if is_url(input) {
         // A misspelt or misplaced option is an error now, not a failure of every read.
         object_store_at(input, limits, &options)

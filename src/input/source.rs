@@ -94,6 +94,12 @@ pub trait TileSource: Send + Sync {
     /// source whose reads wait on a network starts up to `window` files ahead. Local files
     /// need no hint.
     fn prefetch(&self, _tiles: &[&InputTile], _window: usize) {}
+
+    /// Bytes fetched so far, for a source that reads parts of larger objects (the zone store),
+    /// to compare with the bytes of the tiles read; `None` where each tile is read whole.
+    fn bytes_fetched(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Read one tile's embeddings into `embeddings` and its scales as f32 (one per pixel), checking

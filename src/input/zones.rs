@@ -1,0 +1,615 @@
+//! TESSERA's global store as an input: a Zarr v3 hierarchy of UTM-zone groups `01N`..`60N`,
+//! `01S`..`60S` (the layout of dClimate's Icechunk repository), each on a 10 m grid in its own
+//! zone's CRS, with `embeddings` (time, northing, easting, band) int8 and `scales` (time,
+//! northing, easting) float32 (NaN: not embedded), local or in an object store.
+//!
+//! Each cell becomes one tile per year: the window of its nominal zone's group (the zone rule
+//! the tiles use) that covers the cell's footprint, with a margin. The tile's geometry is that
+//! window on the group's grid, so the placement (exact PROJ, nearest pixel) picks each output
+//! pixel's source pixel on the group's own grid; the overlap of neighbouring groups is never
+//! read for a cell of the other zone. Years missing from a group's `years_complete` are not
+//! catalogued (the store reads them as fill). Adjacent groups overlap; only the nominal one is
+//! read.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rayon::prelude::*;
+use serde_json::Value;
+use zarrs::array::{Array, ArraySubset};
+use zarrs::group::Group;
+use zarrs::storage::ReadableWritableListableStorageTraits;
+
+use super::catalogue::{Catalogue, InputTile, ScalesLayout, ScanError, ScanOptions, TileProblem};
+use super::geotiff::U8Raster;
+use super::npy::{NpyDtype, NpyHeader};
+use super::source::TileSource;
+use crate::error::chain;
+use crate::grid::{CHANNELS, Cell, PIXEL_M, TileGeometry, UtmZone};
+use crate::store::{ReadMetrics, Store, StoreOptions, count_reads};
+
+type ZarrArray = Array<dyn ReadableWritableListableStorageTraits>;
+
+/// Pixels added around a cell's footprint: a parallel bulges less than 2 m from the chord
+/// between the projected corners over 0.1 degree, so one pixel would do; two leave room.
+const MARGIN_PX: i64 = 2;
+
+/// The name of a zone's group in the published repository: `33N`, `07S`.
+pub fn zone_group_name(zone: UtmZone) -> String {
+    format!("{:02}{}", zone.zone, if zone.south { 'S' } else { 'N' })
+}
+
+/// One zone group: its grid, its years and its arrays.
+struct ZoneGroup {
+    name: String,
+    /// Easting of the west edge of column 0, metres.
+    west: f64,
+    /// Northing of the north edge of row 0, metres.
+    north: f64,
+    rows: u64,
+    cols: u64,
+    /// The time axis, as years.
+    years: Vec<u16>,
+    /// `years_complete`.
+    complete: BTreeSet<u16>,
+    embeddings: ZarrArray,
+    scales: ZarrArray,
+    counts: Option<ZarrArray>,
+}
+
+/// Where a catalogued tile's pixels are: a group, a time index and a window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    zone: UtmZone,
+    time: u64,
+    row0: u64,
+    col0: u64,
+    rows: u64,
+    cols: u64,
+}
+
+/// The zone store at a location.
+pub struct ZoneStore {
+    store: Store,
+    metrics: Arc<ReadMetrics>,
+    groups: Mutex<HashMap<UtmZone, Option<Arc<ZoneGroup>>>>,
+    /// The window of every catalogued tile, by its embeddings "path".
+    windows: RwLock<HashMap<PathBuf, Window>>,
+}
+
+/// Errors opening a zone store.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneStoreError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("zone store {location}: no zarr.json at its root")]
+    NotZarr { location: String },
+}
+
+impl ZoneStore {
+    /// Open the store at `location` (a folder or URL with a root `zarr.json`).
+    pub fn open(location: &str, options: &StoreOptions) -> Result<ZoneStore, ZoneStoreError> {
+        let store = Store::open_with(location, options)?;
+        if !store.exists("zarr.json")? {
+            return Err(ZoneStoreError::NotZarr {
+                location: location.to_string(),
+            });
+        }
+        let (store, metrics) = count_reads(&store);
+        Ok(ZoneStore {
+            store,
+            metrics,
+            groups: Mutex::default(),
+            windows: RwLock::default(),
+        })
+    }
+
+    /// True when `location` is a local folder holding a Zarr hierarchy (a root `zarr.json`).
+    pub fn is_local_zarr(location: &str) -> bool {
+        Path::new(location.trim_start_matches("file://"))
+            .join("zarr.json")
+            .is_file()
+    }
+
+    /// Bytes fetched from the store so far (metadata, shard indexes and chunks).
+    pub fn bytes_fetched(&self) -> u64 {
+        self.metrics.bytes_read() as u64
+    }
+
+    /// The group of a zone, opened once; `None` when the store has no such group.
+    fn group(&self, zone: UtmZone) -> Result<Option<Arc<ZoneGroup>>, String> {
+        if let Some(g) = self.groups.lock().expect("no poisoning").get(&zone) {
+            return Ok(g.clone());
+        }
+        let name = zone_group_name(zone);
+        let g = if self
+            .store
+            .exists(&format!("{name}/zarr.json"))
+            .map_err(|e| chain(&e))?
+        {
+            Some(Arc::new(self.open_group(zone, &name).map_err(|e| {
+                format!("zone group {}/{name}: {e}", self.store.location)
+            })?))
+        } else {
+            None
+        };
+        self.groups
+            .lock()
+            .expect("no poisoning")
+            .insert(zone, g.clone());
+        Ok(g)
+    }
+
+    fn open_group(&self, zone: UtmZone, name: &str) -> Result<ZoneGroup, String> {
+        let storage = self.store.storage.clone();
+        let group = Group::open(storage.clone(), &format!("/{name}")).map_err(|e| chain(&e))?;
+        let attrs = group.attributes();
+        let code = attrs.get("proj:code").and_then(Value::as_str);
+        let expected = format!("EPSG:{}", zone.epsg());
+        if code != Some(expected.as_str()) {
+            return Err(format!(
+                "proj:code is {code:?}, but the zone rule gives {expected} for this group"
+            ));
+        }
+        let complete = attrs
+            .get("years_complete")
+            .and_then(Value::as_array)
+            .ok_or("no years_complete attribute (a list of years)")?
+            .iter()
+            .map(|v| match v {
+                Value::Number(n) => n.as_u64().and_then(|y| u16::try_from(y).ok()),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            })
+            .collect::<Option<BTreeSet<u16>>>()
+            .ok_or("years_complete holds something that is not a year")?;
+        let open = |a: &str| {
+            Array::open(storage.clone(), &format!("/{name}/{a}"))
+                .map_err(|e| format!("array {a}: {}", chain(&e)))
+        };
+        let embeddings = open("embeddings")?;
+        let scales = open("scales")?;
+        let counts = open("s2_obs_count").ok();
+        let dims = |a: &ZarrArray| -> Vec<String> {
+            a.dimension_names()
+                .iter()
+                .flatten()
+                .map(|d| d.clone().unwrap_or_default())
+                .collect()
+        };
+        if dims(&embeddings) != ["time", "northing", "easting", "band"] {
+            return Err(format!(
+                "embeddings has dimensions {:?}, expected (time, northing, easting, band)",
+                dims(&embeddings)
+            ));
+        }
+        if dims(&scales) != ["time", "northing", "easting"] {
+            return Err(format!(
+                "scales has dimensions {:?}, expected (time, northing, easting)",
+                dims(&scales)
+            ));
+        }
+        let shape = embeddings.shape().to_vec();
+        if shape[3] != CHANNELS as u64 || scales.shape() != &shape[..3] {
+            return Err(format!(
+                "embeddings shape {shape:?} and scales shape {:?} disagree (or not {CHANNELS} bands)",
+                scales.shape()
+            ));
+        }
+        let (rows, cols) = (shape[1], shape[2]);
+        let west = axis_edge(&open("easting")?, cols, PIXEL_M, "easting")?;
+        let north = axis_edge(&open("northing")?, rows, -PIXEL_M, "northing")?;
+        let years = time_years(&open("time")?)?;
+        if years.len() as u64 != shape[0] {
+            return Err(format!(
+                "time has {} values but embeddings {} steps",
+                years.len(),
+                shape[0]
+            ));
+        }
+        Ok(ZoneGroup {
+            name: name.to_string(),
+            west,
+            north,
+            rows,
+            cols,
+            years,
+            complete,
+            embeddings,
+            scales,
+            counts,
+        })
+    }
+
+    /// The window of `group` covering the footprint of `rule` (the cell's tile by the rule),
+    /// with a margin, clipped to the group; `None` when they do not meet.
+    fn window(group: &ZoneGroup, rule: &TileGeometry) -> Option<(u64, u64, u64, u64)> {
+        let c0 = ((rule.origin_e - group.west) / PIXEL_M).floor() as i64 - MARGIN_PX;
+        let c1 = ((rule.origin_e + PIXEL_M * rule.width as f64 - group.west) / PIXEL_M).ceil()
+            as i64
+            + MARGIN_PX;
+        let r0 = ((group.north - rule.origin_n) / PIXEL_M).floor() as i64 - MARGIN_PX;
+        let r1 = ((group.north - rule.origin_n + PIXEL_M * rule.height as f64) / PIXEL_M).ceil()
+            as i64
+            + MARGIN_PX;
+        let (c0, c1) = (c0.max(0), c1.min(group.cols as i64));
+        let (r0, r1) = (r0.max(0), r1.min(group.rows as i64));
+        (c0 < c1 && r0 < r1).then_some((r0 as u64, c0 as u64, (r1 - r0) as u64, (c1 - c0) as u64))
+    }
+
+    /// Keys of the `scales` shards that exist for a time index (listed once per group).
+    fn existing_shards(&self, group: &ZoneGroup) -> Result<BTreeSet<String>, String> {
+        Ok(self
+            .store
+            .list_prefix(&format!("{}/scales/", group.name))
+            .map_err(|e| chain(&e))?
+            .into_iter()
+            .collect())
+    }
+
+    fn window_of(&self, path: &Path) -> Result<(Window, Arc<ZoneGroup>), TileProblem> {
+        let w = *self
+            .windows
+            .read()
+            .expect("no poisoning")
+            .get(path)
+            .ok_or_else(|| TileProblem::new(path, "not catalogued"))?;
+        let g = self
+            .group(w.zone)
+            .map_err(|e| TileProblem::new(path, e))?
+            .ok_or_else(|| TileProblem::new(path, "zone group missing"))?;
+        Ok((w, g))
+    }
+
+    /// The optical observation counts of a tile's window (uint16 per pixel), where the group
+    /// has `s2_obs_count`.
+    pub fn read_counts(&self, tile: &InputTile) -> Result<Option<Vec<u16>>, TileProblem> {
+        let (w, g) = self.window_of(&tile.embeddings)?;
+        let Some(counts) = &g.counts else {
+            return Ok(None);
+        };
+        let subset = ArraySubset::new_with_ranges(&[
+            w.time..w.time + 1,
+            w.row0..w.row0 + w.rows,
+            w.col0..w.col0 + w.cols,
+        ]);
+        counts
+            .retrieve_array_subset::<Vec<u16>>(&subset)
+            .map(Some)
+            .map_err(|e| TileProblem::new(&tile.embeddings, chain(&e)))
+    }
+}
+
+/// The outer edge of pixel 0 of a regular 1-D axis of pixel centres (`step` apart), checked at
+/// both ends.
+fn axis_edge(axis: &ZarrArray, n: u64, step: f64, name: &str) -> Result<f64, String> {
+    if axis.shape() != [n] || n < 2 {
+        return Err(format!(
+            "{name} has shape {:?}, expected [{n}]",
+            axis.shape()
+        ));
+    }
+    let read = |i: u64| -> Result<f64, String> {
+        let v: Vec<f64> = axis
+            .retrieve_array_subset(&ArraySubset::new_with_ranges(&[i..i + 1]))
+            .map_err(|e| format!("{name}: {}", chain(&e)))?;
+        Ok(v[0])
+    };
+    let (first, second, last) = (read(0)?, read(1)?, read(n - 1)?);
+    let regular =
+        (second - first - step).abs() < 1e-6 && (last - first - step * (n - 1) as f64).abs() < 1e-3;
+    if !regular {
+        return Err(format!(
+            "{name} is not a regular {} m axis of pixel centres ({first}, {second}, ..., {last})",
+            step.abs()
+        ));
+    }
+    Ok(first - step / 2.0)
+}
+
+/// The years of a CF time axis (`<unit> since <date>`, int64 or float64 values).
+fn time_years(time: &ZarrArray) -> Result<Vec<u16>, String> {
+    let units = time
+        .attributes()
+        .get("units")
+        .and_then(Value::as_str)
+        .ok_or("time has no units attribute")?;
+    let all = ArraySubset::new_with_shape(time.shape().to_vec());
+    let values: Vec<f64> = match time.retrieve_array_subset::<Vec<i64>>(&all) {
+        Ok(v) => v.into_iter().map(|v| v as f64).collect(),
+        Err(_) => time
+            .retrieve_array_subset::<Vec<f64>>(&all)
+            .map_err(|e| format!("time: {}", chain(&e)))?,
+    };
+    values
+        .into_iter()
+        .map(|v| year_of(v, units).ok_or_else(|| format!("time units {units:?} not understood")))
+        .collect()
+}
+
+/// The year of `value` `units` (CF: `days since 1970-01-01`, `hours since 2017-01-01 00:00:00`).
+fn year_of(value: f64, units: &str) -> Option<u16> {
+    let (unit, since) = units.split_once(" since ")?;
+    let seconds = match unit.trim() {
+        "days" | "day" | "d" => 86400.0,
+        "hours" | "hour" | "h" => 3600.0,
+        "minutes" | "minute" => 60.0,
+        "seconds" | "second" | "s" => 1.0,
+        "milliseconds" => 1e-3,
+        "microseconds" => 1e-6,
+        "nanoseconds" => 1e-9,
+        _ => return None,
+    };
+    let mut parts = since.trim().splitn(2, [' ', 'T']);
+    let date: Vec<i64> = parts
+        .next()?
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [y, m, d] = date[..] else { return None };
+    let time: f64 = match parts.next() {
+        Some(t) => {
+            let hms: Vec<f64> = t
+                .trim_end_matches('Z')
+                .split(':')
+                .map(|p| p.parse().ok())
+                .collect::<Option<_>>()?;
+            hms.iter()
+                .zip([3600.0, 60.0, 1.0])
+                .map(|(a, b)| a * b)
+                .sum()
+        }
+        None => 0.0,
+    };
+    let epoch_days = days_from_civil(y, m, d) as f64;
+    let days = ((epoch_days * 86400.0 + time + value * seconds) / 86400.0).floor() as i64;
+    u16::try_from(civil_year(days)).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// The year of a day count since 1970-01-01.
+fn civil_year(days: i64) -> i64 {
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + i64::from(m <= 2)
+}
+
+impl TileSource for ZoneStore {
+    fn describe(&self) -> String {
+        format!("zone store {}", self.store.location)
+    }
+
+    fn catalogue(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
+        let remote = |message: String| ScanError::Remote {
+            location: self.store.location.clone(),
+            message,
+        };
+        let lat_range = options.lat_index_range.clone().unwrap_or(0..1800);
+        let cells: Vec<Cell> = lat_range
+            .flat_map(|lat| (0..3600u16).filter_map(move |lon| Cell::new(lon, lat)))
+            .collect();
+        let mut by_zone: BTreeMap<UtmZone, Vec<Cell>> = BTreeMap::new();
+        for c in cells {
+            by_zone.entry(UtmZone::for_cell(c)).or_default().push(c);
+        }
+        let mut catalogue = Catalogue {
+            root: PathBuf::from(&self.store.location),
+            ..Default::default()
+        };
+        let mut windows = HashMap::new();
+        let mut found_any = false;
+        for (zone, cells) in by_zone {
+            let Some(group) = self.group(zone).map_err(remote)? else {
+                continue;
+            };
+            found_any = true;
+            let shards = self.existing_shards(&group).map_err(remote)?;
+            let years: Vec<(u64, u16)> = group
+                .years
+                .iter()
+                .enumerate()
+                .filter(|(_, y)| group.complete.contains(y))
+                .filter(|(_, y)| options.years.is_empty() || options.years.contains(y))
+                .map(|(t, y)| (t as u64, *y))
+                .collect();
+            let shard = group
+                .scales
+                .chunk_shape(&[0, 0, 0])
+                .map_err(|e| remote(chain(&e)))?;
+            let (sr, sc) = (shard[1].get(), shard[2].get());
+            let found: Vec<_> = cells
+                .par_iter()
+                .filter_map(|&cell| {
+                    if let Some(p) = &options.progress {
+                        p.inc(1);
+                    }
+                    let rule = TileGeometry::for_cell(cell).ok()?;
+                    let (r0, c0, h, w) = Self::window(&group, &rule)?;
+                    Some((cell, rule, (r0, c0, h, w)))
+                })
+                .collect();
+            for (cell, rule, (r0, c0, h, w)) in found {
+                let geometry = TileGeometry {
+                    cell,
+                    zone,
+                    origin_e: group.west + PIXEL_M * c0 as f64,
+                    origin_n: group.north - PIXEL_M * r0 as f64,
+                    height: h as usize,
+                    width: w as usize,
+                };
+                debug_assert_eq!(rule.zone, zone);
+                for &(t, year) in &years {
+                    // A cell whose window meets no stored shard of the year holds nothing.
+                    let present = (r0 / sr..=(r0 + h - 1) / sr).any(|i| {
+                        (c0 / sc..=(c0 + w - 1) / sc)
+                            .any(|j| shards.contains(group.scales.chunk_key(&[t, i, j]).as_str()))
+                    });
+                    if !present {
+                        continue;
+                    }
+                    let path = PathBuf::from(format!(
+                        "{}/{}/embeddings[{year}]/{}",
+                        self.store.location,
+                        group.name,
+                        cell.name()
+                    ));
+                    let scales = PathBuf::from(format!(
+                        "{}/{}/scales[{year}]/{}",
+                        self.store.location,
+                        group.name,
+                        cell.name()
+                    ));
+                    let window = Window {
+                        zone,
+                        time: t,
+                        row0: r0,
+                        col0: c0,
+                        rows: h,
+                        cols: w,
+                    };
+                    windows.insert(path.clone(), window);
+                    windows.insert(scales.clone(), window);
+                    catalogue.geometry.insert(cell, geometry);
+                    catalogue.years.entry(year).or_default().insert(
+                        cell,
+                        InputTile {
+                            year,
+                            cell,
+                            embeddings: path,
+                            scales,
+                            scales_layout: ScalesLayout::PerPixel,
+                            height: h as usize,
+                            width: w as usize,
+                            bytes: h * w * (CHANNELS as u64 + 4),
+                        },
+                    );
+                }
+            }
+        }
+        if !found_any {
+            return Err(remote(
+                "no zone group (01N..60N, 01S..60S) covers the cells asked for".into(),
+            ));
+        }
+        *self.windows.write().expect("no poisoning") = windows;
+        Ok(catalogue)
+    }
+
+    fn read_embeddings(
+        &self,
+        tile: &InputTile,
+        buf: &mut Vec<u8>,
+    ) -> Result<NpyHeader, TileProblem> {
+        let (w, g) = self.window_of(&tile.embeddings)?;
+        let subset = ArraySubset::new_with_ranges(&[
+            w.time..w.time + 1,
+            w.row0..w.row0 + w.rows,
+            w.col0..w.col0 + w.cols,
+            0..CHANNELS as u64,
+        ]);
+        let data: Vec<i8> = g
+            .embeddings
+            .retrieve_array_subset(&subset)
+            .map_err(|e| TileProblem::new(&tile.embeddings, chain(&e)))?;
+        buf.clear();
+        buf.extend(data.iter().map(|v| *v as u8));
+        Ok(NpyHeader {
+            dtype: NpyDtype::Int8,
+            shape: vec![w.rows as usize, w.cols as usize, CHANNELS],
+            data_offset: 0,
+        })
+    }
+
+    fn read_scales(&self, tile: &InputTile) -> Result<(NpyHeader, Vec<u8>), TileProblem> {
+        let (w, g) = self.window_of(&tile.scales)?;
+        let subset = ArraySubset::new_with_ranges(&[
+            w.time..w.time + 1,
+            w.row0..w.row0 + w.rows,
+            w.col0..w.col0 + w.cols,
+        ]);
+        let data: Vec<f32> = g
+            .scales
+            .retrieve_array_subset(&subset)
+            .map_err(|e| TileProblem::new(&tile.scales, chain(&e)))?;
+        Ok((
+            NpyHeader {
+                dtype: NpyDtype::Float32,
+                shape: vec![w.rows as usize, w.cols as usize],
+                data_offset: 0,
+            },
+            data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ))
+    }
+
+    fn bytes_fetched(&self) -> Option<u64> {
+        Some(ZoneStore::bytes_fetched(self))
+    }
+
+    fn read_landmask(&self, path: &Path) -> Result<U8Raster, TileProblem> {
+        Err(TileProblem::new(
+            path,
+            "a zone store has no landmasks (its scales are NaN where not embedded)",
+        ))
+    }
+
+    fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem> {
+        let (w, g) = self.window_of(path)?;
+        let rows = (max as u64 / (w.cols * CHANNELS as u64)).clamp(1, w.rows);
+        let subset = ArraySubset::new_with_ranges(&[
+            w.time..w.time + 1,
+            w.row0..w.row0 + rows,
+            w.col0..w.col0 + w.cols,
+            0..CHANNELS as u64,
+        ]);
+        let data: Vec<i8> = g
+            .embeddings
+            .retrieve_array_subset(&subset)
+            .map_err(|e| TileProblem::new(path, chain(&e)))?;
+        Ok(data.iter().take(max).map(|v| *v as u8).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cf_time_units() {
+        assert_eq!(year_of(0.0, "days since 2017-01-01"), Some(2017));
+        assert_eq!(year_of(364.0, "days since 2017-01-01"), Some(2017));
+        assert_eq!(year_of(365.0, "days since 2017-01-01"), Some(2018));
+        // 2024-07-01 from the Unix epoch: 19905 days.
+        assert_eq!(year_of(19905.0, "days since 1970-01-01"), Some(2024));
+        assert_eq!(
+            year_of(19905.0 * 24.0, "hours since 1970-01-01 00:00:00"),
+            Some(2024)
+        );
+        assert_eq!(year_of(-1.0, "days since 2017-01-01T00:00:00"), Some(2016));
+        assert_eq!(year_of(1.0, "fortnights since 2017-01-01"), None);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11017);
+    }
+
+    #[test]
+    fn group_names() {
+        let z = |zone, south| zone_group_name(UtmZone { zone, south });
+        assert_eq!(z(1, false), "01N");
+        assert_eq!(z(33, false), "33N");
+        assert_eq!(z(60, true), "60S");
+    }
+}
