@@ -88,13 +88,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bar.finish_and_clear();
         print_build_report(&report);
         if let (Some(before), Some(after)) = (fetched_before, source.bytes_fetched()) {
-            // The windows' bytes (int8 vectors and float32 scales) against what was fetched.
-            let fetched = after - before;
+            // Fetched against the distinct bytes fetched (each source byte once): the read
+            // amplification; and against the windows' raw bytes (int8 vectors, float32 scales).
+            let (fetched, distinct) = (after.0 - before.0, after.1 - before.1);
             println!(
-                "band {name}: fetched {} from the store for {} of source windows ({:.3} x)",
+                "band {name}: fetched {} from the store, {} of it distinct ({:.3} x), for {} of source windows",
                 human_bytes(fetched),
+                human_bytes(distinct),
+                fetched as f64 / distinct.max(1) as f64,
                 human_bytes(report.bytes_read),
-                fetched as f64 / report.bytes_read.max(1) as f64
             );
         }
         let text = serde_json::to_string_pretty(&report)?;

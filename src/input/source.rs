@@ -95,9 +95,10 @@ pub trait TileSource: Send + Sync {
     /// need no hint.
     fn prefetch(&self, _tiles: &[&InputTile], _window: usize) {}
 
-    /// Bytes fetched so far, for a source that reads parts of larger objects (the zone store),
-    /// to compare with the bytes of the tiles read; `None` where each tile is read whole.
-    fn bytes_fetched(&self) -> Option<u64> {
+    /// Bytes fetched so far and the bytes of the distinct ranges among them, for a source that
+    /// reads parts of larger objects (the zone store), where a byte may be fetched twice;
+    /// `None` where each tile is read whole, once.
+    fn bytes_fetched(&self) -> Option<(u64, u64)> {
         None
     }
 }

@@ -20,6 +20,7 @@ use serde_json::Value;
 use zarrs::array::{Array, ArraySubset};
 use zarrs::group::Group;
 use zarrs::storage::ReadableWritableListableStorageTraits;
+use zarrs::storage::byte_range::ByteRange;
 
 use super::catalogue::{Catalogue, InputTile, ScalesLayout, ScanError, ScanOptions, TileProblem};
 use super::geotiff::U8Raster;
@@ -27,7 +28,7 @@ use super::npy::{NpyDtype, NpyHeader};
 use super::source::TileSource;
 use crate::error::chain;
 use crate::grid::{CHANNELS, Cell, PIXEL_M, TileGeometry, UtmZone};
-use crate::store::{ReadMetrics, Store, StoreOptions, count_reads};
+use crate::store::{Intercept, ReadMetrics, Store, StoreOptions, count_reads};
 
 type ZarrArray = Array<dyn ReadableWritableListableStorageTraits>;
 
@@ -69,10 +70,19 @@ struct Window {
     cols: u64,
 }
 
+/// The distinct (key, byte range) pairs read and their bytes: what the reads would have cost
+/// had each byte been fetched once.
+#[derive(Default)]
+struct Distinct {
+    seen: BTreeSet<(String, ByteRange)>,
+    bytes: u64,
+}
+
 /// The zone store at a location.
 pub struct ZoneStore {
     store: Store,
     metrics: Arc<ReadMetrics>,
+    distinct: Arc<Mutex<Distinct>>,
     groups: Mutex<HashMap<UtmZone, Option<Arc<ZoneGroup>>>>,
     /// The window of every catalogued tile, by its embeddings "path".
     windows: RwLock<HashMap<PathBuf, Window>>,
@@ -96,10 +106,31 @@ impl ZoneStore {
                 location: location.to_string(),
             });
         }
-        let (store, metrics) = count_reads(&store);
+        let distinct = Arc::new(Mutex::new(Distinct::default()));
+        let (seen, inner) = (distinct.clone(), store.storage.clone());
+        let watched = Intercept::new(&store)
+            .on_read(move |key, ranges| {
+                let mut d = seen.lock().expect("no poisoning");
+                for r in ranges {
+                    if d.seen.insert((key.as_str().to_string(), *r)) {
+                        d.bytes += match *r {
+                            ByteRange::FromStart(_, Some(n)) | ByteRange::Suffix(n) => n,
+                            ByteRange::FromStart(o, None) => inner
+                                .size_key(key)
+                                .ok()
+                                .flatten()
+                                .unwrap_or(0)
+                                .saturating_sub(o),
+                        };
+                    }
+                }
+            })
+            .into_store(&store.location);
+        let (store, metrics) = count_reads(&watched);
         Ok(ZoneStore {
             store,
             metrics,
+            distinct,
             groups: Mutex::default(),
             windows: RwLock::default(),
         })
@@ -112,9 +143,13 @@ impl ZoneStore {
             .is_file()
     }
 
-    /// Bytes fetched from the store so far (metadata, shard indexes and chunks).
-    pub fn bytes_fetched(&self) -> u64 {
-        self.metrics.bytes_read() as u64
+    /// Bytes fetched from the store so far (metadata, shard indexes and chunks), and the bytes
+    /// of the distinct ranges among them (each byte counted once).
+    pub fn bytes_fetched(&self) -> (u64, u64) {
+        (
+            self.metrics.bytes_read() as u64,
+            self.distinct.lock().expect("no poisoning").bytes,
+        )
     }
 
     /// The group of a zone, opened once; `None` when the store has no such group.
@@ -556,7 +591,7 @@ impl TileSource for ZoneStore {
         ))
     }
 
-    fn bytes_fetched(&self) -> Option<u64> {
+    fn bytes_fetched(&self) -> Option<(u64, u64)> {
         Some(ZoneStore::bytes_fetched(self))
     }
 
