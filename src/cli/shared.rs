@@ -74,6 +74,10 @@ pub struct InputArgs {
     /// Retries of a failed remote request (with backoff).
     #[arg(long, default_value_t = 3)]
     pub read_retries: usize,
+    /// Decoded source chunks kept for reuse when the input is a zone store, in MB: the chunks
+    /// along a cell's edges serve its neighbours too (TESSERA's global store: 8.4 MB each).
+    #[arg(long, default_value_t = 2048)]
+    pub zone_cache_mb: usize,
 }
 
 impl InputArgs {
@@ -90,6 +94,7 @@ impl InputArgs {
             StoreOptions(self.input_options.clone()),
             (!self.landmasks_options.is_empty())
                 .then(|| StoreOptions(self.landmasks_options.clone())),
+            self.zone_cache_mb << 20,
         )
     }
 
@@ -111,9 +116,10 @@ pub fn tile_source(
     dataset: DatasetRequest,
     options: StoreOptions,
     landmask_options: Option<StoreOptions>,
+    zone_cache_bytes: usize,
 ) -> Result<Box<dyn TileSource>> {
     if manifest.is_none() && (is_url(input) || ZoneStore::is_local_zarr(input)) {
-        match ZoneStore::open(input, &options) {
+        match ZoneStore::open(input, &options, zone_cache_bytes) {
             Ok(zones) => return Ok(Box::new(zones)),
             Err(e) if !is_url(input) => {
                 return Err(e).with_context(|| format!("--input {input}"));

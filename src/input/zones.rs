@@ -13,11 +13,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use rayon::prelude::*;
 use serde_json::Value;
-use zarrs::array::{Array, ArraySubset};
+use zarrs::array::{
+    Array, ArrayShardedExt, ArrayShardedReadableExt, ArrayShardedReadableExtCache, ArraySubset,
+    CodecOptions,
+};
 use zarrs::group::Group;
 use zarrs::storage::ReadableWritableListableStorageTraits;
 use zarrs::storage::byte_range::ByteRange;
@@ -54,9 +57,109 @@ struct ZoneGroup {
     years: Vec<u16>,
     /// `years_complete`.
     complete: BTreeSet<u16>,
-    embeddings: ZarrArray,
-    scales: ZarrArray,
-    counts: Option<ZarrArray>,
+    embeddings: Source,
+    scales: Source,
+    counts: Option<Source>,
+}
+
+/// One array of a group, with its shard indexes (cached) and its inner chunk's rows and columns.
+struct Source {
+    array: ZarrArray,
+    shards: ArrayShardedReadableExtCache,
+    chunk: (u64, u64),
+}
+
+impl Source {
+    fn new(array: ZarrArray) -> Result<Source, String> {
+        let shape: Vec<u64> = match array.effective_subchunk_shape() {
+            Some(s) => s.iter().map(|v| v.get()).collect(),
+            None => array
+                .chunk_shape(&vec![0; array.dimensionality()])
+                .map_err(|e| chain(&e))?
+                .iter()
+                .map(|v| v.get())
+                .collect(),
+        };
+        Ok(Source {
+            shards: ArrayShardedReadableExtCache::new(&array),
+            chunk: (shape[1], shape[2]),
+            array,
+        })
+    }
+}
+
+/// Which array of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Embeddings,
+    Scales,
+    Counts,
+}
+
+/// A decoded inner chunk: (zone, array, time, chunk row, chunk column).
+type ChunkKey = (UtmZone, Kind, u64, u64, u64);
+type Decoded = Arc<OnceLock<Result<Arc<Vec<u8>>, String>>>;
+
+/// A bounded cache of decoded inner chunks, least recently used first out: neighbouring cells'
+/// windows share the chunks along their edges, so each is fetched and decoded once while its
+/// neighbours are read. A chunk asked for by two threads at once is fetched once (the second
+/// waits).
+struct ChunkCache {
+    budget: usize,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// Each chunk: its value (once fetched), its size, and when it was last used.
+    map: HashMap<ChunkKey, (Decoded, usize, u64)>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl ChunkCache {
+    fn get(
+        &self,
+        key: ChunkKey,
+        fetch: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Arc<Vec<u8>>, String> {
+        let slot = {
+            let mut s = self.state.lock().expect("no poisoning");
+            s.tick += 1;
+            let tick = s.tick;
+            let e = s
+                .map
+                .entry(key)
+                .or_insert_with(|| (Arc::default(), 0, tick));
+            e.2 = tick;
+            e.0.clone()
+        };
+        let value = slot.get_or_init(|| fetch().map(Arc::new)).clone();
+        let mut s = self.state.lock().expect("no poisoning");
+        match &value {
+            Ok(v) => {
+                if let Some(e) = s.map.get_mut(&key).filter(|e| e.1 == 0) {
+                    e.1 = v.len();
+                    s.bytes += v.len();
+                }
+                while s.bytes > self.budget && s.map.len() > 1 {
+                    let oldest = s
+                        .map
+                        .iter()
+                        .filter(|(k, e)| e.1 > 0 && **k != key)
+                        .min_by_key(|(_, e)| e.2)
+                        .map(|(k, _)| *k);
+                    let Some(oldest) = oldest else { break };
+                    let (_, size, _) = s.map.remove(&oldest).expect("present");
+                    s.bytes -= size;
+                }
+            }
+            Err(_) => {
+                s.map.remove(&key);
+            }
+        }
+        value
+    }
 }
 
 /// Where a catalogued tile's pixels are: a group, a time index and a window.
@@ -81,6 +184,7 @@ struct Distinct {
 /// The zone store at a location.
 pub struct ZoneStore {
     store: Store,
+    cache: ChunkCache,
     metrics: Arc<ReadMetrics>,
     distinct: Arc<Mutex<Distinct>>,
     groups: Mutex<HashMap<UtmZone, Option<Arc<ZoneGroup>>>>,
@@ -98,8 +202,13 @@ pub enum ZoneStoreError {
 }
 
 impl ZoneStore {
-    /// Open the store at `location` (a folder or URL with a root `zarr.json`).
-    pub fn open(location: &str, options: &StoreOptions) -> Result<ZoneStore, ZoneStoreError> {
+    /// Open the store at `location` (a folder or URL with a root `zarr.json`), keeping up to
+    /// `cache_bytes` of decoded source chunks.
+    pub fn open(
+        location: &str,
+        options: &StoreOptions,
+        cache_bytes: usize,
+    ) -> Result<ZoneStore, ZoneStoreError> {
         let store = Store::open_with(location, options)?;
         if !store.exists("zarr.json")? {
             return Err(ZoneStoreError::NotZarr {
@@ -129,6 +238,10 @@ impl ZoneStore {
         let (store, metrics) = count_reads(&watched);
         Ok(ZoneStore {
             store,
+            cache: ChunkCache {
+                budget: cache_bytes,
+                state: Mutex::default(),
+            },
             metrics,
             distinct,
             groups: Mutex::default(),
@@ -205,7 +318,7 @@ impl ZoneStore {
         };
         let embeddings = open("embeddings")?;
         let scales = open("scales")?;
-        let counts = open("s2_obs_count").ok();
+        let counts = open("s2_obs_count").ok().map(Source::new).transpose()?;
         let dims = |a: &ZarrArray| -> Vec<String> {
             a.dimension_names()
                 .iter()
@@ -251,8 +364,8 @@ impl ZoneStore {
             cols,
             years,
             complete,
-            embeddings,
-            scales,
+            embeddings: Source::new(embeddings)?,
+            scales: Source::new(scales)?,
             counts,
         })
     }
@@ -301,18 +414,85 @@ impl ZoneStore {
     /// has `s2_obs_count`.
     pub fn read_counts(&self, tile: &InputTile) -> Result<Option<Vec<u16>>, TileProblem> {
         let (w, g) = self.window_of(&tile.embeddings)?;
-        let Some(counts) = &g.counts else {
+        if g.counts.is_none() {
             return Ok(None);
+        }
+        let bytes = self
+            .read_window(&g, Kind::Counts, &w, w.rows)
+            .map_err(|e| TileProblem::new(&tile.embeddings, e))?;
+        Ok(Some(
+            bytes
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        ))
+    }
+
+    /// The first `rows` rows of a window of one array, in C order (row, column[, band]), read
+    /// chunk by chunk through the cache. Bytes are little-endian, as decoded.
+    fn read_window(
+        &self,
+        g: &ZoneGroup,
+        kind: Kind,
+        w: &Window,
+        rows: u64,
+    ) -> Result<Vec<u8>, String> {
+        let (source, px) = match kind {
+            Kind::Embeddings => (&g.embeddings, CHANNELS),
+            Kind::Scales => (&g.scales, 4),
+            Kind::Counts => (g.counts.as_ref().ok_or("no s2_obs_count")?, 2),
         };
-        let subset = ArraySubset::new_with_ranges(&[
-            w.time..w.time + 1,
-            w.row0..w.row0 + w.rows,
-            w.col0..w.col0 + w.cols,
-        ]);
-        counts
-            .retrieve_array_subset::<Vec<u16>>(&subset)
-            .map(Some)
-            .map_err(|e| TileProblem::new(&tile.embeddings, chain(&e)))
+        let (sr, sc) = source.chunk;
+        let (r0, c0) = (w.row0, w.col0);
+        let (r1, c1) = (w.row0 + rows, w.col0 + w.cols);
+        let mut out = vec![0u8; (rows * w.cols) as usize * px];
+        let options = CodecOptions::default();
+        // The shard indexes kept: about 1 KB each; dropped now and then to bound them.
+        if source.shards.len() > 4096 {
+            source.shards.clear();
+        }
+        for i in r0 / sr..=(r1 - 1) / sr {
+            for j in c0 / sc..=(c1 - 1) / sc {
+                let chunk = self.cache.get((w.zone, kind, w.time, i, j), || {
+                    let fail = |e: zarrs::array::ArrayError| {
+                        format!("{} chunk ({}, {i}, {j}): {}", g.name, w.time, chain(&e))
+                    };
+                    let opts = &options;
+                    Ok(match kind {
+                        Kind::Embeddings => {
+                            let v: Vec<i8> = source
+                                .array
+                                .retrieve_subchunk_opt(&source.shards, &[w.time, i, j, 0], opts)
+                                .map_err(fail)?;
+                            bytemuck::cast_vec(v)
+                        }
+                        Kind::Scales => {
+                            let v: Vec<f32> = source
+                                .array
+                                .retrieve_subchunk_opt(&source.shards, &[w.time, i, j], opts)
+                                .map_err(fail)?;
+                            v.iter().flat_map(|x| x.to_le_bytes()).collect()
+                        }
+                        Kind::Counts => {
+                            let v: Vec<u16> = source
+                                .array
+                                .retrieve_subchunk_opt(&source.shards, &[w.time, i, j], opts)
+                                .map_err(fail)?;
+                            v.iter().flat_map(|x| x.to_le_bytes()).collect()
+                        }
+                    })
+                })?;
+                let (rlo, rhi) = ((i * sr).max(r0), ((i + 1) * sr).min(r1));
+                let (clo, chi) = ((j * sc).max(c0), ((j + 1) * sc).min(c1));
+                let len = (chi - clo) as usize * px;
+                for r in rlo..rhi {
+                    let src = (((r - i * sr) * sc + (clo - j * sc)) as usize) * px;
+                    let dst = (((r - r0) * w.cols + (clo - c0)) as usize) * px;
+                    out[dst..dst + len].copy_from_slice(&chunk[src..src + len]);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -464,6 +644,7 @@ impl TileSource for ZoneStore {
                 .collect();
             let shard = group
                 .scales
+                .array
                 .chunk_shape(&[0, 0, 0])
                 .map_err(|e| remote(chain(&e)))?;
             let (sr, sc) = (shard[1].get(), shard[2].get());
@@ -491,8 +672,9 @@ impl TileSource for ZoneStore {
                 for &(t, year) in &years {
                     // A cell whose window meets no stored shard of the year holds nothing.
                     let present = (r0 / sr..=(r0 + h - 1) / sr).any(|i| {
-                        (c0 / sc..=(c0 + w - 1) / sc)
-                            .any(|j| shards.contains(group.scales.chunk_key(&[t, i, j]).as_str()))
+                        (c0 / sc..=(c0 + w - 1) / sc).any(|j| {
+                            shards.contains(group.scales.array.chunk_key(&[t, i, j]).as_str())
+                        })
                     });
                     if !present {
                         continue;
@@ -520,6 +702,14 @@ impl TileSource for ZoneStore {
                     windows.insert(path.clone(), window);
                     windows.insert(scales.clone(), window);
                     catalogue.geometry.insert(cell, geometry);
+                    // By zone, then cell rows north to south, then west to east.
+                    let zone_index = u64::from(zone.south) * 61 + u64::from(zone.zone);
+                    catalogue.read_order.insert(
+                        cell,
+                        (zone_index << 32)
+                            | (u64::from(1800 - cell.lat_index) << 16)
+                            | u64::from(cell.lon_index),
+                    );
                     catalogue.years.entry(year).or_default().insert(
                         cell,
                         InputTile {
@@ -551,18 +741,9 @@ impl TileSource for ZoneStore {
         buf: &mut Vec<u8>,
     ) -> Result<NpyHeader, TileProblem> {
         let (w, g) = self.window_of(&tile.embeddings)?;
-        let subset = ArraySubset::new_with_ranges(&[
-            w.time..w.time + 1,
-            w.row0..w.row0 + w.rows,
-            w.col0..w.col0 + w.cols,
-            0..CHANNELS as u64,
-        ]);
-        let data: Vec<i8> = g
-            .embeddings
-            .retrieve_array_subset(&subset)
-            .map_err(|e| TileProblem::new(&tile.embeddings, chain(&e)))?;
-        buf.clear();
-        buf.extend(data.iter().map(|v| *v as u8));
+        *buf = self
+            .read_window(&g, Kind::Embeddings, &w, w.rows)
+            .map_err(|e| TileProblem::new(&tile.embeddings, e))?;
         Ok(NpyHeader {
             dtype: NpyDtype::Int8,
             shape: vec![w.rows as usize, w.cols as usize, CHANNELS],
@@ -572,22 +753,16 @@ impl TileSource for ZoneStore {
 
     fn read_scales(&self, tile: &InputTile) -> Result<(NpyHeader, Vec<u8>), TileProblem> {
         let (w, g) = self.window_of(&tile.scales)?;
-        let subset = ArraySubset::new_with_ranges(&[
-            w.time..w.time + 1,
-            w.row0..w.row0 + w.rows,
-            w.col0..w.col0 + w.cols,
-        ]);
-        let data: Vec<f32> = g
-            .scales
-            .retrieve_array_subset(&subset)
-            .map_err(|e| TileProblem::new(&tile.scales, chain(&e)))?;
+        let data = self
+            .read_window(&g, Kind::Scales, &w, w.rows)
+            .map_err(|e| TileProblem::new(&tile.scales, e))?;
         Ok((
             NpyHeader {
                 dtype: NpyDtype::Float32,
                 shape: vec![w.rows as usize, w.cols as usize],
                 data_offset: 0,
             },
-            data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            data,
         ))
     }
 
@@ -605,17 +780,11 @@ impl TileSource for ZoneStore {
     fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem> {
         let (w, g) = self.window_of(path)?;
         let rows = (max as u64 / (w.cols * CHANNELS as u64)).clamp(1, w.rows);
-        let subset = ArraySubset::new_with_ranges(&[
-            w.time..w.time + 1,
-            w.row0..w.row0 + rows,
-            w.col0..w.col0 + w.cols,
-            0..CHANNELS as u64,
-        ]);
-        let data: Vec<i8> = g
-            .embeddings
-            .retrieve_array_subset(&subset)
-            .map_err(|e| TileProblem::new(path, chain(&e)))?;
-        Ok(data.iter().take(max).map(|v| *v as u8).collect())
+        let mut data = self
+            .read_window(&g, Kind::Embeddings, &w, rows)
+            .map_err(|e| TileProblem::new(path, e))?;
+        data.truncate(max);
+        Ok(data)
     }
 }
 

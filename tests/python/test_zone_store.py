@@ -163,3 +163,25 @@ def test_a_build_from_s3_equals_the_local_build(built, tmp_path):
     local = shards(built["out"])
     assert len(local) > 10
     assert shards(out) == local
+
+
+def amplification(stdout):
+    """The read amplification the build prints per band: fetched / distinct bytes."""
+    ratios = [float(line.split("(")[1].split(" x)")[0]) for line in stdout.splitlines()
+              if "of it distinct" in line]
+    assert len(ratios) == 2, stdout
+    return ratios
+
+
+def test_each_source_chunk_is_fetched_once_through_the_cache(built, tmp_path):
+    # Neighbouring cells' windows share the chunks along their edges: with the cache each is
+    # fetched once (the ratio counts every (object, byte range) fetched against the distinct
+    # ones); without it, the shared edges are fetched again, and the output is the same.
+    assert all(r <= 1.01 for r in amplification(built["stdout"])), built["stdout"]
+    out = tmp_path / "no-cache.zarr"
+    proc = mosaic("build", "--input", built["root"], "--out", out, "--band", "0-10", "--band",
+                  "S10-0", "--zone-cache-mb", "0", cwd=REPO)
+    assert all(r > 1.05 for r in amplification(proc.stdout)), proc.stdout
+    for f in Path(built["out"]).rglob("*"):
+        if f.is_file() and "/c/" in str(f):
+            assert (out / f.relative_to(built["out"])).read_bytes() == f.read_bytes()
