@@ -185,3 +185,17 @@ def test_each_source_chunk_is_fetched_once_through_the_cache(built, tmp_path):
     for f in Path(built["out"]).rglob("*"):
         if f.is_file() and "/c/" in str(f):
             assert (out / f.relative_to(built["out"])).read_bytes() == f.read_bytes()
+
+
+def test_verify_and_status_read_the_zone_store(built):
+    for band in BANDS:
+        out = mosaic("verify", "--input", built["root"], "--store", built["out"], "--band", band,
+                     "--sample", "2000").stdout
+        assert "OK: the band matches its input" in out, out
+        assert " 0 mismatches" in out, out
+    status = mosaic("status", "--store", built["out"], "--input", built["root"]).stdout
+    # Built, failed, missing per band and year: 31N's 2017 is not missing (it is not an input).
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in status.splitlines()
+            if line.startswith(("0-10", "S10-0"))}
+    assert rows[("0-10", "2017")] == ["4", "0", "0"], status
+    assert rows[("0-10", "2024")] == ["8", "0", "0"], status

@@ -77,11 +77,12 @@ def content(group, year, r0, r1, c0, c1):
     return emb, scales, counts
 
 
-def write_zone_store(root, groups, cells):
+def write_zone_store(root, groups, cells, chunk=CHUNK, shard=SHARD):
     """Write `groups` ({name: {"complete": [years], "written": [years]}}) under `root`, each with
     data over the footprint of every cell of `cells` ([(lon_c, lat_c)]) that it reaches, in the
     years `written` (a year written but not in `complete` stands for a zone-year never filled
-    properly). Returns {group: [(r0, r1, c0, c1), ...]}: the shard-aligned regions written."""
+    properly), in inner chunks of `chunk` pixels a side within shards of `shard` (the published
+    store: 256 and 2048). Returns {group: [(r0, r1, c0, c1), ...]}: the shard-aligned regions written."""
     root = Path(root)
     store = zarr.storage.LocalStore(root)
     top = zarr.open_group(store, mode="w", zarr_format=3)
@@ -113,29 +114,29 @@ def write_zone_store(root, groups, cells):
         g.create_array("band", data=np.arange(BANDS, dtype=np.int16), dimension_names=["band"])
         emb = g.create_array(
             "embeddings", shape=(len(YEARS), rows, cols, BANDS), dtype="int8",
-            chunks=(1, CHUNK, CHUNK, BANDS), shards=(1, SHARD, SHARD, BANDS), fill_value=0,
+            chunks=(1, chunk, chunk, BANDS), shards=(1, shard, shard, BANDS), fill_value=0,
             dimension_names=["time", "northing", "easting", "band"])
         sc = g.create_array(
             "scales", shape=(len(YEARS), rows, cols), dtype="float32",
-            chunks=(1, CHUNK, CHUNK), shards=(1, SHARD, SHARD), fill_value=float("nan"),
+            chunks=(1, chunk, chunk), shards=(1, shard, shard), fill_value=float("nan"),
             serializer=PCodec(), compressors=None,
             dimension_names=["time", "northing", "easting"])
         cnt = g.create_array(
             "s2_obs_count", shape=(len(YEARS), rows, cols), dtype="uint16",
-            chunks=(1, CHUNK, CHUNK), shards=(1, SHARD, SHARD), fill_value=0,
+            chunks=(1, chunk, chunk), shards=(1, shard, shard), fill_value=0,
             dimension_names=["time", "northing", "easting"])
         # The union of the cells' footprints, aligned outward to shards.
         boxes = [footprint(name, *cell) for cell in cells]
         boxes = [b for b in boxes if b[0] < b[1] and b[2] < b[3]]
-        r0 = min(b[0] for b in boxes) // SHARD * SHARD
-        r1 = min(rows, -(-max(b[1] for b in boxes) // SHARD) * SHARD)
-        c0 = min(b[2] for b in boxes) // SHARD * SHARD
-        c1 = min(cols, -(-max(b[3] for b in boxes) // SHARD) * SHARD)
+        r0 = min(b[0] for b in boxes) // shard * shard
+        r1 = min(rows, -(-max(b[1] for b in boxes) // shard) * shard)
+        c0 = min(b[2] for b in boxes) // shard * shard
+        c1 = min(cols, -(-max(b[3] for b in boxes) // shard) * shard)
         regions[name] = (r0, r1, c0, c1)
         for year in spec["written"]:
             ti = YEARS.index(year)
-            for rs in range(r0, r1, SHARD):
-                re_ = min(rs + SHARD, r1)
+            for rs in range(r0, r1, shard):
+                re_ = min(rs + shard, r1)
                 e, s, n = content(name, year, rs, re_, c0, c1)
                 emb[ti, rs:re_, c0:c1, :] = e
                 sc[ti, rs:re_, c0:c1] = s
