@@ -4,6 +4,7 @@
 //! (`.npy`, GeoTIFF) and synthetic TESSERA trees for tests and benchmarks.
 
 mod catalogue;
+mod cf_time;
 mod dataset;
 pub mod geotiff;
 mod landmasks;
