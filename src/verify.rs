@@ -233,7 +233,11 @@ fn check_tile(
     let grid = &arrays.layout.grid;
     let cell = tile.cell;
     let proj = UtmProjection::new(UtmZone::for_cell(cell)).map_err(|e| chain(&e))?;
-    let geometry = TileGeometry::with_projection(cell, &proj).map_err(|e| chain(&e))?;
+    // The catalogue's geometry: the rule's for a tile, the group's window for a zone store.
+    let geometry = match catalogue.geometry.get(&cell) {
+        Some(g) => *g,
+        None => TileGeometry::with_projection(cell, &proj).map_err(|e| chain(&e))?,
+    };
     // Through the input seam's checks (headers against the catalogue, the landmask's size and
     // georeference against the rule), as the build reads them: a malformed file is a named
     // problem, never an index out of bounds.

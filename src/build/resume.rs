@@ -70,6 +70,10 @@ pub(crate) fn band_work<'a>(
             });
         }
     }
+    if !catalogue.read_order.is_empty() {
+        work.cells
+            .sort_by_key(|w| (catalogue.read_order.get(&w.cell).copied(), w.cell));
+    }
     work
 }
 

@@ -83,9 +83,22 @@ pub fn run(a: Args) -> Result<ExitCode> {
             overviews: !a.no_overviews,
         };
         let bar = progress_bar(0, &format!("build {name}: tiles"));
+        let fetched_before = source.bytes_fetched();
         let report = build::build_band(source, &catalogue, &store, &grid, &options, &bar)?;
         bar.finish_and_clear();
         print_build_report(&report);
+        if let (Some(before), Some(after)) = (fetched_before, source.bytes_fetched()) {
+            // Fetched against the distinct bytes fetched (each source byte once): the read
+            // amplification; and against the windows' raw bytes (int8 vectors, float32 scales).
+            let (fetched, distinct) = (after.0 - before.0, after.1 - before.1);
+            println!(
+                "band {name}: fetched {} from the store, {} of it distinct ({:.3} x), for {} of source windows",
+                human_bytes(fetched),
+                human_bytes(distinct),
+                fetched as f64 / distinct.max(1) as f64,
+                human_bytes(report.bytes_read),
+            );
+        }
         let text = serde_json::to_string_pretty(&report)?;
         if let Some(path) = &a.report {
             let path = if a.band.len() > 1 {

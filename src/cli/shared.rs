@@ -11,6 +11,7 @@ use tracing::info;
 use tessera_mosaic::grid::BandsConfig;
 use tessera_mosaic::input::{
     Catalogue, DatasetRequest, LocalTree, RemoteTree, ScanOptions, TileProblem, TileSource,
+    ZoneStore,
 };
 use tessera_mosaic::store::{RequestLimits, StoreOptions, is_url, object_store_at};
 
@@ -73,6 +74,10 @@ pub struct InputArgs {
     /// Retries of a failed remote request (with backoff).
     #[arg(long, default_value_t = 3)]
     pub read_retries: usize,
+    /// Decoded source chunks kept for reuse when the input is a zone store, in MB: the chunks
+    /// along a cell's edges serve its neighbours too (TESSERA's global store: 8.4 MB each).
+    #[arg(long, default_value_t = 2048)]
+    pub zone_cache_mb: usize,
 }
 
 impl InputArgs {
@@ -89,6 +94,7 @@ impl InputArgs {
             StoreOptions(self.input_options.clone()),
             (!self.landmasks_options.is_empty())
                 .then(|| StoreOptions(self.landmasks_options.clone())),
+            self.zone_cache_mb << 20,
         )
     }
 
@@ -100,7 +106,9 @@ impl InputArgs {
     }
 }
 
-/// The tile source of an input location: a local folder or an object store URL.
+/// The tile source of an input location: a local folder or an object store URL, holding a
+/// TESSERA tree, or a Zarr hierarchy of UTM-zone groups (TESSERA's global store: a root
+/// `zarr.json`; looked for only when no manifest is given).
 pub fn tile_source(
     input: &str,
     manifest: Option<String>,
@@ -108,7 +116,18 @@ pub fn tile_source(
     dataset: DatasetRequest,
     options: StoreOptions,
     landmask_options: Option<StoreOptions>,
+    zone_cache_bytes: usize,
 ) -> Result<Box<dyn TileSource>> {
+    if manifest.is_none() && (is_url(input) || ZoneStore::is_local_zarr(input)) {
+        match ZoneStore::open(input, &options, zone_cache_bytes) {
+            Ok(zones) => return Ok(Box::new(zones)),
+            Err(e) if !is_url(input) => {
+                return Err(e).with_context(|| format!("--input {input}"));
+            }
+            // A URL without a root zarr.json is a tree.
+            Err(_) => {}
+        }
+    }
     if is_url(input) {
         // A misspelt or misplaced option is an error now, not a failure of every read.
         object_store_at(input, limits, &options)

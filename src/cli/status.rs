@@ -35,6 +35,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 DatasetRequest::default(),
                 StoreOptions::default(),
                 None,
+                // The catalogue decodes no chunk.
+                0,
             )?;
             Some(scan(source.as_ref(), None, vec![], None)?)
         }

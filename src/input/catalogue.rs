@@ -78,6 +78,10 @@ pub struct Catalogue {
     pub problems: Vec<TileProblem>,
     /// The dataset version and variant whose manifest rows were used (`None`: no manifest).
     pub dataset: Option<DatasetChoice>,
+    /// The order in which the source prefers its cells read (ascending), where it has one: the
+    /// zone store groups cells by zone and row so that neighbours share decoded chunks. Empty:
+    /// the cells' own order.
+    pub read_order: BTreeMap<Cell, u64>,
 }
 
 /// Options for [`Catalogue::scan`].

@@ -1,8 +1,10 @@
 //! The input side: where tiles come from and how they are read. A [`TileSource`] catalogues
-//! tiles and reads their files; the local tree is the first source. Also the file formats
+//! tiles and reads their files; the local tree is the first source, a tree in an object store the second, TESSERA's global
+//! zone store (a Zarr hierarchy of UTM-zone groups) the third. Also the file formats
 //! (`.npy`, GeoTIFF) and synthetic TESSERA trees for tests and benchmarks.
 
 mod catalogue;
+mod cf_time;
 mod dataset;
 pub mod geotiff;
 mod landmasks;
@@ -12,6 +14,7 @@ pub mod npy;
 mod remote;
 mod source;
 pub mod synth;
+mod zones;
 
 pub use catalogue::{
     Catalogue, InputTile, LANDMASK_DIR, ScalesLayout, ScanError, ScanOptions, TileProblem,
@@ -30,3 +33,4 @@ pub use manifest::{
 };
 pub use remote::RemoteTree;
 pub use source::{LANDMASK_TOLERANCE_M, TileSource, read_landmask_for, read_tile};
+pub use zones::{ZoneStore, ZoneStoreError, zone_group_name};

@@ -94,6 +94,13 @@ pub trait TileSource: Send + Sync {
     /// source whose reads wait on a network starts up to `window` files ahead. Local files
     /// need no hint.
     fn prefetch(&self, _tiles: &[&InputTile], _window: usize) {}
+
+    /// Bytes fetched so far and the bytes of the distinct ranges among them, for a source that
+    /// reads parts of larger objects (the zone store), where a byte may be fetched twice;
+    /// `None` where each tile is read whole, once.
+    fn bytes_fetched(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Read one tile's embeddings into `embeddings` and its scales as f32 (one per pixel), checking

@@ -1,0 +1,745 @@
+//! TESSERA's global store as an input: a Zarr v3 hierarchy of UTM-zone groups `01N`..`60N`,
+//! `01S`..`60S` (the layout of dClimate's Icechunk repository), each on a 10 m grid in its own
+//! zone's CRS, with `embeddings` (time, northing, easting, band) int8 and `scales` (time,
+//! northing, easting) float32 (NaN: not embedded), local or in an object store.
+//!
+//! Each cell becomes one tile per year: the window of its nominal zone's group (the zone rule
+//! the tiles use) that covers the cell's footprint, with a margin. The tile's geometry is that
+//! window on the group's grid, so the placement (exact PROJ, nearest pixel) picks each output
+//! pixel's source pixel on the group's own grid; the overlap of neighbouring groups is never
+//! read for a cell of the other zone. Years missing from a group's `years_complete` are not
+//! catalogued (the store reads them as fill). Adjacent groups overlap; only the nominal one is
+//! read.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use rayon::prelude::*;
+use serde_json::Value;
+use zarrs::array::{
+    Array, ArrayShardedExt, ArrayShardedReadableExt, ArrayShardedReadableExtCache, ArraySubset,
+    CodecOptions,
+};
+use zarrs::group::Group;
+use zarrs::storage::ReadableWritableListableStorageTraits;
+use zarrs::storage::byte_range::ByteRange;
+
+use super::catalogue::{Catalogue, InputTile, ScalesLayout, ScanError, ScanOptions, TileProblem};
+use super::cf_time::year_of;
+use super::geotiff::U8Raster;
+use super::npy::{NpyDtype, NpyHeader};
+use super::source::TileSource;
+use crate::error::chain;
+use crate::grid::{CHANNELS, Cell, PIXEL_M, TileGeometry, UtmZone};
+use crate::store::{Intercept, ReadMetrics, Store, StoreOptions, count_reads};
+
+type ZarrArray = Array<dyn ReadableWritableListableStorageTraits>;
+
+/// Pixels added around a cell's footprint: a parallel bulges less than 2 m from the chord
+/// between the projected corners over 0.1 degree, so one pixel would do; two leave room.
+const MARGIN_PX: i64 = 2;
+
+/// The name of a zone's group in the published repository: `33N`, `07S`.
+pub fn zone_group_name(zone: UtmZone) -> String {
+    format!("{:02}{}", zone.zone, if zone.south { 'S' } else { 'N' })
+}
+
+/// One zone group: its grid, its years and its arrays.
+struct ZoneGroup {
+    name: String,
+    /// Easting of the west edge of column 0, metres.
+    west: f64,
+    /// Northing of the north edge of row 0, metres.
+    north: f64,
+    rows: u64,
+    cols: u64,
+    /// The time axis, as years.
+    years: Vec<u16>,
+    /// `years_complete`.
+    complete: BTreeSet<u16>,
+    embeddings: Source,
+    scales: Source,
+    counts: Option<Source>,
+}
+
+/// One array of a group, with its shard indexes (cached) and its inner chunk's rows and columns.
+struct Source {
+    array: ZarrArray,
+    shards: ArrayShardedReadableExtCache,
+    chunk: (u64, u64),
+}
+
+impl Source {
+    fn new(array: ZarrArray) -> Result<Source, String> {
+        let shape: Vec<u64> = match array.effective_subchunk_shape() {
+            Some(s) => s.iter().map(|v| v.get()).collect(),
+            None => array
+                .chunk_shape(&vec![0; array.dimensionality()])
+                .map_err(|e| chain(&e))?
+                .iter()
+                .map(|v| v.get())
+                .collect(),
+        };
+        Ok(Source {
+            shards: ArrayShardedReadableExtCache::new(&array),
+            chunk: (shape[1], shape[2]),
+            array,
+        })
+    }
+}
+
+/// Which array of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Embeddings,
+    Scales,
+    Counts,
+}
+
+/// A decoded inner chunk: (zone, array, time, chunk row, chunk column).
+type ChunkKey = (UtmZone, Kind, u64, u64, u64);
+type Decoded = Arc<OnceLock<Result<Arc<Vec<u8>>, String>>>;
+
+/// A bounded cache of decoded inner chunks, least recently used first out: neighbouring cells'
+/// windows share the chunks along their edges, so each is fetched and decoded once while its
+/// neighbours are read. A chunk asked for by two threads at once is fetched once (the second
+/// waits).
+struct ChunkCache {
+    budget: usize,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// Each chunk: its value (once fetched), its size, and when it was last used.
+    map: HashMap<ChunkKey, (Decoded, usize, u64)>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl ChunkCache {
+    fn get(
+        &self,
+        key: ChunkKey,
+        fetch: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Arc<Vec<u8>>, String> {
+        let slot = {
+            let mut s = self.state.lock().expect("no poisoning");
+            s.tick += 1;
+            let tick = s.tick;
+            let e = s
+                .map
+                .entry(key)
+                .or_insert_with(|| (Arc::default(), 0, tick));
+            e.2 = tick;
+            e.0.clone()
+        };
+        let value = slot.get_or_init(|| fetch().map(Arc::new)).clone();
+        let mut s = self.state.lock().expect("no poisoning");
+        match &value {
+            Ok(v) => {
+                if let Some(e) = s.map.get_mut(&key).filter(|e| e.1 == 0) {
+                    e.1 = v.len();
+                    s.bytes += v.len();
+                }
+                while s.bytes > self.budget && s.map.len() > 1 {
+                    let oldest = s
+                        .map
+                        .iter()
+                        .filter(|(k, e)| e.1 > 0 && **k != key)
+                        .min_by_key(|(_, e)| e.2)
+                        .map(|(k, _)| *k);
+                    let Some(oldest) = oldest else { break };
+                    let (_, size, _) = s.map.remove(&oldest).expect("present");
+                    s.bytes -= size;
+                }
+            }
+            Err(_) => {
+                s.map.remove(&key);
+            }
+        }
+        value
+    }
+}
+
+/// Where a catalogued tile's pixels are: a group, a time index and a window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    zone: UtmZone,
+    time: u64,
+    row0: u64,
+    col0: u64,
+    rows: u64,
+    cols: u64,
+}
+
+/// The distinct (key, byte range) pairs read and their bytes: what the reads would have cost
+/// had each byte been fetched once.
+#[derive(Default)]
+struct Distinct {
+    seen: BTreeSet<(String, ByteRange)>,
+    bytes: u64,
+}
+
+/// The zone store at a location.
+pub struct ZoneStore {
+    store: Store,
+    cache: ChunkCache,
+    metrics: Arc<ReadMetrics>,
+    distinct: Arc<Mutex<Distinct>>,
+    groups: Mutex<HashMap<UtmZone, Option<Arc<ZoneGroup>>>>,
+    /// The window of every catalogued tile, by its embeddings "path".
+    windows: RwLock<HashMap<PathBuf, Window>>,
+}
+
+/// Errors opening a zone store.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneStoreError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("zone store {location}: no zarr.json at its root")]
+    NotZarr { location: String },
+}
+
+impl ZoneStore {
+    /// Open the store at `location` (a folder or URL with a root `zarr.json`), keeping up to
+    /// `cache_bytes` of decoded source chunks.
+    pub fn open(
+        location: &str,
+        options: &StoreOptions,
+        cache_bytes: usize,
+    ) -> Result<ZoneStore, ZoneStoreError> {
+        let store = Store::open_with(location, options)?;
+        if !store.exists("zarr.json")? {
+            return Err(ZoneStoreError::NotZarr {
+                location: location.to_string(),
+            });
+        }
+        let distinct = Arc::new(Mutex::new(Distinct::default()));
+        let (seen, inner) = (distinct.clone(), store.storage.clone());
+        let watched = Intercept::new(&store)
+            .on_read(move |key, ranges| {
+                let mut d = seen.lock().expect("no poisoning");
+                for r in ranges {
+                    if d.seen.insert((key.as_str().to_string(), *r)) {
+                        d.bytes += match *r {
+                            ByteRange::FromStart(_, Some(n)) | ByteRange::Suffix(n) => n,
+                            ByteRange::FromStart(o, None) => inner
+                                .size_key(key)
+                                .ok()
+                                .flatten()
+                                .unwrap_or(0)
+                                .saturating_sub(o),
+                        };
+                    }
+                }
+            })
+            .into_store(&store.location);
+        let (store, metrics) = count_reads(&watched);
+        Ok(ZoneStore {
+            store,
+            cache: ChunkCache {
+                budget: cache_bytes,
+                state: Mutex::default(),
+            },
+            metrics,
+            distinct,
+            groups: Mutex::default(),
+            windows: RwLock::default(),
+        })
+    }
+
+    /// True when `location` is a local folder holding a Zarr hierarchy (a root `zarr.json`).
+    pub fn is_local_zarr(location: &str) -> bool {
+        Path::new(location.trim_start_matches("file://"))
+            .join("zarr.json")
+            .is_file()
+    }
+
+    /// Bytes fetched from the store so far (metadata, shard indexes and chunks), and the bytes
+    /// of the distinct ranges among them (each byte counted once).
+    pub fn bytes_fetched(&self) -> (u64, u64) {
+        (
+            self.metrics.bytes_read() as u64,
+            self.distinct.lock().expect("no poisoning").bytes,
+        )
+    }
+
+    /// The group of a zone, opened once; `None` when the store has no such group.
+    fn group(&self, zone: UtmZone) -> Result<Option<Arc<ZoneGroup>>, String> {
+        if let Some(g) = self.groups.lock().expect("no poisoning").get(&zone) {
+            return Ok(g.clone());
+        }
+        let name = zone_group_name(zone);
+        let g = if self
+            .store
+            .exists(&format!("{name}/zarr.json"))
+            .map_err(|e| chain(&e))?
+        {
+            Some(Arc::new(self.open_group(zone, &name).map_err(|e| {
+                format!("zone group {}/{name}: {e}", self.store.location)
+            })?))
+        } else {
+            None
+        };
+        self.groups
+            .lock()
+            .expect("no poisoning")
+            .insert(zone, g.clone());
+        Ok(g)
+    }
+
+    fn open_group(&self, zone: UtmZone, name: &str) -> Result<ZoneGroup, String> {
+        let storage = self.store.storage.clone();
+        let group = Group::open(storage.clone(), &format!("/{name}")).map_err(|e| chain(&e))?;
+        let attrs = group.attributes();
+        let code = attrs.get("proj:code").and_then(Value::as_str);
+        let expected = format!("EPSG:{}", zone.epsg());
+        if code != Some(expected.as_str()) {
+            return Err(format!(
+                "proj:code is {code:?}, but the zone rule gives {expected} for this group"
+            ));
+        }
+        let complete = attrs
+            .get("years_complete")
+            .and_then(Value::as_array)
+            .ok_or("no years_complete attribute (a list of years)")?
+            .iter()
+            .map(|v| match v {
+                Value::Number(n) => n.as_u64().and_then(|y| u16::try_from(y).ok()),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            })
+            .collect::<Option<BTreeSet<u16>>>()
+            .ok_or("years_complete holds something that is not a year")?;
+        let open = |a: &str| {
+            Array::open(storage.clone(), &format!("/{name}/{a}"))
+                .map_err(|e| format!("array {a}: {}", chain(&e)))
+        };
+        let embeddings = open("embeddings")?;
+        let scales = open("scales")?;
+        let counts = open("s2_obs_count").ok().map(Source::new).transpose()?;
+        let dims = |a: &ZarrArray| -> Vec<String> {
+            a.dimension_names()
+                .iter()
+                .flatten()
+                .map(|d| d.clone().unwrap_or_default())
+                .collect()
+        };
+        if dims(&embeddings) != ["time", "northing", "easting", "band"] {
+            return Err(format!(
+                "embeddings has dimensions {:?}, expected (time, northing, easting, band)",
+                dims(&embeddings)
+            ));
+        }
+        if dims(&scales) != ["time", "northing", "easting"] {
+            return Err(format!(
+                "scales has dimensions {:?}, expected (time, northing, easting)",
+                dims(&scales)
+            ));
+        }
+        let shape = embeddings.shape().to_vec();
+        if shape[3] != CHANNELS as u64 || scales.shape() != &shape[..3] {
+            return Err(format!(
+                "embeddings shape {shape:?} and scales shape {:?} disagree (or not {CHANNELS} bands)",
+                scales.shape()
+            ));
+        }
+        let (rows, cols) = (shape[1], shape[2]);
+        let west = axis_edge(&open("easting")?, cols, PIXEL_M, "easting")?;
+        let north = axis_edge(&open("northing")?, rows, -PIXEL_M, "northing")?;
+        let years = time_years(&open("time")?)?;
+        if years.len() as u64 != shape[0] {
+            return Err(format!(
+                "time has {} values but embeddings {} steps",
+                years.len(),
+                shape[0]
+            ));
+        }
+        Ok(ZoneGroup {
+            name: name.to_string(),
+            west,
+            north,
+            rows,
+            cols,
+            years,
+            complete,
+            embeddings: Source::new(embeddings)?,
+            scales: Source::new(scales)?,
+            counts,
+        })
+    }
+
+    /// The window of `group` covering the footprint of `rule` (the cell's tile by the rule),
+    /// with a margin, clipped to the group; `None` when they do not meet.
+    fn window(group: &ZoneGroup, rule: &TileGeometry) -> Option<(u64, u64, u64, u64)> {
+        let c0 = ((rule.origin_e - group.west) / PIXEL_M).floor() as i64 - MARGIN_PX;
+        let c1 = ((rule.origin_e + PIXEL_M * rule.width as f64 - group.west) / PIXEL_M).ceil()
+            as i64
+            + MARGIN_PX;
+        let r0 = ((group.north - rule.origin_n) / PIXEL_M).floor() as i64 - MARGIN_PX;
+        let r1 = ((group.north - rule.origin_n + PIXEL_M * rule.height as f64) / PIXEL_M).ceil()
+            as i64
+            + MARGIN_PX;
+        let (c0, c1) = (c0.max(0), c1.min(group.cols as i64));
+        let (r0, r1) = (r0.max(0), r1.min(group.rows as i64));
+        (c0 < c1 && r0 < r1).then_some((r0 as u64, c0 as u64, (r1 - r0) as u64, (c1 - c0) as u64))
+    }
+
+    /// Keys of the `scales` shards that exist for a time index (listed once per group).
+    fn existing_shards(&self, group: &ZoneGroup) -> Result<BTreeSet<String>, String> {
+        Ok(self
+            .store
+            .list_prefix(&format!("{}/scales/", group.name))
+            .map_err(|e| chain(&e))?
+            .into_iter()
+            .collect())
+    }
+
+    fn window_of(&self, path: &Path) -> Result<(Window, Arc<ZoneGroup>), TileProblem> {
+        let w = *self
+            .windows
+            .read()
+            .expect("no poisoning")
+            .get(path)
+            .ok_or_else(|| TileProblem::new(path, "not catalogued"))?;
+        let g = self
+            .group(w.zone)
+            .map_err(|e| TileProblem::new(path, e))?
+            .ok_or_else(|| TileProblem::new(path, "zone group missing"))?;
+        Ok((w, g))
+    }
+
+    /// The optical observation counts of a tile's window (uint16 per pixel), where the group
+    /// has `s2_obs_count`.
+    pub fn read_counts(&self, tile: &InputTile) -> Result<Option<Vec<u16>>, TileProblem> {
+        let (w, g) = self.window_of(&tile.embeddings)?;
+        if g.counts.is_none() {
+            return Ok(None);
+        }
+        let bytes = self
+            .read_window(&g, Kind::Counts, &w, w.rows)
+            .map_err(|e| TileProblem::new(&tile.embeddings, e))?;
+        Ok(Some(
+            bytes
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        ))
+    }
+
+    /// The first `rows` rows of a window of one array, in C order (row, column[, band]), read
+    /// chunk by chunk through the cache. Bytes are little-endian, as decoded.
+    fn read_window(
+        &self,
+        g: &ZoneGroup,
+        kind: Kind,
+        w: &Window,
+        rows: u64,
+    ) -> Result<Vec<u8>, String> {
+        let (source, px) = match kind {
+            Kind::Embeddings => (&g.embeddings, CHANNELS),
+            Kind::Scales => (&g.scales, 4),
+            Kind::Counts => (g.counts.as_ref().ok_or("no s2_obs_count")?, 2),
+        };
+        let (sr, sc) = source.chunk;
+        let (r0, c0) = (w.row0, w.col0);
+        let (r1, c1) = (w.row0 + rows, w.col0 + w.cols);
+        let mut out = vec![0u8; (rows * w.cols) as usize * px];
+        let options = CodecOptions::default();
+        // The shard indexes kept: about 1 KB each; dropped now and then to bound them.
+        if source.shards.len() > 4096 {
+            source.shards.clear();
+        }
+        for i in r0 / sr..=(r1 - 1) / sr {
+            for j in c0 / sc..=(c1 - 1) / sc {
+                let chunk = self.cache.get((w.zone, kind, w.time, i, j), || {
+                    let fail = |e: zarrs::array::ArrayError| {
+                        format!("{} chunk ({}, {i}, {j}): {}", g.name, w.time, chain(&e))
+                    };
+                    let opts = &options;
+                    Ok(match kind {
+                        Kind::Embeddings => {
+                            let v: Vec<i8> = source
+                                .array
+                                .retrieve_subchunk_opt(&source.shards, &[w.time, i, j, 0], opts)
+                                .map_err(fail)?;
+                            bytemuck::cast_vec(v)
+                        }
+                        Kind::Scales => {
+                            let v: Vec<f32> = source
+                                .array
+                                .retrieve_subchunk_opt(&source.shards, &[w.time, i, j], opts)
+                                .map_err(fail)?;
+                            v.iter().flat_map(|x| x.to_le_bytes()).collect()
+                        }
+                        Kind::Counts => {
+                            let v: Vec<u16> = source
+                                .array
+                                .retrieve_subchunk_opt(&source.shards, &[w.time, i, j], opts)
+                                .map_err(fail)?;
+                            v.iter().flat_map(|x| x.to_le_bytes()).collect()
+                        }
+                    })
+                })?;
+                let (rlo, rhi) = ((i * sr).max(r0), ((i + 1) * sr).min(r1));
+                let (clo, chi) = ((j * sc).max(c0), ((j + 1) * sc).min(c1));
+                let len = (chi - clo) as usize * px;
+                for r in rlo..rhi {
+                    let src = (((r - i * sr) * sc + (clo - j * sc)) as usize) * px;
+                    let dst = (((r - r0) * w.cols + (clo - c0)) as usize) * px;
+                    out[dst..dst + len].copy_from_slice(&chunk[src..src + len]);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The outer edge of pixel 0 of a regular 1-D axis of pixel centres (`step` apart), checked at
+/// both ends.
+fn axis_edge(axis: &ZarrArray, n: u64, step: f64, name: &str) -> Result<f64, String> {
+    if axis.shape() != [n] || n < 2 {
+        return Err(format!(
+            "{name} has shape {:?}, expected [{n}]",
+            axis.shape()
+        ));
+    }
+    let read = |i: u64| -> Result<f64, String> {
+        let v: Vec<f64> = axis
+            .retrieve_array_subset(
+                &ArraySubset::new_with_start_shape(vec![i], vec![1])
+                    .map_err(|e| format!("{name}: {e}"))?,
+            )
+            .map_err(|e| format!("{name}: {}", chain(&e)))?;
+        Ok(v[0])
+    };
+    let (first, second, last) = (read(0)?, read(1)?, read(n - 1)?);
+    let regular =
+        (second - first - step).abs() < 1e-6 && (last - first - step * (n - 1) as f64).abs() < 1e-3;
+    if !regular {
+        return Err(format!(
+            "{name} is not a regular {} m axis of pixel centres ({first}, {second}, ..., {last})",
+            step.abs()
+        ));
+    }
+    Ok(first - step / 2.0)
+}
+
+/// The years of a CF time axis (`<unit> since <date>`, int64 or float64 values).
+fn time_years(time: &ZarrArray) -> Result<Vec<u16>, String> {
+    let units = time
+        .attributes()
+        .get("units")
+        .and_then(Value::as_str)
+        .ok_or("time has no units attribute")?;
+    let all = ArraySubset::new_with_shape(time.shape().to_vec());
+    let values: Vec<f64> = match time.retrieve_array_subset::<Vec<i64>>(&all) {
+        Ok(v) => v.into_iter().map(|v| v as f64).collect(),
+        Err(_) => time
+            .retrieve_array_subset::<Vec<f64>>(&all)
+            .map_err(|e| format!("time: {}", chain(&e)))?,
+    };
+    values
+        .into_iter()
+        .map(|v| year_of(v, units).ok_or_else(|| format!("time units {units:?} not understood")))
+        .collect()
+}
+
+impl TileSource for ZoneStore {
+    fn describe(&self) -> String {
+        format!("zone store {}", self.store.location)
+    }
+
+    fn catalogue(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
+        let remote = |message: String| ScanError::Remote {
+            location: self.store.location.clone(),
+            message,
+        };
+        let lat_range = options.lat_index_range.clone().unwrap_or(0..1800);
+        let cells: Vec<Cell> = lat_range
+            .flat_map(|lat| (0..3600u16).filter_map(move |lon| Cell::new(lon, lat)))
+            .collect();
+        let mut by_zone: BTreeMap<UtmZone, Vec<Cell>> = BTreeMap::new();
+        for c in cells {
+            by_zone.entry(UtmZone::for_cell(c)).or_default().push(c);
+        }
+        let mut catalogue = Catalogue {
+            root: PathBuf::from(&self.store.location),
+            ..Default::default()
+        };
+        let mut windows = HashMap::new();
+        let mut found_any = false;
+        for (zone, cells) in by_zone {
+            let Some(group) = self.group(zone).map_err(remote)? else {
+                continue;
+            };
+            found_any = true;
+            let shards = self.existing_shards(&group).map_err(remote)?;
+            let years: Vec<(u64, u16)> = group
+                .years
+                .iter()
+                .enumerate()
+                .filter(|(_, y)| group.complete.contains(y))
+                .filter(|(_, y)| options.years.is_empty() || options.years.contains(y))
+                .map(|(t, y)| (t as u64, *y))
+                .collect();
+            let shard = group
+                .scales
+                .array
+                .chunk_shape(&[0, 0, 0])
+                .map_err(|e| remote(chain(&e)))?;
+            let (sr, sc) = (shard[1].get(), shard[2].get());
+            let found: Vec<_> = cells
+                .par_iter()
+                .filter_map(|&cell| {
+                    if let Some(p) = &options.progress {
+                        p.inc(1);
+                    }
+                    let rule = TileGeometry::for_cell(cell).ok()?;
+                    let (r0, c0, h, w) = Self::window(&group, &rule)?;
+                    Some((cell, rule, (r0, c0, h, w)))
+                })
+                .collect();
+            for (cell, rule, (r0, c0, h, w)) in found {
+                let geometry = TileGeometry {
+                    cell,
+                    zone,
+                    origin_e: group.west + PIXEL_M * c0 as f64,
+                    origin_n: group.north - PIXEL_M * r0 as f64,
+                    height: h as usize,
+                    width: w as usize,
+                };
+                debug_assert_eq!(rule.zone, zone);
+                for &(t, year) in &years {
+                    // A cell whose window meets no stored shard of the year holds nothing.
+                    let present = (r0 / sr..=(r0 + h - 1) / sr).any(|i| {
+                        (c0 / sc..=(c0 + w - 1) / sc).any(|j| {
+                            shards.contains(group.scales.array.chunk_key(&[t, i, j]).as_str())
+                        })
+                    });
+                    if !present {
+                        continue;
+                    }
+                    let path = PathBuf::from(format!(
+                        "{}/{}/embeddings[{year}]/{}",
+                        self.store.location,
+                        group.name,
+                        cell.name()
+                    ));
+                    let scales = PathBuf::from(format!(
+                        "{}/{}/scales[{year}]/{}",
+                        self.store.location,
+                        group.name,
+                        cell.name()
+                    ));
+                    let window = Window {
+                        zone,
+                        time: t,
+                        row0: r0,
+                        col0: c0,
+                        rows: h,
+                        cols: w,
+                    };
+                    windows.insert(path.clone(), window);
+                    windows.insert(scales.clone(), window);
+                    catalogue.geometry.insert(cell, geometry);
+                    // By zone, then cell rows north to south, then west to east.
+                    let zone_index = u64::from(zone.south) * 61 + u64::from(zone.zone);
+                    catalogue.read_order.insert(
+                        cell,
+                        (zone_index << 32)
+                            | (u64::from(1800 - cell.lat_index) << 16)
+                            | u64::from(cell.lon_index),
+                    );
+                    catalogue.years.entry(year).or_default().insert(
+                        cell,
+                        InputTile {
+                            year,
+                            cell,
+                            embeddings: path,
+                            scales,
+                            scales_layout: ScalesLayout::PerPixel,
+                            height: h as usize,
+                            width: w as usize,
+                            bytes: h * w * (CHANNELS as u64 + 4),
+                        },
+                    );
+                }
+            }
+        }
+        if !found_any {
+            return Err(remote(
+                "no zone group (01N..60N, 01S..60S) covers the cells asked for".into(),
+            ));
+        }
+        *self.windows.write().expect("no poisoning") = windows;
+        Ok(catalogue)
+    }
+
+    fn read_embeddings(
+        &self,
+        tile: &InputTile,
+        buf: &mut Vec<u8>,
+    ) -> Result<NpyHeader, TileProblem> {
+        let (w, g) = self.window_of(&tile.embeddings)?;
+        *buf = self
+            .read_window(&g, Kind::Embeddings, &w, w.rows)
+            .map_err(|e| TileProblem::new(&tile.embeddings, e))?;
+        Ok(NpyHeader {
+            dtype: NpyDtype::Int8,
+            shape: vec![w.rows as usize, w.cols as usize, CHANNELS],
+            data_offset: 0,
+        })
+    }
+
+    fn read_scales(&self, tile: &InputTile) -> Result<(NpyHeader, Vec<u8>), TileProblem> {
+        let (w, g) = self.window_of(&tile.scales)?;
+        let data = self
+            .read_window(&g, Kind::Scales, &w, w.rows)
+            .map_err(|e| TileProblem::new(&tile.scales, e))?;
+        Ok((
+            NpyHeader {
+                dtype: NpyDtype::Float32,
+                shape: vec![w.rows as usize, w.cols as usize],
+                data_offset: 0,
+            },
+            data,
+        ))
+    }
+
+    fn bytes_fetched(&self) -> Option<(u64, u64)> {
+        Some(ZoneStore::bytes_fetched(self))
+    }
+
+    fn read_landmask(&self, path: &Path) -> Result<U8Raster, TileProblem> {
+        Err(TileProblem::new(
+            path,
+            "a zone store has no landmasks (its scales are NaN where not embedded)",
+        ))
+    }
+
+    fn read_data_prefix(&self, path: &Path, max: usize) -> Result<Vec<u8>, TileProblem> {
+        let (w, g) = self.window_of(path)?;
+        let rows = (max as u64 / (w.cols * CHANNELS as u64)).clamp(1, w.rows);
+        let mut data = self
+            .read_window(&g, Kind::Embeddings, &w, rows)
+            .map_err(|e| TileProblem::new(path, e))?;
+        data.truncate(max);
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names() {
+        let z = |zone, south| zone_group_name(UtmZone { zone, south });
+        assert_eq!(z(1, false), "01N");
+        assert_eq!(z(33, false), "33N");
+        assert_eq!(z(60, true), "60S");
+    }
+}

@@ -1,0 +1,201 @@
+"""TESSERA's global store as an input: a zone store in the published layout (tests/python/
+zone_store.py, written with zarr-python: groups 31N, 32N, 31S with PCodec scales) built into
+bands. Every pixel of a cell on the 31/32 zone boundary at the equator, its neighbour across the
+boundary and the cell across the equator is checked against pyproj on the nominal group's grid
+(the fixture read back by zarr-python); the overlapping groups hold different content there, so
+a pixel from the wrong zone or hemisphere is a mismatch; a year not in `years_complete` is absent
+although written; a build from s3:// (SeaweedFS) equals the local one."""
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from pyproj import Transformer
+
+from conftest import MOSAIC, REPO, mosaic
+from seaweed import seaweed
+from zone_store import group_grid, write_zone_store
+
+CELLS = [(5.95, 0.05), (6.05, 0.05), (5.95, -0.05)]
+GROUPS = {
+    # 2017 written but not complete: must be absent from the output.
+    "31N": {"complete": [2024], "written": [2017, 2024]},
+    "32N": {"complete": [2017, 2024], "written": [2017, 2024]},
+    "31S": {"complete": [2017, 2024], "written": [2024]},
+}
+BANDS = {"0-10": "N", "S10-0": "S"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    d = tmp_path_factory.mktemp("zone-store")
+    root = d / "zones"
+    write_zone_store(root, GROUPS, CELLS)
+    out = d / "local.zarr"
+    proc = mosaic("build", "--input", root, "--out", out, "--band", "0-10", "--band", "S10-0",
+                  cwd=REPO)
+    yield {"dir": d, "root": root, "out": out, "stdout": proc.stdout}
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def nominal_group(lon_c, lat_c):
+    zone = math.floor((lon_c + 180) / 6) + 1
+    return f"{zone:02d}{'S' if lat_c < 0 else 'N'}"
+
+
+def output_block(out, lon_c, lat_c, year):
+    """The output pixels of a cell and year: (lons, lats, embeddings, scales)."""
+    band = "0-10" if lat_c > 0 else "S10-0"
+    g = zarr.open_group(out / band, mode="r")
+    lat, lon, years = g["lat"][:], g["lon"][:], list(g["year"][:])
+    rows = np.nonzero((lat > lat_c - 0.05) & (lat < lat_c + 0.05))[0]
+    cols = np.nonzero((lon > lon_c - 0.05) & (lon < lon_c + 0.05))[0]
+    t = years.index(year)
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    assert r1 - r0 == len(rows) and c1 - c0 == len(cols)
+    emb = g["embeddings"][t, r0:r1, c0:c1, :]
+    sc = g["scales"][t, r0:r1, c0:c1]
+    return lon[c0:c1], lat[r0:r1], emb, sc
+
+
+def reference(root, group, lons, lats, year):
+    """What each output pixel should hold by pyproj on `group`'s grid (nearest pixel, read back
+    by zarr-python): (embeddings, scales, inside), fill 0 / NaN outside the data."""
+    epsg, west, north = group_grid(group)
+    t = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+    lo, la = np.meshgrid(lons, lats)
+    e, n = t.transform(lo.ravel(), la.ravel())
+    col = np.floor((np.asarray(e) - west) / 10).astype(np.int64)
+    row = np.floor((north - np.asarray(n)) / 10).astype(np.int64)
+    g = zarr.open_group(root / group, mode="r")
+    years = [int(np.datetime64(int(d), "D").astype("datetime64[Y]").astype(int) + 1970)
+             for d in g["time"][:]]
+    ti = years.index(year)
+    rows, cols = g["scales"].shape[1:]
+    inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
+    r0, r1 = row[inside].min(), row[inside].max() + 1
+    c0, c1 = col[inside].min(), col[inside].max() + 1
+    emb_region = g["embeddings"][ti, r0:r1, c0:c1, :]
+    sc_region = g["scales"][ti, r0:r1, c0:c1]
+    emb = np.zeros((len(e), 128), np.int8)
+    sc = np.full(len(e), np.nan, np.float32)
+    emb[inside] = emb_region[row[inside] - r0, col[inside] - c0]
+    sc[inside] = sc_region[row[inside] - r0, col[inside] - c0]
+    emb[np.isnan(sc)] = 0
+    shape = (len(lats), len(lons))
+    return emb.reshape(*shape, 128), sc.reshape(shape)
+
+
+def mismatches(emb, sc, ref_emb, ref_sc):
+    same_scale = (sc.view(np.uint32) == ref_sc.view(np.uint32)) | (np.isnan(sc) & np.isnan(ref_sc))
+    same = same_scale & (emb == ref_emb).all(axis=-1)
+    return int((~same).sum())
+
+
+def test_the_fixture_is_in_the_published_layout(built):
+    g = zarr.open_group(built["root"] / "31N", mode="r")
+    assert g["embeddings"].metadata.dimension_names == ("time", "northing", "easting", "band")
+    codecs = g["scales"].metadata.to_dict()["codecs"][0]["configuration"]["codecs"]
+    assert [c["name"] for c in codecs] == ["numcodecs.pcodec"]
+    assert g.attrs["proj:code"] == "EPSG:32631" and g.attrs["years_complete"] == [2024]
+
+
+@pytest.mark.parametrize("cell, year, others", [
+    # On the zone boundary (6E) and the equator: 32N and 31S overlap it with other content.
+    ((5.95, 0.05), 2024, ["32N", "31S"]),
+    # Across the boundary: 31N overlaps it.
+    ((6.05, 0.05), 2017, ["31N"]),
+    ((6.05, 0.05), 2024, ["31N"]),
+    # Across the equator: 31N's grid ends at the equator; nothing else holds it.
+    ((5.95, -0.05), 2024, []),
+])
+def test_every_pixel_comes_from_the_nominal_group_by_pyproj(built, cell, year, others):
+    lons, lats, emb, sc = output_block(built["out"], *cell, year)
+    ref_emb, ref_sc = reference(built["root"], nominal_group(*cell), lons, lats, year)
+    assert mismatches(emb, sc, ref_emb, ref_sc) == 0
+    # Nearly every pixel holds data (about 1% of the fixture's pixels are not embedded).
+    assert np.isfinite(sc).mean() > 0.97, np.isfinite(sc).mean()
+    for other in others:
+        if year not in GROUPS[other]["written"]:
+            continue
+        o_emb, o_sc = reference(built["root"], other, lons, lats, year)
+        held = np.isfinite(o_sc)
+        # The other group holds this ground too, with other values: taking it would be seen.
+        assert held.sum() > 10_000, (other, held.sum())
+        assert mismatches(emb[held], sc[held], o_emb[held], o_sc[held]) > 0.99 * held.sum()
+
+
+def test_a_year_not_in_years_complete_is_absent(built):
+    # 31N's 2017 is written (it reads back with data) but not listed as complete.
+    g = zarr.open_group(built["root"] / "31N", mode="r")
+    assert np.isfinite(g["scales"][0, 933_000:933_100, 66_000:66_100]).any()
+    lons, lats, emb, sc = output_block(built["out"], 5.95, 0.05, 2017)
+    assert np.isnan(sc).all() and (emb == 0).all()
+    # No shard of that cell and year was written (one shard = one cell x one year; year index
+    # 0 is 2017, shard row 0 the band's southern cell row, column the cell's lon index), while
+    # 32N's cell of 2017 was.
+    written = built["out"] / "0-10" / "scales" / "c" / "0" / "0"
+    assert not (written / "1859").exists() and (written / "1860").exists()
+    lons, lats, emb, sc = output_block(built["out"], 6.05, 0.05, 2017)
+    assert np.isfinite(sc).mean() > 0.97
+
+
+def test_a_build_from_s3_equals_the_local_build(built, tmp_path):
+    with seaweed(tmp_path / "seaweed") as s3:
+        fs = s3["fs"]
+        root = built["root"]
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                fs.put_file(str(path), f"mosaic/zones/{path.relative_to(root)}")
+        out = tmp_path / "from-s3.zarr"
+        env = dict(os.environ, **s3["env"])
+        proc = mosaic("build", "--input", "s3://mosaic/zones", "--out", out, "--band", "0-10",
+                      "--band", "S10-0", env=env, cwd=REPO)
+    assert "fetched" in proc.stdout, proc.stdout
+
+    def shards(store):
+        return {str(p.relative_to(store)): p.read_bytes() for p in Path(store).rglob("*")
+                if p.is_file() and "/c/" in str(p.relative_to(store))}
+    local = shards(built["out"])
+    assert len(local) > 10
+    assert shards(out) == local
+
+
+def amplification(stdout):
+    """The read amplification the build prints per band: fetched / distinct bytes."""
+    ratios = [float(line.split("(")[1].split(" x)")[0]) for line in stdout.splitlines()
+              if "of it distinct" in line]
+    assert len(ratios) == 2, stdout
+    return ratios
+
+
+def test_each_source_chunk_is_fetched_once_through_the_cache(built, tmp_path):
+    # Neighbouring cells' windows share the chunks along their edges: with the cache each is
+    # fetched once (the ratio counts every (object, byte range) fetched against the distinct
+    # ones); without it, the shared edges are fetched again, and the output is the same.
+    assert all(r <= 1.01 for r in amplification(built["stdout"])), built["stdout"]
+    out = tmp_path / "no-cache.zarr"
+    proc = mosaic("build", "--input", built["root"], "--out", out, "--band", "0-10", "--band",
+                  "S10-0", "--zone-cache-mb", "0", cwd=REPO)
+    assert all(r > 1.05 for r in amplification(proc.stdout)), proc.stdout
+    for f in Path(built["out"]).rglob("*"):
+        if f.is_file() and "/c/" in str(f):
+            assert (out / f.relative_to(built["out"])).read_bytes() == f.read_bytes()
+
+
+def test_verify_and_status_read_the_zone_store(built):
+    for band in BANDS:
+        out = mosaic("verify", "--input", built["root"], "--store", built["out"], "--band", band,
+                     "--sample", "2000").stdout
+        assert "OK: the band matches its input" in out, out
+        assert " 0 mismatches" in out, out
+    status = mosaic("status", "--store", built["out"], "--input", built["root"]).stdout
+    # Built, failed, missing per band and year: 31N's 2017 is not missing (it is not an input).
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in status.splitlines()
+            if line.startswith(("0-10", "S10-0"))}
+    assert rows[("0-10", "2017")] == ["4", "0", "0"], status
+    assert rows[("0-10", "2024")] == ["8", "0", "0"], status
