@@ -229,7 +229,10 @@ def test_a_server_that_never_answers_fails_its_tile_within_the_deadline(tree, s3
         name = TILES[1]
         hanging = f"{input_url}/{YEAR}/{name}/{name}.npy"
         started = time.monotonic()
+        # The landmasks named too: asked whether the input holds a landmasks.parquet, a silent
+        # server stops the build (test_a_parquet_the_store_will_not_confirm_stops_the_build).
         proc = run(["build", "--input", input_url, "--manifest", tree["root"] / "manifest.parquet",
+                    "--landmasks", tree["root"] / "landmasks.parquet",
                     "--out", tmp_path / "hanging.zarr", "--band", "80-90",
                     "--read-timeout", "2", "--read-retries", "1"], os.environ, timeout=120)
         seconds = time.monotonic() - started
