@@ -7,7 +7,7 @@
 # into `mosaic` are these packages) and
 # Chromium for the map test.
 # `scripts/setup.sh` installs what the demo needs (cmake, .venv); `scripts/setup.sh --tests`
-# adds Chromium and Leaflet for the map tests. Idempotent: a second run only checks.
+# adds Chromium and Leaflet for the map tests, and Slurm and munge for the rehearsal. Idempotent: a second run only checks.
 set -euo pipefail
 for_tests=false
 [ "${1:-}" = "--tests" ] && for_tests=true
@@ -32,6 +32,8 @@ apt_install() { # apt_install COMMAND PACKAGE...: install the packages unless CO
 }
 if $for_tests; then
   apt_install chromium chromium
+  # The Slurm rehearsal (tests/python/test_rehearsal.py, scripts/rehearse.sh).
+  apt_install slurmctld slurmctld slurmd slurm-client munge
 fi
 apt_install npm nodejs npm
 

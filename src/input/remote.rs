@@ -198,16 +198,14 @@ impl RemoteTree {
         }
     }
 
-    /// The manifest's location, if there is one.
-    fn manifest_location(&self) -> Option<String> {
+    /// The manifest's location, if there is one; an error when the store does not say whether
+    /// there is one (a transient error must not switch the build to listing the whole prefix).
+    fn manifest_location(&self) -> Result<Option<String>, ScanError> {
         if let Some(m) = &self.manifest {
-            return Some(m.clone());
+            return Ok(Some(m.clone()));
         }
         let url = format!("{}/{MANIFEST_NAME}", self.base);
-        let (store, path) = self.locate(&url).ok()?;
-        block_on(with_deadline(self.limits, store.head(&path)))
-            .ok()
-            .map(|_| url)
+        Ok(self.exists(&url)?.then_some(url))
     }
 
     /// Catalogue from a manifest (URL or local path).
@@ -272,12 +270,7 @@ impl RemoteTree {
             message: m,
         };
         let (store, prefix) = self.locate(&format!("{}/", self.base)).map_err(root_err)?;
-        let listing = async {
-            let all: Vec<_> = store.list(Some(&prefix)).collect().await;
-            all.into_iter().collect::<Result<Vec<_>, _>>()
-        };
-        let objects: Vec<object_store::ObjectMeta> =
-            block_on(with_deadline(self.limits, listing)).map_err(root_err)?;
+        let objects = block_on(list_all(store, prefix.clone(), self.limits)).map_err(root_err)?;
         let url_of = |p: &ObjectPath| format!("{}/{}", self.base, rel(p, &prefix));
         let mut sizes: HashMap<String, u64> = HashMap::new();
         let mut candidates = Vec::new();
@@ -387,9 +380,12 @@ impl RemoteTree {
     }
 
     /// Whether a file exists: a local path, an object listed, or one that answers a HEAD.
-    fn exists(&self, location: &str) -> bool {
+    /// Whether a file or object is there: an error, naming it, when the store did not answer
+    /// (after the retries), since taking that for "absent" would silently build without the
+    /// manifest or the landmasks.
+    fn exists(&self, location: &str) -> Result<bool, ScanError> {
         if !is_url(location) {
-            return Path::new(location).is_file();
+            return Ok(Path::new(location).is_file());
         }
         if self
             .sizes
@@ -397,11 +393,14 @@ impl RemoteTree {
             .expect("no poisoning")
             .contains_key(location)
         {
-            return true;
+            return Ok(true);
         }
-        self.locate(location).is_ok_and(|(store, path)| {
-            block_on(with_deadline(self.limits, store.head(&path))).is_ok()
-        })
+        let err = |message: String| ScanError::Remote {
+            location: location.to_string(),
+            message,
+        };
+        let (store, path) = self.locate(location).map_err(err)?;
+        block_on(probe(store, path, self.limits)).map_err(err)
     }
 
     /// Add the landmasks: from the `landmasks.parquet` or the folder or prefix named, else from
@@ -424,9 +423,15 @@ impl RemoteTree {
                     .manifest
                     .as_deref()
                     .map(|m| format!("{}/{LANDMASKS_NAME}", folder_of(m)));
-                let parquet = std::iter::once(format!("{}/{LANDMASKS_NAME}", self.base))
+                let mut parquet = None;
+                for p in std::iter::once(format!("{}/{LANDMASKS_NAME}", self.base))
                     .chain(beside_manifest)
-                    .find(|p| self.exists(p));
+                {
+                    if self.exists(&p)? {
+                        parquet = Some(p);
+                        break;
+                    }
+                }
                 match (parquet, listed) {
                     (Some(parquet), _) => parquet,
                     (None, Some(urls)) => {
@@ -473,11 +478,7 @@ impl RemoteTree {
     /// The URLs of the objects directly under a folder URL (their sizes noted).
     fn list_folder(&self, folder: &str) -> Result<Vec<String>, String> {
         let (store, prefix) = self.locate_as(&format!("{folder}/"), Reading::Landmasks)?;
-        let listing = async {
-            let all: Vec<_> = store.list(Some(&prefix)).collect().await;
-            all.into_iter().collect::<Result<Vec<_>, _>>()
-        };
-        let objects = block_on(with_deadline(self.limits, listing))?;
+        let objects = block_on(list_all(store, prefix.clone(), self.limits))?;
         let mut sizes = self.sizes.lock().expect("no poisoning");
         let mut urls = Vec::new();
         for o in objects {
@@ -556,6 +557,55 @@ async fn with_deadline<T, E: std::fmt::Display>(
     }
 }
 
+/// Every object under a prefix, with the retries and backoff of [`fetch`] (the client's own
+/// retries are off, see `locate_as`).
+async fn list_all(
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    limits: RequestLimits,
+) -> Result<Vec<object_store::ObjectMeta>, String> {
+    let mut last = String::new();
+    for attempt in 0..=limits.retries {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 << attempt.min(6))).await;
+        }
+        let listing = async {
+            let all: Vec<_> = store.list(Some(&prefix)).collect().await;
+            all.into_iter().collect::<Result<Vec<_>, _>>()
+        };
+        match with_deadline(limits, listing).await {
+            Ok(objects) => return Ok(objects),
+            Err(e) => last = e,
+        }
+    }
+    Err(format!("{last} (after {} attempts)", limits.retries + 1))
+}
+
+/// HEAD an object, with the retries and backoff of [`fetch`]: true when it is there, false
+/// when the store says it is not, an error when the store gave no answer either way.
+async fn probe(
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    limits: RequestLimits,
+) -> Result<bool, String> {
+    let mut last = String::new();
+    for attempt in 0..=limits.retries {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 << attempt.min(6))).await;
+        }
+        match tokio::time::timeout(limits.timeout, store.head(&path)).await {
+            Ok(Ok(_)) => return Ok(true),
+            Ok(Err(object_store::Error::NotFound { .. })) => return Ok(false),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = format!("no answer within {:.0} s", limits.timeout.as_secs_f64()),
+        }
+    }
+    Err(format!(
+        "whether it exists is unknown after {} attempts: {last}",
+        limits.retries + 1
+    ))
+}
+
 /// GET a whole object: each attempt within the deadline, up to `limits.retries` retries with
 /// exponential backoff, and the size received checked against `expected`.
 async fn fetch(
@@ -629,7 +679,7 @@ impl TileSource for RemoteTree {
     }
 
     fn catalogue(&self, options: &ScanOptions) -> Result<Catalogue, ScanError> {
-        let (mut catalogue, listed) = match self.manifest_location() {
+        let (mut catalogue, listed) = match self.manifest_location()? {
             Some(m) => (self.catalogue_from_manifest(&m, options)?, None),
             None => {
                 let (catalogue, landmasks) = self.catalogue_by_listing(options)?;

@@ -226,7 +226,12 @@ where
 
 /// Open `scheme://bucket/prefix` as a store, with `options` for this location.
 pub fn open(location: &str, options: &StoreOptions) -> Result<Store, StoreError> {
-    let (bucket_store, prefix) = object_store_at(location, RequestLimits::default(), options)?;
+    let limits = RequestLimits::default();
+    let (bucket_store, prefix) = object_store_at(location, limits, options)?;
+    let bucket_store: Arc<dyn ObjectStore> = Arc::new(Retrying {
+        inner: bucket_store,
+        attempts: limits.retries + 1,
+    });
     let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
         bucket_store
     } else {
@@ -239,4 +244,124 @@ pub fn open(location: &str, options: &StoreOptions) -> Result<Store, StoreError>
         storage: Arc::new(sync),
         location: location.trim_end_matches('/').to_string(),
     })
+}
+
+/// An object store whose requests are tried again, with backoff, after a failure in transit
+/// (a reset connection, a 5xx the client gave up on). The client's own retries leave some
+/// resets unretried ("error sending request", measured in the Slurm rehearsal), and one such
+/// answer among the thousands of requests of a `stac` or `finalize` would fail it whole. Answers
+/// (not found, already exists, precondition, permissions) are returned at once; only whole-object
+/// PUTs that overwrite are repeated, and reads are repeated up to the headers only.
+#[derive(Debug)]
+struct Retrying {
+    inner: Arc<dyn ObjectStore>,
+    attempts: usize,
+}
+
+impl std::fmt::Display for Retrying {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Retrying({})", self.inner)
+    }
+}
+
+/// True for errors another attempt may not meet.
+fn transient(e: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    matches!(e, E::Generic { .. } | E::JoinError { .. })
+}
+
+async fn again<T, F, Fut>(attempts: usize, mut request: F) -> object_store::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = object_store::Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(e) if attempt < attempts && transient(&e) => {
+                tracing::info!("attempt {attempt} of {attempts} failed, trying again: {e}");
+                tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Retrying {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        if !matches!(opts.mode, object_store::PutMode::Overwrite) {
+            return self.inner.put_opts(location, payload, opts).await;
+        }
+        again(self.attempts, || {
+            self.inner.put_opts(location, payload.clone(), opts.clone())
+        })
+        .await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        again(self.attempts, || {
+            self.inner.get_opts(location, options.clone())
+        })
+        .await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+        offset: &object_store::path::Path,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        again(self.attempts, || self.inner.list_with_delimiter(prefix)).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
 }

@@ -4,7 +4,9 @@ loopback. A build from s3:// equals the build from the local tree chunk for chun
 landmasks from our landmasks.parquet or from one in the form geotessera publishes; a deleted
 object, a truncated one, one longer than the manifest says, and a server that accepts connections
 and never answers each give a named failed tile and exit 1 with the other tiles built; malformed
-manifest and landmasks rows are errors naming the row."""
+manifest and landmasks rows are errors naming the row; a manifest or landmasks.parquet whose
+existence the store will not confirm (HEAD answers 500) stops the build naming it, instead of
+building from a listing or without landmasks."""
 
 import datetime
 
@@ -20,8 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import fault_proxy
 from conftest import MOSAIC, REPO, mosaic
-from seaweed import seaweed
+from seaweed import free_port, seaweed
 
 TILES = ["grid_-99.95_80.05", "grid_-99.85_80.05", "grid_-99.75_80.05"]
 YEAR = "2024"
@@ -226,7 +229,10 @@ def test_a_server_that_never_answers_fails_its_tile_within_the_deadline(tree, s3
         name = TILES[1]
         hanging = f"{input_url}/{YEAR}/{name}/{name}.npy"
         started = time.monotonic()
+        # The landmasks named too: asked whether the input holds a landmasks.parquet, a silent
+        # server stops the build (test_a_parquet_the_store_will_not_confirm_stops_the_build).
         proc = run(["build", "--input", input_url, "--manifest", tree["root"] / "manifest.parquet",
+                    "--landmasks", tree["root"] / "landmasks.parquet",
                     "--out", tmp_path / "hanging.zarr", "--band", "80-90",
                     "--read-timeout", "2", "--read-retries", "1"], os.environ, timeout=120)
         seconds = time.monotonic() - started
@@ -332,3 +338,30 @@ def test_failed_requests_are_retried_with_backoff(tree, tmp_path):
     finally:
         server.shutdown()
         thread.join()
+
+
+@pytest.mark.parametrize("name", ["manifest.parquet", "landmasks.parquet"])
+def test_a_parquet_the_store_will_not_confirm_stops_the_build(tree, s3, tmp_path, name):
+    # Every HEAD of the parquet answers 500 (through a fault-injecting proxy). Taking that for
+    # "absent" would list the prefix and read every tile's header (no manifest) or build without
+    # landmasks; either way a store unlike the local build, and nothing said.
+    url = upload(s3, tree["root"], f"unconfirmed-{name.split('.')[0]}")
+    log = tmp_path / "faults.jsonl"
+    port = free_port()
+    proxy = fault_proxy.start(s3["endpoint"], port, log, rate=0.0, hard=[name],
+                              hard_count=10**6, hard_methods=("HEAD",), trace=True)
+    try:
+        env = dict(os.environ, **s3["env"])
+        env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+        store = tmp_path / "store.zarr"
+        proc = run(["build", "--input", url, "--out", store, "--band", "80-90",
+                    "--read-retries", "1"], env)
+    finally:
+        proxy.shutdown()
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{url}/{name}" in proc.stderr and "after 2 attempts" in proc.stderr, proc.stderr
+    requests = fault_proxy.read_log(log)
+    heads = [r for r in requests if r["method"] == "HEAD" and r["path"].endswith(name)]
+    assert len(heads) == 2 and all(r["fault"] == "500" for r in heads), heads
+    assert not [r for r in requests if r["path"].endswith(".npy")], "tiles read"
+    assert not (store / "80-90" / "embeddings" / "c").exists()

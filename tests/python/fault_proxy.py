@@ -1,0 +1,161 @@
+"""A fault-injecting HTTP proxy for an S3 server (SeaweedFS in the tests): it forwards each
+request as it came (Host header and signature untouched, so signed requests stay valid) and,
+for a share of them, answers 500, resets the connection, or stalls before answering.
+
+Which request gets which fault is a fixed function of (seed, method, path, how many times that
+method and path came before), so a run is reproducible. A stall lasts `stall` seconds on a .npy
+object (past the reader's deadline) and half a second elsewhere. `hard` names path fragments whose first
+`hard_count` GETs (or `hard_methods`) all answer 500: a reader with fewer attempts fails that object, named. Every
+fault is logged as one JSON line (method, path, the request's number for that path, fault), so a
+test can check each failure in a build's records against the faults that caused it.
+
+Run on its own: python fault_proxy.py UPSTREAM_URL PORT LOG [--rate R] [--seed S] [--stall S]
+[--hard FRAGMENT ...] [--hard-count K]."""
+
+import argparse
+import hashlib
+import http.client
+import http.server
+import json
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+
+FAULTS = ["500", "reset-before", "reset-after", "stall"]
+
+
+class FaultProxy(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, upstream, port, log_path, rate=0.1, seed=1, stall=6.0, hard=(),
+                 hard_count=3, trace=False, hard_methods=("GET",)):
+        super().__init__(("127.0.0.1", port), _Handler)
+        url = urllib.parse.urlsplit(upstream)
+        self.upstream = (url.hostname, url.port)
+        self.rate, self.seed, self.stall = rate, seed, stall
+        self.hard, self.hard_count = list(hard), hard_count
+        self.hard_methods = set(hard_methods)
+        self.trace = trace
+        self.counts = {}
+        self.lock = threading.Lock()
+        self.log = open(log_path, "a", buffering=1)
+
+    def decide(self, method, path):
+        """The fault for this request (or None) and its number for (method, path)."""
+        with self.lock:
+            n = self.counts.get((method, path), 0)
+            self.counts[(method, path)] = n + 1
+        if method in self.hard_methods and n < self.hard_count and any(h in path for h in self.hard):
+            return "500", n
+        digest = hashlib.sha256(f"{self.seed} {method} {path} {n}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2**64
+        if u >= self.rate:
+            return None, n
+        return FAULTS[int(u / self.rate * len(FAULTS)) % len(FAULTS)], n
+
+    def record(self, method, path, n, fault, client=None):
+        line = json.dumps({"t": time.time(), "method": method, "path": path, "n": n,
+                           "fault": fault, "client": client})
+        with self.lock:
+            self.log.write(line + "\n")
+
+    def handle_error(self, request, client_address):
+        pass  # a reset connection is the point, not an error to print
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _reset(self):
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def _forward(self, body):
+        host, port = self.server.upstream
+        conn = http.client.HTTPConnection(host, port, timeout=600)
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in self.headers.items():
+                conn.putheader(k, v)
+            conn.endheaders(body)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, resp.reason, resp.getheaders(), data
+        finally:
+            conn.close()
+
+    def _handle(self):
+        server = self.server
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        path = urllib.parse.urlsplit(self.path).path
+        fault, n = server.decide(self.command, path)
+        if fault or server.trace:
+            server.record(self.command, path, n, fault, self.client_address[1])
+        if fault == "500":
+            msg = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
+                   b"<Message>injected by fault_proxy</Message></Error>")
+            self.send_response(500)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            self.wfile.write(msg)
+            return
+        if fault == "reset-before":
+            return self._reset()
+        if fault == "stall":
+            # Long enough to pass a reader's deadline on tile reads (.npy), where a deadline is
+            # what is tested; short elsewhere, where it would only make the run longer.
+            time.sleep(server.stall if path.endswith(".npy") else 0.5)
+        status, reason, headers, data = self._forward(body)
+        if fault == "reset-after":  # the server did it, the client never hears
+            return self._reset()
+        self.send_response(status, reason)
+        for k, v in headers:
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        if self.command == "HEAD":
+            cl = dict((k.lower(), v) for k, v in headers).get("content-length")
+            if cl is not None:
+                self.send_header("Content-Length", cl)
+        else:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+def start(upstream, port, log_path, **kw):
+    """Start a proxy in a daemon thread; returns the server (call .shutdown() to stop)."""
+    proxy = FaultProxy(upstream, port, log_path, **kw)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    return proxy
+
+
+def read_log(log_path):
+    with open(log_path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("upstream")
+    p.add_argument("port", type=int)
+    p.add_argument("log")
+    p.add_argument("--rate", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--stall", type=float, default=6.0)
+    p.add_argument("--hard", nargs="*", default=[])
+    p.add_argument("--hard-count", type=int, default=3)
+    a = p.parse_args()
+    FaultProxy(a.upstream, a.port, a.log, rate=a.rate, seed=a.seed, stall=a.stall, hard=a.hard,
+               hard_count=a.hard_count).serve_forever()
