@@ -32,18 +32,21 @@ pub struct BandStatus {
     pub years: Vec<YearStatus>,
 }
 
-/// Failed tiles recorded by the builds of a band (all workers), by year.
-fn recorded_failures(
-    store: &MosaicStore,
-    band: &str,
-) -> Result<BTreeMap<u16, BTreeSet<String>>, FormatError> {
-    let mut out: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
+/// Tiles of a band by year, as recorded by its builds (all workers): (failed, no data).
+type Recorded = BTreeMap<u16, BTreeSet<String>>;
+
+/// Failed and no-data tiles recorded by the builds of a band (all workers), by year.
+fn recorded_failures(store: &MosaicStore, band: &str) -> Result<(Recorded, Recorded), FormatError> {
+    let (mut failed, mut no_data) = (Recorded::new(), Recorded::new());
     for record in FailureRecord::read_band(store, band)? {
         for f in record.failed {
-            out.entry(f.year).or_default().insert(f.tile);
+            failed.entry(f.year).or_default().insert(f.tile);
+        }
+        for t in record.no_data {
+            no_data.entry(t.year).or_default().insert(t.tile);
         }
     }
-    Ok(out)
+    Ok((failed, no_data))
 }
 
 /// Status of every band of a store (and of the input's tiles, when given).
@@ -55,7 +58,7 @@ pub fn status(
     for band in store.bands()? {
         let arrays = store.band_arrays(&band)?;
         let built = store.built_cells(&arrays)?;
-        let failures = recorded_failures(store, &band)?;
+        let (failures, no_data) = recorded_failures(store, &band)?;
         let grid = &arrays.layout.grid;
         let years = arrays
             .layout
@@ -74,6 +77,8 @@ pub fn status(
                             .collect()
                     })
                     .unwrap_or_default();
+                // A tile the build found without data (zone store sea) is not missing.
+                let no_data = no_data.get(&year);
                 let missing = input.map(|catalogue| {
                     catalogue.years.get(&year).map_or(0, |tiles| {
                         tiles
@@ -82,6 +87,7 @@ pub fn status(
                                 grid.contains(**c)
                                     && !built_cells.contains(c)
                                     && !failed.contains(&c.name())
+                                    && !no_data.is_some_and(|n| n.contains(&c.name()))
                             })
                             .count()
                     })

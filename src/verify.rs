@@ -75,6 +75,9 @@ pub struct VerifySummary {
     pub mismatches: Vec<Mismatch>,
     /// Input tiles with no (or an incomplete) pair of shards.
     pub missing_tiles: Vec<String>,
+    /// Input tiles with no shard whose scales are all NaN in a source where that is no data
+    /// (the zone store's sea): rightly not written.
+    pub no_data_tiles: Vec<String>,
     /// Shards in the store with no input tile.
     pub unexpected_shards: Vec<String>,
     /// Tiles that could not be read or decoded, with the reason.
@@ -138,12 +141,15 @@ pub fn verify_band(
         .collect();
     let mut expected_keys = BTreeSet::new();
     let mut to_check = Vec::new();
+    let mut unwritten = Vec::new();
     for tile in &tiles {
         let (ek, sk) = arrays
             .shard_keys(tile.cell, tile.year)
             .expect("year on the axis");
         if present.contains(&ek) && present.contains(&sk) {
             to_check.push(*tile);
+        } else if source.all_nan_is_no_data() && !present.contains(&ek) && !present.contains(&sk) {
+            unwritten.push(*tile);
         } else {
             summary
                 .missing_tiles
@@ -172,6 +178,25 @@ pub fn verify_band(
         .collect();
     unexpected.sort();
     summary.unexpected_shards = unexpected;
+
+    // A tile the build skipped as no data: missing unless its scales really are all NaN.
+    let nan_only: Vec<Result<bool, String>> = unwritten
+        .par_iter()
+        .map(|tile| {
+            let (_, raw) = source.read_scales(tile).map_err(|p| p.to_string())?;
+            Ok(raw
+                .chunks_exact(4)
+                .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_nan()))
+        })
+        .collect();
+    for (tile, r) in unwritten.iter().zip(nan_only) {
+        let name = format!("{} {}", tile.year, tile.cell);
+        match r {
+            Ok(true) => summary.no_data_tiles.push(name),
+            Ok(false) => summary.missing_tiles.push(name),
+            Err(e) => summary.errors.push(format!("{name}: {e}")),
+        }
+    }
 
     progress.set_length(to_check.len() as u64);
     let results: Vec<Result<TileCheck, String>> = to_check

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::finalize::finalize_band;
 use super::overview_sink::OverviewSink;
-use super::report::{BuildReport, FailedTile, FailureRecord, PhaseClock};
+use super::report::{BuildReport, FailedTile, FailureRecord, NoDataTile, PhaseClock};
 use super::resume::{CellWork, band_work, built_everywhere};
 use super::sink::{BandArraysSink, GatheredTile, ShardSink};
 use super::threads::{TileBuffers, thread_pool, with_tile_buffers};
@@ -147,6 +147,7 @@ fn write_band(
     tracing::info!(band = %grid.name, total = report.tiles_total, skipped = report.tiles_skipped, to_write, cells = work.cells.len(), "building");
 
     let failed = Mutex::new(Vec::new());
+    let no_data = Mutex::new(Vec::new());
     let written = AtomicUsize::new(0);
     let bytes_read = AtomicU64::new(0);
     let fallbacks = AtomicU64::new(0);
@@ -194,7 +195,15 @@ fn write_band(
                 )
             });
             match result {
-                Ok(bytes) => {
+                Ok(None) => {
+                    bytes_read.fetch_add(tile.bytes, Ordering::Relaxed);
+                    no_data
+                        .lock()
+                        .expect("no poisoning")
+                        .push((tile.year, w.cell));
+                    progress.inc(1);
+                }
+                Ok(Some(bytes)) => {
                     bytes_read.fetch_add(bytes, Ordering::Relaxed);
                     placed.fetch_add(map.source.len() as u64, Ordering::Relaxed);
                     // Over placed pixels only: a tile that failed placed none.
@@ -236,6 +245,15 @@ fn write_band(
             reason: p.reason,
         })
         .collect();
+    let mut no_data = no_data.into_inner().expect("no poisoning");
+    no_data.sort();
+    report.no_data = no_data
+        .into_iter()
+        .map(|(year, cell)| NoDataTile {
+            year,
+            tile: cell.name(),
+        })
+        .collect();
     report.tiles_written = written;
     report.bytes_read = bytes_read.into_inner();
     report.exact_fallbacks = fallbacks.into_inner();
@@ -266,7 +284,8 @@ pub(crate) fn prepare_cell(
 }
 
 /// Read one tile, gather it into its output shard and push it to every sink. Returns the input
-/// bytes read.
+/// bytes read, or `None` for a tile of no data (all scales NaN where the source says that is
+/// no data), which is not written: its shard keeps the fill, as for a tile not in the input.
 #[allow(clippy::too_many_arguments)]
 fn write_tile(
     source: &dyn TileSource,
@@ -277,10 +296,13 @@ fn write_tile(
     fill: i8,
     clock: &PhaseClock,
     buffers: &mut TileBuffers,
-) -> Result<u64, TileProblem> {
+) -> Result<Option<u64>, TileProblem> {
     let t = Instant::now();
     let scales = read_tile(source, tile, &mut buffers.input)?;
     let t = PhaseClock::add(&clock.read, t);
+    if source.all_nan_is_no_data() && scales.iter().all(|s| s.is_nan()) {
+        return Ok(None);
+    }
     if !scales.iter().any(|s| scale_is_valid(*s)) {
         let nan = scales.iter().filter(|s| s.is_nan()).count();
         let non_positive = scales.iter().filter(|s| **s <= 0.0).count();
@@ -314,5 +336,5 @@ fn write_tile(
             .map_err(|e| TileProblem::new(&tile.embeddings, chain(&e)))?;
     }
     PhaseClock::add(&clock.encode_write, t);
-    Ok(tile.bytes)
+    Ok(Some(tile.bytes))
 }

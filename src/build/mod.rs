@@ -16,6 +16,6 @@ pub use band::{BuildError, BuildOptions, build_band};
 pub use ceiling::{Ceiling, ceiling};
 pub use finalize::{BandFinalized, FinalizeReport, finalize_band, finalize_store};
 pub use overview_sink::OverviewSink;
-pub use report::{BuildReport, FailedTile, FailureRecord, PhaseSeconds};
+pub use report::{BuildReport, FailedTile, FailureRecord, NoDataTile, PhaseSeconds};
 pub use share::in_worker_share;
 pub use sink::{BandArraysSink, BuiltCells, GatheredTile, ShardSink, SinkError, SinkFailure};

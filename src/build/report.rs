@@ -24,6 +24,10 @@ pub struct BuildReport {
     pub tiles_skipped: usize,
     /// Tiles that failed (not written), with the reason.
     pub failed: Vec<FailedTile>,
+    /// Tiles whose scales were all NaN in a source where that means no data (the zone store's
+    /// sea): not written, not failed.
+    #[serde(default)]
+    pub no_data: Vec<NoDataTile>,
     /// Problems found while scanning the input (never written).
     pub input_problems: Vec<TileProblem>,
     /// Input bytes read.
@@ -53,6 +57,15 @@ pub struct FailedTile {
     pub path: std::path::PathBuf,
     /// What went wrong.
     pub reason: String,
+}
+
+/// A tile skipped as no data (see [`BuildReport::no_data`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoDataTile {
+    /// Year.
+    pub year: u16,
+    /// Tile (cell) name.
+    pub tile: String,
 }
 
 impl std::fmt::Display for FailedTile {
@@ -119,6 +132,9 @@ pub struct FailureRecord {
     pub worker: Option<String>,
     /// Tiles that failed.
     pub failed: Vec<FailedTile>,
+    /// Tiles skipped as no data, so that `status` does not count them missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_data: Vec<NoDataTile>,
     /// Problems found while scanning the input.
     pub input_problems: Vec<TileProblem>,
 }
@@ -130,6 +146,7 @@ impl FailureRecord {
             band: report.band.clone(),
             worker: report.worker.clone(),
             failed: report.failed.clone(),
+            no_data: report.no_data.clone(),
             input_problems: report.input_problems.clone(),
         }
     }

@@ -64,7 +64,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let s = verify::verify_band(source, &catalogue, &store, &a.band, coverage, &bar)?;
     bar.finish_and_clear();
     println!(
-        "band {}: {} tiles, {} pixels checked ({} with data): {} mismatches, {} tiles missing, {} unexpected shards, {} unreadable",
+        "band {}: {} tiles, {} pixels checked ({} with data): {} mismatches, {} tiles missing, {} unexpected shards, {} unreadable, {} without data (all scales NaN, not written)",
         s.band,
         s.tiles_checked,
         s.pixels_checked,
@@ -72,7 +72,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         s.mismatch_count,
         s.missing_tiles.len(),
         s.unexpected_shards.len(),
-        s.errors.len()
+        s.errors.len(),
+        s.no_data_tiles.len()
     );
     for m in &s.mismatches {
         println!(

@@ -101,6 +101,12 @@ pub trait TileSource: Send + Sync {
     fn bytes_fetched(&self) -> Option<(u64, u64)> {
         None
     }
+
+    /// True when a tile whose scales are all NaN is ground without data (the zone store's sea
+    /// inside a stored shard), to be skipped; false where it is a broken file (a `.npy` tile).
+    fn all_nan_is_no_data(&self) -> bool {
+        false
+    }
 }
 
 /// Read one tile's embeddings into `embeddings` and its scales as f32 (one per pixel), checking

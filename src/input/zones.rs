@@ -713,6 +713,10 @@ impl TileSource for ZoneStore {
         Some(ZoneStore::bytes_fetched(self))
     }
 
+    fn all_nan_is_no_data(&self) -> bool {
+        true
+    }
+
     fn read_landmask(&self, path: &Path) -> Result<U8Raster, TileProblem> {
         Err(TileProblem::new(
             path,

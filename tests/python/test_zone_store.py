@@ -20,7 +20,9 @@ from conftest import MOSAIC, REPO, mosaic
 from seaweed import seaweed
 from zone_store import group_grid, write_zone_store
 
-CELLS = [(5.95, 0.05), (6.05, 0.05), (5.95, -0.05)]
+# Sea inside 32N's stored shards: NaN scales over its whole window, in both years.
+SEA = (6.25, 0.05)
+CELLS = [(5.95, 0.05), (6.05, 0.05), (5.95, -0.05), SEA]
 GROUPS = {
     # 2017 written but not complete: must be absent from the output.
     "31N": {"complete": [2024], "written": [2017, 2024]},
@@ -34,7 +36,7 @@ BANDS = {"0-10": "N", "S10-0": "S"}
 def built(tmp_path_factory):
     d = tmp_path_factory.mktemp("zone-store")
     root = d / "zones"
-    write_zone_store(root, GROUPS, CELLS)
+    write_zone_store(root, GROUPS, CELLS, sea=[SEA])
     out = d / "local.zarr"
     proc = mosaic("build", "--input", root, "--out", out, "--band", "0-10", "--band", "S10-0",
                   cwd=REPO)
@@ -144,6 +146,42 @@ def test_a_year_not_in_years_complete_is_absent(built):
     assert np.isfinite(sc).mean() > 0.97
 
 
+def test_a_cell_of_sea_inside_a_stored_shard_is_no_data_not_a_failure(built):
+    # The source: 32N's shards hold the sea cell's ground, all of it NaN scales (embeddings
+    # written), in both years.
+    epsg, west, north = group_grid("32N")
+    t = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+    e, n = t.transform([SEA[0] - 0.05, SEA[0] + 0.05], [SEA[1] - 0.05, SEA[1] + 0.05])
+    c0, c1 = int((e[0] - west) // 10), int((e[1] - west) // 10)
+    r0, r1 = int((north - n[1]) // 10), int((north - n[0]) // 10)
+    g = zarr.open_group(built["root"] / "32N", mode="r")
+    assert np.isnan(g["scales"][:, r0:r1, c0:c1]).all()
+    assert (g["embeddings"][1, r0:r0 + 8, c0:c0 + 8, :] != 0).any()
+    # The build exited 0 (the fixture checks) with no failed tile and says what it skipped.
+    line = next(l for l in built["stdout"].splitlines() if l.startswith("band 0-10:"))
+    assert " 0 failed" in line and " 2 without data" in line, built["stdout"]
+    for year in (2017, 2024):
+        lons, lats, emb, sc = output_block(built["out"], *SEA, year)
+        assert np.isnan(sc).all() and (emb == 0).all(), year
+        # Its neighbour across the boundary is unchanged: every pixel by pyproj.
+        lons, lats, emb, sc = output_block(built["out"], 6.05, 0.05, year)
+        ref_emb, ref_sc = reference(built["root"], "32N", lons, lats, year)
+        assert mismatches(emb, sc, ref_emb, ref_sc) == 0
+        assert np.isfinite(sc).mean() > 0.97
+    # No shard written for it (shard column = lon index, 1862; 6.05's is 1860).
+    scales = built["out"] / "0-10" / "scales" / "c"
+    years = list(zarr.open_group(built["out"] / "0-10", mode="r")["year"][:])
+    for year in (2017, 2024):
+        t = str(years.index(year))
+        assert not (scales / t / "0" / "1862").exists(), year
+        assert (scales / t / "0" / "1860").exists(), year
+    # Not a failure for `status` either, nor missing.
+    status = mosaic("status", "--store", built["out"], "--input", built["root"]).stdout
+    for line in status.splitlines():
+        if line.startswith(("0-10", "S10-0")):
+            assert line.split()[3:5] == ["0", "0"], status
+
+
 def test_a_build_from_s3_equals_the_local_build(built, tmp_path):
     with seaweed(tmp_path / "seaweed") as s3:
         fs = s3["fs"]
@@ -193,9 +231,12 @@ def test_verify_and_status_read_the_zone_store(built):
                      "--sample", "2000").stdout
         assert "OK: the band matches its input" in out, out
         assert " 0 mismatches" in out, out
+        # The sea cell of both years: checked all NaN in the source, not missing.
+        assert f" {2 if band == '0-10' else 0} without data" in out, out
     status = mosaic("status", "--store", built["out"], "--input", built["root"]).stdout
-    # Built, failed, missing per band and year: 31N's 2017 is not missing (it is not an input).
+    # Built, failed, missing per band and year: 31N's 2017 is not missing (it is not an input);
+    # the sea cell is neither built nor missing (32N's region reaching it adds 3 cells with data).
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in status.splitlines()
             if line.startswith(("0-10", "S10-0"))}
-    assert rows[("0-10", "2017")] == ["4", "0", "0"], status
-    assert rows[("0-10", "2024")] == ["8", "0", "0"], status
+    assert rows[("0-10", "2017")] == ["7", "0", "0"], status
+    assert rows[("0-10", "2024")] == ["11", "0", "0"], status

@@ -77,12 +77,14 @@ def content(group, year, r0, r1, c0, c1):
     return emb, scales, counts
 
 
-def write_zone_store(root, groups, cells, chunk=CHUNK, shard=SHARD):
+def write_zone_store(root, groups, cells, chunk=CHUNK, shard=SHARD, sea=()):
     """Write `groups` ({name: {"complete": [years], "written": [years]}}) under `root`, each with
     data over the footprint of every cell of `cells` ([(lon_c, lat_c)]) that it reaches, in the
     years `written` (a year written but not in `complete` stands for a zone-year never filled
     properly), in inner chunks of `chunk` pixels a side within shards of `shard` (the published
-    store: 256 and 2048). Returns {group: [(r0, r1, c0, c1), ...]}: the shard-aligned regions written."""
+    store: 256 and 2048). The footprint (with its margin) of each cell of `sea` (also in `cells`)
+    gets NaN scales in every written year, as sea inside a stored shard has in the published
+    store. Returns {group: [(r0, r1, c0, c1), ...]}: the shard-aligned regions written."""
     root = Path(root)
     store = zarr.storage.LocalStore(root)
     top = zarr.open_group(store, mode="w", zarr_format=3)
@@ -138,6 +140,9 @@ def write_zone_store(root, groups, cells, chunk=CHUNK, shard=SHARD):
             for rs in range(r0, r1, shard):
                 re_ = min(rs + shard, r1)
                 e, s, n = content(name, year, rs, re_, c0, c1)
+                for cell in sea:
+                    b0, b1, d0, d1 = footprint(name, *cell)
+                    s[max(b0 - rs, 0):max(b1 - rs, 0), max(d0 - c0, 0):max(d1 - c0, 0)] = np.nan
                 emb[ti, rs:re_, c0:c1, :] = e
                 sc[ti, rs:re_, c0:c1] = s
                 cnt[ti, rs:re_, c0:c1] = n
