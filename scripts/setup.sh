@@ -4,7 +4,7 @@
 # independent reference tools the tests use (pyproj, xarray, zarr-python, rioxarray,
 # stac-validator, ...) and the STAC schemas for offline validation, Leaflet from npm
 # (node_modules/, with the basemap and the fzstd zstd decoder: tests check that the copies built
-# into `mosaic` are these packages) and
+# into `mosaic` are these packages; Azurite, the Azure Storage emulator of the az:// test) and
 # Chromium for the map test.
 # `scripts/setup.sh` installs what the demo needs (cmake, .venv); `scripts/setup.sh --tests`
 # adds Chromium and Leaflet for the map tests, and Slurm and munge for the rehearsal. Idempotent: a second run only checks.
@@ -59,7 +59,7 @@ lock=package-lock.json
 npm_stamp=node_modules/.package-lock.sha256
 want=$(sha256sum "$lock" | cut -d' ' -f1)
 if [ ! -f node_modules/leaflet/dist/leaflet.js ] || [ "$(cat "$npm_stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing Leaflet, the basemap and fzstd (npm ci)"
+  echo "setup: installing Leaflet, the basemap, fzstd and Azurite (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   echo "$want" > "$npm_stamp"
 fi
