@@ -20,7 +20,7 @@ use crate::error::chain;
 use crate::grid::{BBox, CHANNELS};
 use crate::input::geotiff::{self, GeoTransform, Strip};
 use crate::input::npy::{NpyDtype, encode_header};
-use crate::zarr::{BandArrays, FormatError, InnerChunks, MosaicStore, on_read_threads_if};
+use crate::zarr::{BandArrays, FormatError, InnerChunks, MosaicStore, on_read_threads};
 
 /// A query.
 #[derive(Debug, Clone)]
@@ -242,17 +242,6 @@ impl QueryPlan {
         self.lons.len()
     }
 
-    /// Read output rows `rows` of one year: (embeddings as rows x cols x 128, scales rows x cols).
-    pub fn read_rows(
-        &self,
-        year: u16,
-        rows: Range<usize>,
-    ) -> Result<(Vec<i8>, Vec<f32>), QueryError> {
-        let mut block = Block::default();
-        self.read_rows_into(year, rows, &mut block)?;
-        Ok((block.embeddings, block.scales))
-    }
-
     /// Read output rows `rows` of one year into `block` (overwritten; its allocations reused).
     /// The inner chunks under the rows are decoded in parallel, strip by strip of chunk rows,
     /// each copied straight into its place in the block.
@@ -303,7 +292,7 @@ impl QueryPlan {
             }
             done = b;
         }
-        on_read_threads_if(self.local_store, || {
+        on_read_threads(self.local_store, || {
             strips
                 .into_par_iter()
                 .try_for_each_init(ChunkBuffers::default, |buffers, strip| {

@@ -247,7 +247,7 @@ pub fn sample(
     let total = reader.total_rows();
     let result = (|| -> Result<(), SampleError> {
         while let Some(batch) = reader.next_batch(request.batch.max(1))? {
-            let sampled = on_read_threads(store, || {
+            let sampled = on_read_threads(store.store.is_local(), || {
                 sample_batch(&bands, &years, &batch.lat, &batch.lon, &mut summary)
             })?;
             writer.write(&batch, &sampled).map_err(write_err)?;

@@ -19,7 +19,6 @@ use zarrs::array::{
 use zstd::zstd_safe::DCtx;
 
 use super::arrays::StoreArray;
-use super::mosaic_store::MosaicStore;
 
 thread_local! {
     /// One zstd decompression context per thread, reused for every chunk.
@@ -30,14 +29,9 @@ thread_local! {
 /// the network, so many more than the CPUs keep the link busy.
 pub const REMOTE_READ_THREADS: usize = 32;
 
-/// Run `read` (which reads inner chunks of `store` in parallel with rayon) on the CPUs for a
-/// local store, and on [`REMOTE_READ_THREADS`] threads for an object store.
-pub fn on_read_threads<R: Send>(store: &MosaicStore, read: impl FnOnce() -> R + Send) -> R {
-    on_read_threads_if(store.store.is_local(), read)
-}
-
-/// [`on_read_threads`] for a store known to be local or not.
-pub fn on_read_threads_if<R: Send>(local: bool, read: impl FnOnce() -> R + Send) -> R {
+/// Run `read` (which reads inner chunks in parallel with rayon) on the CPUs for a local store,
+/// and on [`REMOTE_READ_THREADS`] threads for an object store (`local` false).
+pub fn on_read_threads<R: Send>(local: bool, read: impl FnOnce() -> R + Send) -> R {
     static REMOTE: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     if local {
         return read();
