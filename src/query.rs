@@ -20,7 +20,9 @@ use crate::error::chain;
 use crate::grid::{BBox, CHANNELS};
 use crate::input::geotiff::{self, GeoTransform, Strip};
 use crate::input::npy::{NpyDtype, encode_header};
-use crate::zarr::{BandArrays, FormatError, InnerChunks, MosaicStore, on_read_threads};
+use crate::zarr::{
+    BandArrays, FormatError, InnerChunkError, InnerChunks, MosaicStore, on_read_threads,
+};
 
 /// A query.
 #[derive(Debug, Clone)]
@@ -52,7 +54,7 @@ pub enum QueryError {
     Read {
         band: String,
         #[source]
-        source: Box<zarrs::array::ArrayError>,
+        source: Box<InnerChunkError>,
     },
     #[error("cannot write {path}")]
     Write {
@@ -312,7 +314,7 @@ impl QueryPlan {
         part: &Part,
         strip: ChunkRowStrip,
         buffers: &mut ChunkBuffers,
-    ) -> Result<(), zarrs::array::ArrayError> {
+    ) -> Result<(), InnerChunkError> {
         let g = &part.arrays.layout.grid;
         let (chunk_rows, chunk_cols) = (g.chunk_rows, g.chunk_cols);
         let cr = (strip.band_rows.start / chunk_rows) as u64;

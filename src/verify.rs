@@ -287,10 +287,14 @@ fn check_tile(
         c0 as u64..(c0 + cols) as u64,
         0..CHANNELS as u64,
     ]);
+    // Errors name the shard object (a damaged index or chunk is a fault of that object).
+    let (emb_key, scales_key) = arrays
+        .shard_keys(cell, tile.year)
+        .expect("year on the axis");
     let out_emb: Vec<i8> = arrays
         .embeddings
         .retrieve_array_subset(&subset)
-        .map_err(|e| format!("reading embeddings: {e}"))?;
+        .map_err(|e| format!("reading embeddings {emb_key}: {}", chain(&e)))?;
     let subset = ArraySubset::new_with_ranges(&[
         y..y + 1,
         r0 as u64..(r0 + rows) as u64,
@@ -299,7 +303,7 @@ fn check_tile(
     let out_scales: Vec<f32> = arrays
         .scales
         .retrieve_array_subset(&subset)
-        .map_err(|e| format!("reading scales: {e}"))?;
+        .map_err(|e| format!("reading scales {scales_key}: {}", chain(&e)))?;
 
     let positions: Vec<(usize, usize)> = match coverage {
         Coverage::Full => (0..rows)

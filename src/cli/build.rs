@@ -17,8 +17,9 @@ use tessera_mosaic::zarr::MosaicStore;
 pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Output store: a local folder, or an object store URL (s3://bucket/prefix, gs://, az://)
-    /// with credentials and endpoint from the usual environment variables, or --out-option.
+    /// Output store: a local folder, or an object store URL (s3://bucket/prefix, gs://, az://,
+    /// or http(s):// for a WebDAV server) with credentials and endpoint from the usual
+    /// environment variables, or --out-option.
     #[arg(long)]
     pub out: String,
     /// A setting of the output's object store, KEY=VALUE (object_store's keys, as

@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use crate::grid::{BandGrid, CHANNELS};
-use crate::zarr::{BandArrays, FormatError, InnerChunks, MosaicStore, on_read_threads};
+use crate::zarr::{
+    BandArrays, FormatError, InnerChunkError, InnerChunks, MosaicStore, on_read_threads,
+};
 use output::{Sampled, sample_writer};
 use points::open_points;
 
@@ -83,7 +85,7 @@ pub enum SampleError {
     Read {
         band: String,
         #[source]
-        source: Box<zarrs::array::ArrayError>,
+        source: Box<InnerChunkError>,
     },
     #[error("cannot write {path}")]
     Write {

@@ -3,7 +3,9 @@
 //! the plain chain (`bytes` + `zstd`, every pixel-major band) are decoded straight into the
 //! caller's reused buffer with a per-thread zstd context, so a chunk costs one read and one
 //! decode (zarrs' general path allocates a context and copies the chunk on the way). Other
-//! chains (channel-planar chunks, blosc, uncompressed) go through zarrs.
+//! chains (channel-planar chunks, blosc, uncompressed) go through zarrs. A damaged shard index
+//! would point at other chunks, which decode cleanly: zarrs' cache decodes each index through
+//! its `crc32c` with `CodecOptions::default()`, which checks it whatever the global config says.
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -49,6 +51,19 @@ pub fn on_read_threads<R: Send>(local: bool, read: impl FnOnce() -> R + Send) ->
     }
 }
 
+/// An inner chunk that could not be read, named by the shard object that holds it (a damaged
+/// shard index fails every chunk of its shard, so the object is what a user must look at).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read inner chunk {indices:?} of {key}")]
+pub struct InnerChunkError {
+    /// The shard's key in the store.
+    pub key: String,
+    /// The inner chunk's grid indices.
+    pub indices: Vec<u64>,
+    #[source]
+    pub source: Box<ArrayError>,
+}
+
 /// How a stored inner chunk becomes bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chain {
@@ -67,6 +82,8 @@ pub struct InnerChunks {
     chunk_bytes: usize,
     /// The fill value of one element, repeated for an absent chunk.
     fill: Vec<u8>,
+    /// Inner chunks per shard along each dimension, to name a chunk's shard in errors.
+    per_shard: Vec<u64>,
 }
 
 impl InnerChunks {
@@ -79,7 +96,16 @@ impl InnerChunks {
         });
         let elements: u64 = shape.iter().map(|d| d.get()).product();
         let fill = array.fill_value().as_ne_bytes().to_vec();
+        let per_shard = match array.chunk_shape(&vec![0; array.dimensionality()]) {
+            Ok(shard) => shard
+                .iter()
+                .zip(&shape)
+                .map(|(s, i)| s.get() / i.get())
+                .collect(),
+            Err(_) => vec![1; shape.len()],
+        };
         InnerChunks {
+            per_shard,
             cache: ArrayShardedReadableExtCache::new(&array),
             chain: chain_of(&array),
             chunk_bytes: elements as usize * fill.len(),
@@ -97,7 +123,30 @@ impl InnerChunks {
     /// the chunk's elements in C order afterwards (`T` is the array's element type); an absent
     /// chunk gives the fill value. Returns whether the chunk was stored. `out` keeps its
     /// allocation from call to call.
-    pub fn read_into<T: Pod>(&self, indices: &[u64], out: &mut Vec<T>) -> Result<bool, ArrayError> {
+    pub fn read_into<T: Pod>(
+        &self,
+        indices: &[u64],
+        out: &mut Vec<T>,
+    ) -> Result<bool, InnerChunkError> {
+        self.read_chunk(indices, out)
+            .map_err(|source| InnerChunkError {
+                key: self.shard_key(indices),
+                indices: indices.to_vec(),
+                source: Box::new(source),
+            })
+    }
+
+    /// The key of the shard that holds the inner chunk at `indices`.
+    fn shard_key(&self, indices: &[u64]) -> String {
+        let shard: Vec<u64> = indices
+            .iter()
+            .zip(&self.per_shard)
+            .map(|(i, n)| i / n)
+            .collect();
+        self.array.chunk_key(&shard).to_string()
+    }
+
+    fn read_chunk<T: Pod>(&self, indices: &[u64], out: &mut Vec<T>) -> Result<bool, ArrayError> {
         assert_eq!(size_of::<T>(), self.fill.len(), "element type of the array");
         out.resize(self.chunk_bytes / size_of::<T>(), T::zeroed());
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(out.as_mut_slice());
@@ -277,14 +326,79 @@ mod tests {
         array
             .store_array_subset(&array.subset_all(), values)
             .unwrap();
-        // Flip one byte in the middle of the first inner chunk's frame.
+        // Flip one byte in the middle of the first inner chunk's frame, found through the index
+        // (zarrs may lay the chunks out in any order).
         let key = zarrs::storage::StoreKey::new("c/c/0/0/0/0").unwrap();
         let storage = store.store.storage.clone();
         let mut shard = storage.get(&key).unwrap().expect("shard").to_vec();
-        shard[20] ^= 0x40;
+        let index = shard.len() - 4 - 6 * 16;
+        let entry = |k: usize| u64::from_le_bytes(shard[k..k + 8].try_into().unwrap()) as usize;
+        let (offset, size) = (entry(index), entry(index + 8));
+        shard[offset + size / 2] ^= 0x40;
         storage.set(&key, shard.into()).unwrap();
         let reader = InnerChunks::new(array);
         let mut out: Vec<i8> = Vec::new();
         assert!(reader.read_into(&[0, 0, 0, 0], &mut out).is_err());
+    }
+
+    /// CRC-32C (Castagnoli, reflected), bit by bit: the index codec's checksum, computed here
+    /// rather than by the crate zarrs uses.
+    fn crc32c(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0x82F6_3B78
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// The shard index alone damaged: two stored entries swapped, chunks untouched. With the
+    /// crc32c recomputed (a forged index) the read succeeds with the other chunk's values,
+    /// so only the checksum stands between a damaged index and wrong numbers; with the stored
+    /// crc32c kept the read is refused, naming the shard.
+    #[test]
+    fn a_damaged_shard_index_is_refused_naming_the_shard() {
+        let store = MosaicStore::in_memory();
+        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
+        let zstd = json!({"name": "zstd", "configuration": {"level": 3, "checksum": true}});
+        let array = array(&store, "/d", json!([bytes, zstd]));
+        let values: Vec<i8> = (0..8 * 12 * 4).map(|i| (i % 13) as i8).collect();
+        array
+            .store_array_subset(&array.subset_all(), values)
+            .unwrap();
+        let key = zarrs::storage::StoreKey::new("d/c/0/0/0/0").unwrap();
+        let storage = store.store.storage.clone();
+        let good = storage.get(&key).unwrap().expect("shard").to_vec();
+        // 6 inner chunks, (offset, size) each as u64, then the crc32c of those 96 bytes.
+        let index = good.len() - 4 - 6 * 16;
+        let mut swapped = good.clone();
+        swapped[index..index + 16].copy_from_slice(&good[index + 16..index + 32]);
+        swapped[index + 16..index + 32].copy_from_slice(&good[index..index + 16]);
+        let read = |shard: &[u8]| {
+            storage.set(&key, shard.to_vec().into()).unwrap();
+            let reader = InnerChunks::new(array.clone());
+            let mut out: Vec<i8> = Vec::new();
+            reader.read_into(&[0, 0, 0, 0], &mut out).map(|_| out)
+        };
+        let expected = read(&good).expect("the good shard reads");
+        let mut forged = swapped.clone();
+        let crc = crc32c(&forged[index..index + 96]).to_le_bytes();
+        forged[index + 96..].copy_from_slice(&crc);
+        let wrong = read(&forged).expect("a forged index decodes");
+        assert_ne!(
+            wrong, expected,
+            "the swap points chunk (0, 0) at other values"
+        );
+        let err = read(&swapped).expect_err("a damaged index is refused");
+        let cause = std::error::Error::source(&err).map(|e| e.to_string());
+        let text = format!("{err}: {cause:?}");
+        assert!(text.contains("d/c/0/0/0/0"), "{text}");
+        assert!(text.contains("checksum"), "{text}");
     }
 }

@@ -12,7 +12,7 @@ mod overview_layout;
 
 pub use arrays::{Coordinate, StoreArray};
 pub use codecs::{compression_codecs, encoded_size, raw_bytes, sharding_codec, transpose_codec};
-pub use inner_chunks::{InnerChunks, REMOTE_READ_THREADS, on_read_threads};
+pub use inner_chunks::{InnerChunkError, InnerChunks, REMOTE_READ_THREADS, on_read_threads};
 pub use layout::{
     BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, SCALES, array_metadata_key,
     array_path, failures_key, failures_prefix, group_key, is_data_shard_key, parse_shard_key,

@@ -9,6 +9,12 @@ object (past the reader's deadline) and half a second elsewhere. `hard` names pa
 fault is logged as one JSON line (method, path, the request's number for that path, fault), so a
 test can check each failure in a build's records against the faults that caused it.
 
+`cut` = (FRAGMENT, K) cuts the K-th PUT (1-based) whose path holds FRAGMENT half-way through its
+body: the headers go to the server as they came (Content-Length says the whole body), then half
+the body, then the connection to the server is reset; `on_cut(record)` is called next (a test
+kills the writer there, so that no retry hides what the cut left), and the client's connection
+is reset last. The cut is logged with the bytes forwarded and the body's length.
+
 Run on its own: python fault_proxy.py UPSTREAM_URL PORT LOG [--rate R] [--seed S] [--stall S]
 [--hard FRAGMENT ...] [--hard-count K]."""
 
@@ -31,7 +37,7 @@ class FaultProxy(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, upstream, port, log_path, rate=0.1, seed=1, stall=6.0, hard=(),
-                 hard_count=3, trace=False, hard_methods=("GET",)):
+                 hard_count=3, trace=False, hard_methods=("GET",), cut=None, on_cut=None):
         super().__init__(("127.0.0.1", port), _Handler)
         url = urllib.parse.urlsplit(upstream)
         self.upstream = (url.hostname, url.port)
@@ -39,6 +45,7 @@ class FaultProxy(http.server.ThreadingHTTPServer):
         self.hard, self.hard_count = list(hard), hard_count
         self.hard_methods = set(hard_methods)
         self.trace = trace
+        self.cut, self.on_cut, self.cut_seen = cut, on_cut, 0
         self.counts = {}
         self.lock = threading.Lock()
         self.log = open(log_path, "a", buffering=1)
@@ -48,6 +55,10 @@ class FaultProxy(http.server.ThreadingHTTPServer):
         with self.lock:
             n = self.counts.get((method, path), 0)
             self.counts[(method, path)] = n + 1
+            if method == "PUT" and self.cut and self.cut[0] in path:
+                self.cut_seen += 1
+                if self.cut_seen == self.cut[1]:
+                    return "cut-put", n
         if method in self.hard_methods and n < self.hard_count and any(h in path for h in self.hard):
             return "500", n
         digest = hashlib.sha256(f"{self.seed} {method} {path} {n}".encode()).digest()
@@ -56,9 +67,9 @@ class FaultProxy(http.server.ThreadingHTTPServer):
             return None, n
         return FAULTS[int(u / self.rate * len(FAULTS)) % len(FAULTS)], n
 
-    def record(self, method, path, n, fault, client=None):
+    def record(self, method, path, n, fault, client=None, **extra):
         line = json.dumps({"t": time.time(), "method": method, "path": path, "n": n,
-                           "fault": fault, "client": client})
+                           "fault": fault, "client": client, **extra})
         with self.lock:
             self.log.write(line + "\n")
 
@@ -91,12 +102,37 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         finally:
             conn.close()
 
+    def _cut_put(self, body):
+        """Forward the request line, the headers as they came and half of `body`, then reset
+        the connection to the server. Returns the bytes of body forwarded."""
+        part = body[:len(body) // 2]
+        upstream = socket.create_connection(self.server.upstream, timeout=60)
+        try:
+            head = f"{self.command} {self.path} HTTP/1.1\r\n" + "".join(
+                f"{k}: {v}\r\n" for k, v in self.headers.items()) + "\r\n"
+            upstream.sendall(head.encode("latin-1") + part)
+            time.sleep(0.5)  # the server has read what came, and waits for the rest
+            upstream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        finally:
+            upstream.close()
+        return len(part)
+
     def _handle(self):
         server = self.server
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        if length and len(body) < length:
+            return self._reset()  # the client went away mid-body: forward nothing
         path = urllib.parse.urlsplit(self.path).path
         fault, n = server.decide(self.command, path)
+        if fault == "cut-put":
+            forwarded = self._cut_put(body or b"")
+            record = {"method": self.command, "path": path, "n": n, "fault": fault,
+                      "forwarded": forwarded, "length": length}
+            server.record(**record)
+            if server.on_cut:
+                server.on_cut(record)
+            return self._reset()
         if fault or server.trace:
             server.record(self.command, path, n, fault, self.client_address[1])
         if fault == "500":

@@ -3,14 +3,16 @@ read it back with xarray through s3fs, and compare with the local build: identic
 
 import json
 import os
+import subprocess
 import time
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import NORTH, REPO, mosaic
-from seaweed import seaweed
+import fault_proxy
+from conftest import MOSAIC, NORTH, REPO, mosaic
+from seaweed import free_port, seaweed
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +90,59 @@ def test_opening_a_band_over_s3_reads_under_a_megabyte(sample, s3):
     assert any("/lon/" in p for p, _ in fetched), fetched  # the coordinates came over the wire
     assert total < 1_000_000, fetched
     np.testing.assert_array_equal(ds.lon.values, xr.open_zarr(local, group="70-80", chunks=None).lon.values)
+
+
+def test_an_interrupted_put_leaves_no_object(sample, s3, tmp_path):
+    """A build into S3 through a proxy that cuts the 3rd embeddings shard's PUT half-way (the
+    server gets the headers and half the body, then a reset), the build killed right after the
+    cut before its client could retry: listed on SeaweedFS directly, every object of the band is
+    the local build's bytes or absent, and the cut one is absent. A second run completes the band
+    to the local build's bytes."""
+    url, prefix = "s3://mosaic/stores/cut.zarr", "mosaic/stores/cut.zarr/"
+    build = [str(MOSAIC), "build", "--input", str(sample["root"]), "--out", url, "--band", "70-80"]
+    running = {}
+
+    def kill_the_build(record):
+        running["proc"].kill()
+        running["proc"].wait()
+
+    log = tmp_path / "proxy.jsonl"
+    port = free_port()
+    proxy = fault_proxy.start(s3["endpoint"], port, log, rate=0.0, cut=("/70-80/embeddings/c/", 3),
+                              on_cut=kill_the_build)
+    try:
+        env = dict(os.environ, **dict(s3["env"], AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}"))
+        running["proc"] = subprocess.Popen(build, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+        out, err = running["proc"].communicate(timeout=600)
+    finally:
+        proxy.shutdown()
+    cuts = [r for r in fault_proxy.read_log(log) if r["fault"] == "cut-put"]
+    assert len(cuts) == 1, (out, err)
+    assert 0 < cuts[0]["forwarded"] < cuts[0]["length"], cuts
+    assert running["proc"].returncode == -9, (out, err)  # killed at the cut, not finished
+    cut_key = cuts[0]["path"].split("cut.zarr/", 1)[1]
+
+    time.sleep(1)  # the server is done with the cut request
+    fs, local = s3["fs"], sample["store"]
+    fs.invalidate_cache()
+    remote = {k.split("cut.zarr/", 1)[1]: fs.cat(k) for k in fs.find(prefix + "70-80")}
+    print(f"\ncut {cut_key} after {cuts[0]['forwarded']} of {cuts[0]['length']} bytes; "
+          f"{len(remote)} objects in the store at the kill")
+    assert cut_key not in remote, f"{cut_key}: {len(remote[cut_key])} bytes stored"
+    shards = [k for k in remote if "/embeddings/c/" in k]
+    assert len(shards) >= 2, sorted(remote)  # the two PUTs before the cut landed
+    for key, data in sorted(remote.items()):
+        assert data == (local / key).read_bytes(), f"{key}: {len(data)} bytes stored, " \
+            f"{(local / key).stat().st_size} in the local build"
+
+    mosaic("build", "--input", sample["root"], "--out", url, "--band", "70-80", cwd=REPO,
+           env=dict(os.environ, **s3["env"]))
+    fs.invalidate_cache()
+    remote = {k.split("cut.zarr/", 1)[1]: fs.cat(k) for k in fs.find(prefix + "70-80")}
+    local_files = {str(p.relative_to(local)): p.read_bytes()
+                   for p in (local / "70-80").rglob("*") if p.is_file()}
+    assert sorted(remote) == sorted(local_files)
+    for key in sorted(local_files):
+        assert remote[key] == local_files[key], key
+    fs.rm(prefix, recursive=True)

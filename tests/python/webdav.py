@@ -1,0 +1,51 @@
+"""A throwaway WebDAV server: WsgiDAV (PyPI `wsgidav`, served by `cheroot`) on a free loopback
+port, sharing a temporary folder read-write and anonymously. object_store's HttpStore writes
+with PUT and MKCOL and lists with PROPFIND, which is how `mosaic` writes an http(s):// store.
+Used by tests/python/test_object_stores.py."""
+
+import contextlib
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from seaweed import free_port
+
+
+@contextlib.contextmanager
+def webdav(data_dir):
+    """Start WsgiDAV sharing `data_dir / "share"` as `/`; yield {url, root, log}; stop it after."""
+    data_dir = Path(data_dir)
+    root = data_dir / "share"
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(data_dir / "wsgidav.log", "w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "wsgidav"), "--host", "127.0.0.1", "--port", str(port),
+         "--root", str(root), "--auth", "anonymous", "--no-config", "--server", "cheroot", "-q"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                put = urllib.request.Request(f"{url}/.ready", data=b"ready", method="PUT")
+                urllib.request.urlopen(put, timeout=5).close()
+                assert (root / ".ready").read_bytes() == b"ready"
+                urllib.request.urlopen(
+                    urllib.request.Request(f"{url}/.ready", method="DELETE"), timeout=5).close()
+                break
+            except Exception as e:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"WsgiDAV at {url} did not take a write ({e!r}):\n"
+                                       f"{(data_dir / 'wsgidav.log').read_text()[-3000:]}") from e
+                time.sleep(0.3)
+        yield {"url": url, "root": root, "log": data_dir / "wsgidav.log"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
