@@ -98,6 +98,10 @@ fn finalize_split_one_three_and_seven_ways_equals_one_finalize() {
             "the final step reads every partial and makes none: {reduce}"
         );
         assert_same_files(&reference, &store);
+        // A share run again finds its partials matching the store: it makes nothing.
+        let again = finalize(&store).args(["--worker", &format!("1/{n}")]).ok();
+        assert_eq!(counts(&again).0, 0, "{again}");
+        assert_same_files(&reference, &store);
     }
 }
 
@@ -161,24 +165,33 @@ fn a_partial_older_than_its_cells_is_found_and_made_again() {
         finalize(&store).args(["--worker", &format!("{i}/2")]).ok();
     }
     finalize(&store).ok();
-    // A late tile in the cluster's block, built after the partials.
-    let late = "grid_10.45_80.05";
-    synth(&input, late, "2024").ok();
-    build(&input, &store, "80-90")
-        .args(["--worker", "1/1"])
-        .ok();
-    let out = finalize(&store).run();
-    assert!(out.status.success());
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    let (made, _, stale) = counts(&stdout);
-    assert!(stale >= 1 && made >= stale, "{stdout}");
-    assert!(
-        stderr.contains("stale partial") && stderr.contains(&format!("{late} built since")),
-        "{stderr}"
-    );
+    // A late tile in the cluster's block (its statistics), then one in the next block east,
+    // whose cells the cluster block's coarse chunks reach (a level-9 chunk of 22 cells starts
+    // at lon index 1914, in the cluster's block, and holds 1920): each built after the
+    // partials, each found by the final step.
+    for (late, why) in [
+        ("grid_10.45_80.05", "summed the statistics of"),
+        ("grid_12.05_80.05", "made its overview chunks from"),
+    ] {
+        synth(&input, late, "2024").ok();
+        build(&input, &store, "80-90")
+            .args(["--worker", "1/1"])
+            .ok();
+        let out = finalize(&store).run();
+        assert!(out.status.success());
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        let (made, _, stale) = counts(&stdout);
+        assert!(stale >= 1 && made >= stale, "{stdout}");
+        assert!(
+            stderr.lines().any(|l| l.starts_with("stale partial")
+                && l.contains(why)
+                && l.contains(&format!("{late} built since"))),
+            "{stderr}"
+        );
+    }
     // What a finalize of the whole input, from scratch, gives.
     let fresh = d.join("fresh.zarr");
     for band in ["70-80", "80-90"] {
