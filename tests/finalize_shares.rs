@@ -133,7 +133,7 @@ fn the_final_step_reads_one_partial_per_block_and_no_cell() {
     let logged = Intercept::new(&opened)
         .on_read(move |key, _| log.lock().unwrap().push(key.as_str().to_string()))
         .into_store(&opened.location);
-    let report = finalize_store(&MosaicStore { store: logged }, |_| {}).unwrap();
+    let report = finalize_store(&MosaicStore { store: logged }, |_| {}, &|_| {}).unwrap();
     assert_eq!(report.bases.len(), 1);
     let reads = reads.lock().unwrap().clone();
     let mut per_key: BTreeMap<&str, usize> = BTreeMap::new();

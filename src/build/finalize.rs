@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use super::share::in_worker_share;
 use crate::grid::Cell;
 use crate::overview::{
-    Block, ColourBasis, Missing, YearPartials, make_partials, store_colour_basis,
+    Block, ColourBasis, Missing, OnBlock, YearPartials, make_partials, store_colour_basis,
 };
 use crate::zarr::{FormatError, MosaicStore};
 
@@ -58,10 +58,11 @@ pub fn block_in_share(block: Block, worker: (usize, usize)) -> bool {
 /// Finalize a whole store: rewrite the root's consolidated metadata, then per year fold every
 /// band's block partials into the colour basis, making the blocks (coarse overview chunks and
 /// partial) that have no partial matching the store. `on_year` hears of each year as it is
-/// done. Running it again changes nothing.
+/// done, `on_block` of each block. Running it again changes nothing.
 pub fn finalize_store(
     store: &MosaicStore,
     mut on_year: impl FnMut(&YearPartials),
+    on_block: OnBlock,
 ) -> Result<FinalizeReport, FormatError> {
     store.write_root_metadata()?;
     let bands = store.bands()?;
@@ -73,7 +74,7 @@ pub fn finalize_store(
         bases: Vec::new(),
     };
     for year in years {
-        let (basis, partials) = store_colour_basis(store, year, Missing::Make)?;
+        let (basis, partials) = store_colour_basis(store, year, Missing::Make, on_block)?;
         on_year(&partials);
         report.years.push(partials);
         report.bases.extend(basis);
@@ -88,11 +89,13 @@ pub fn finalize_share(
     store: &MosaicStore,
     worker: (usize, usize),
     mut on_year: impl FnMut(&YearPartials),
+    on_block: OnBlock,
 ) -> Result<Vec<YearPartials>, FormatError> {
     let (bands, _, years) = overview_bands(store)?;
     let mut out = Vec::new();
     for year in years {
-        let partials = make_partials(store, year, &bands, &|b| block_in_share(b, worker))?;
+        let owns = |b| block_in_share(b, worker);
+        let partials = make_partials(store, year, &bands, &owns, on_block)?;
         on_year(&partials);
         out.push(partials);
     }
@@ -106,11 +109,11 @@ pub fn finalize_share(
 pub fn finalize_band(store: &MosaicStore, band: &str, years: &[u16]) -> Result<(), FormatError> {
     if let Some(layout) = store.band_layout(band)? {
         for year in layout.year_values() {
-            make_partials(store, year, &[band.to_string()], &|_| true)?;
+            make_partials(store, year, &[band.to_string()], &|_| true, &|_| {})?;
         }
     }
     for &year in years {
-        store_colour_basis(store, year, Missing::Sum)?;
+        store_colour_basis(store, year, Missing::Sum, &|_| {})?;
     }
     Ok(())
 }

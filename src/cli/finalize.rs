@@ -8,10 +8,11 @@ use std::time::Instant;
 use anyhow::Result;
 
 use tessera_mosaic::build::{finalize_share, finalize_store};
-use tessera_mosaic::overview::YearPartials;
+use tessera_mosaic::overview::{BlockProgress, YearPartials};
 use tessera_mosaic::zarr::MosaicStore;
 
 use super::build::parse_worker;
+use super::shared::progress_bar;
 
 /// Rewrite the root's consolidated metadata, make the coarse overview levels of every band
 /// from its per-cell levels and store the colour basis of every year. Run it once all builds
@@ -47,12 +48,20 @@ fn print_year(p: &YearPartials, t: &Instant) {
 pub fn run(a: Args) -> Result<ExitCode> {
     let store = MosaicStore::open_existing(&a.store)?;
     let t = Instant::now();
+    let bar = progress_bar(0, "blocks");
+    let on_block = |p: BlockProgress| match p {
+        BlockProgress::Found(n) => bar.inc_length(n as u64),
+        BlockProgress::Done => bar.inc(1),
+    };
+    let on_year = |p: &YearPartials| bar.suspend(|| print_year(p, &t));
     if let Some((i, n)) = a.worker {
         println!("share {}/{n} of the blocks of {}", i + 1, a.store);
-        finalize_share(&store, (i, n), |p| print_year(p, &t))?;
+        finalize_share(&store, (i, n), on_year, &on_block)?;
+        bar.finish_and_clear();
         return Ok(ExitCode::SUCCESS);
     }
-    let report = finalize_store(&store, |p| print_year(p, &t))?;
+    let report = finalize_store(&store, on_year, &on_block)?;
+    bar.finish_and_clear();
     println!(
         "root of {} lists {} bands: {}",
         a.store,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
-use super::partials::{Missing, YearPartials, fold_year};
+use super::partials::{Missing, OnBlock, YearPartials, fold_year};
 use super::pyramid::year_chunks;
 use super::statistics::YearStatistics;
 use crate::grid::CHANNELS;
@@ -179,7 +179,7 @@ pub fn merge_statistics(
     store: &MosaicStore,
     year: u16,
 ) -> Result<(YearStatistics, BTreeMap<String, usize>), FormatError> {
-    let (stats, cells, _) = fold_year(store, year, Missing::Sum)?;
+    let (stats, cells, _) = fold_year(store, year, Missing::Sum, &|_| {})?;
     Ok((stats, cells))
 }
 
@@ -204,8 +204,9 @@ pub fn store_colour_basis(
     store: &MosaicStore,
     year: u16,
     missing: Missing,
+    on_block: OnBlock,
 ) -> Result<(Option<ColourBasis>, YearPartials), FormatError> {
-    let (stats, cells, report) = fold_year(store, year, missing)?;
+    let (stats, cells, report) = fold_year(store, year, missing, on_block)?;
     let basis = ColourBasis::from_statistics(year, &stats, cells);
     if let Some(basis) = &basis {
         store.store.put_json(

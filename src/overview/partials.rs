@@ -433,6 +433,18 @@ fn first_difference(was: &[[u16; 2]], now: &[[u16; 2]]) -> String {
 /// Which blocks a step makes: a share's, or all.
 pub type Owns<'a> = &'a (dyn Fn(Block) -> bool + Sync);
 
+/// Progress of a finalize step, block by block (a year's blocks take minutes at scale).
+#[derive(Debug, Clone, Copy)]
+pub enum BlockProgress {
+    /// This many more blocks to go through.
+    Found(usize),
+    /// One block made or read.
+    Done,
+}
+
+/// Hears of [`BlockProgress`].
+pub type OnBlock<'a> = &'a (dyn Fn(BlockProgress) + Sync);
+
 /// What finalize did for one year.
 #[derive(Debug, Clone, Default)]
 pub struct YearPartials {
@@ -455,6 +467,7 @@ pub fn make_partials(
     year: u16,
     bands: &[String],
     owns: Owns,
+    on_block: OnBlock,
 ) -> Result<YearPartials, FormatError> {
     let mut report = YearPartials {
         year,
@@ -464,7 +477,9 @@ pub fn make_partials(
         let Some(by) = BandYear::list(store, band, year)? else {
             continue;
         };
-        for block in by.blocks().into_iter().filter(|&b| owns(b)) {
+        let blocks: Vec<Block> = by.blocks().into_iter().filter(|&b| owns(b)).collect();
+        on_block(BlockProgress::Found(blocks.len()));
+        for block in blocks {
             match by.stored_partial(store, block)? {
                 Some(Ok(_)) => report.reused += 1,
                 stale => {
@@ -476,6 +491,7 @@ pub fn make_partials(
                     report.chunks += p.header.pyramid_chunks;
                 }
             }
+            on_block(BlockProgress::Done);
         }
     }
     Ok(report)
@@ -499,6 +515,7 @@ pub fn fold_year(
     store: &MosaicStore,
     year: u16,
     missing: Missing,
+    on_block: OnBlock,
 ) -> Result<(YearStatistics, BTreeMap<String, usize>, YearPartials), FormatError> {
     let mut report = YearPartials {
         year,
@@ -516,6 +533,7 @@ pub fn fold_year(
             cells.insert(band.clone(), by.statistics_cell_count());
         }
         let blocks = by.blocks();
+        on_block(BlockProgress::Found(blocks.len()));
         // A few blocks at a time: their partials are read in parallel, folded in order.
         for group in blocks.chunks(2 * rayon::current_num_threads().max(1)) {
             let got: Vec<Result<Folded, FormatError>> = group
@@ -537,6 +555,7 @@ pub fn fold_year(
                 .collect();
             for g in got {
                 let (p, why, made) = g?;
+                on_block(BlockProgress::Done);
                 if made {
                     report.made += 1;
                     report.chunks += p.header.pyramid_chunks;
