@@ -3,7 +3,8 @@
 Synthetic tiles of two bands go into SeaweedFS; a Slurm job array of shares
 (scripts/slurm/build.sbatch) builds them into a store in SeaweedFS through a fault-injecting
 proxy (tests/python/fault_proxy.py: 500s, connection resets, stalls, and a few tiles whose
-first reads all fail), then finalize and stac run as dependent jobs (afterok). While the
+first reads all fail), then finalize as an array of shares (scripts/slurm/finalize-share.sbatch),
+the final finalize and stac, each a dependent job (afterok). While the
 array runs, some tasks' mosaic processes are killed with SIGKILL (the task requeues itself) and one task is requeued by Slurm itself (scontrol requeue). Then the outcome
 is checked against a single-process build of the same tiles (no proxy, no faults): every
 object of the store (arrays, overviews, statistics, colour bases, metadata) and every file of
@@ -235,6 +236,8 @@ def main():
     p.add_argument("--bbox", default="10.0,69.9,10.2,70.1",
                    help="cells to synthesise (both sides of 70N: two bands)")
     p.add_argument("--shares", type=int, default=16)
+    p.add_argument("--finalize-shares", type=int, default=4,
+                   help="shares of the finalize array (then the final step)")
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the Slurm node")
     p.add_argument("--threads", type=int, default=1, help="threads per share")
     p.add_argument("--kills", type=int, default=1, help="tasks whose mosaic gets SIGKILL")
@@ -316,12 +319,17 @@ def main():
             array = slurm.sbatch([f"--array=1-{a.shares}", f"--cpus-per-task={a.threads}",
                                   f"--output={logs}/build-%a.out",
                                   ROOT / "scripts/slurm/build.sbatch"], env)
-            fin = slurm.sbatch([f"--dependency=afterok:{array}", "--kill-on-invalid-dep=yes",
+            shares = slurm.sbatch([f"--array=1-{a.finalize_shares}", f"--dependency=afterok:{array}",
+                                   "--kill-on-invalid-dep=yes", f"--output={logs}/finalize-share-%a.out",
+                                   ROOT / "scripts/slurm/finalize-share.sbatch"],
+                                  dict(env, MOSAIC_FINALIZE_SHARES=str(a.finalize_shares)))
+            fin = slurm.sbatch([f"--dependency=afterok:{shares}", "--kill-on-invalid-dep=yes",
                                 f"--output={logs}/finalize.out",
                                 ROOT / "scripts/slurm/finalize.sbatch"], env)
             stac = slurm.sbatch([f"--dependency=afterok:{fin}", "--kill-on-invalid-dep=yes",
                                  f"--output={logs}/stac.out", ROOT / "scripts/slurm/stac.sbatch"], env)
-            log(f"submitted: array {array} (1-{a.shares}), finalize {fin}, stac {stac}; "
+            log(f"submitted: array {array} (1-{a.shares}), finalize shares {shares} "
+                f"(1-{a.finalize_shares}), finalize {fin}, stac {stac}; "
                 f"SIGKILL for tasks {kill}, scontrol requeue for {requeue}")
             injector = Injector(slurm, array, reports, kill, requeue, a.kill_delay,
                                 work / "kills.jsonl")
@@ -329,20 +337,26 @@ def main():
             wait_job(slurm, array, a.timeout)
             t_array = time.time()
             injector.stop.set()
+            wait_job(slurm, shares, 600)
+            t_shares = time.time()
             wait_job(slurm, fin, 600)
             t_fin = time.time()
             wait_job(slurm, stac, 600)
             t_stac = time.time()
             tasks, fin_job, stac_job = slurm.jobs(array), slurm.jobs(fin), slurm.jobs(stac)
+            share_jobs = slurm.jobs(shares)
         finally:
             slurm.stop()
             proxy.shutdown()
-        summary |= {"array_s": round(t_array - t0, 1), "finalize_job_s": round(t_fin - t_array, 1),
+        summary |= {"array_s": round(t_array - t0, 1),
+                    "finalize_shares_s": round(t_shares - t_array, 1),
+                    "finalize_job_s": round(t_fin - t_shares, 1),
                     "stac_job_s": round(t_stac - t_fin, 1)}
 
         # The checks.
         problems = []
-        for name, jobs in [("array", tasks), ("finalize", fin_job), ("stac", stac_job)]:
+        for name, jobs in [("array", tasks), ("finalize share", share_jobs), ("finalize", fin_job),
+                           ("stac", stac_job)]:
             for task, f in sorted(jobs.items()):
                 if f.get("JobState") != "COMPLETED":
                     problems.append(f"{name} {task}: {f.get('JobState')} ({f.get('ExitCode')}); "
@@ -393,6 +407,7 @@ def main():
         summary["store_objects"] = len(got)
         summary["statistics_objects"] = sum("statistics" in k for k in got)
         summary["colour_bases"] = sorted(k for k in got if k.startswith("_mosaic/colour/"))
+        summary["finalize_partials"] = sum(k.startswith("_mosaic/finalize/") for k in got)
         if not summary["colour_bases"]:
             problems.append("no colour basis in the store")
         cref, cgot = digest_folder(work / "stac-reference"), digest_folder(work / "stac-run")

@@ -14,7 +14,7 @@ mod threads;
 
 pub use band::{BuildError, BuildOptions, build_band};
 pub use ceiling::{Ceiling, ceiling};
-pub use finalize::{BandFinalized, FinalizeReport, finalize_band, finalize_store};
+pub use finalize::{FinalizeReport, block_in_share, finalize_band, finalize_share, finalize_store};
 pub use overview_sink::OverviewSink;
 pub use report::{BuildReport, FailedTile, FailureRecord, NoDataTile, PhaseSeconds};
 pub use share::in_worker_share;

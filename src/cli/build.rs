@@ -218,7 +218,7 @@ pub fn run_ceiling(a: CeilingArgs) -> Result<ExitCode> {
 }
 
 /// Parse `I/N` (1-based) into a 0-based share.
-fn parse_worker(text: &str) -> Result<(usize, usize), String> {
+pub(crate) fn parse_worker(text: &str) -> Result<(usize, usize), String> {
     let (i, n) = text
         .split_once('/')
         .ok_or_else(|| format!("`{text}`: expected I/N, e.g. 2/8"))?;

@@ -9,16 +9,13 @@
 use std::collections::BTreeMap;
 
 use nalgebra::{DMatrix, SymmetricEigen};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::partials::{Missing, OnBlock, YearPartials, fold_year};
 use super::pyramid::year_chunks;
-use super::statistics::{CellStatistics, YearStatistics};
-use crate::grid::{CHANNELS, Cell};
-use crate::zarr::{
-    COLOUR_STATISTICS, FormatError, MosaicStore, SAMPLE, SAMPLE_PIXELS, SUMS, StoreArray,
-    colour_basis_key, statistics_array,
-};
+use super::statistics::YearStatistics;
+use crate::grid::CHANNELS;
+use crate::zarr::{FormatError, MosaicStore, SUMS, colour_basis_key, statistics_array};
 
 /// The colours of a year.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,17 +128,6 @@ pub fn principal_components(cov: DMatrix<f64>, n: usize) -> (Vec<Vec<f64>>, Vec<
     )
 }
 
-/// The statistics arrays of a band.
-struct StatisticsArrays {
-    sums: StoreArray,
-    sample: StoreArray,
-}
-
-fn open_array(store: &MosaicStore, band: &str, name: &str) -> Result<StoreArray, FormatError> {
-    let path = format!("/{band}/{}", statistics_array(name));
-    store.open_array(&path)
-}
-
 /// Cells of a band with colour statistics for a year (their chunk-grid row and column).
 fn cells_with_statistics(
     store: &MosaicStore,
@@ -156,7 +142,7 @@ fn cells_with_statistics(
 }
 
 /// Bands with overviews and statistics, with the year's index on their axis.
-fn bands_with_year(store: &MosaicStore, year: u16) -> Result<Vec<(String, u64, u16)>, FormatError> {
+fn bands_with_year(store: &MosaicStore, year: u16) -> Result<Vec<(String, u64)>, FormatError> {
     let mut out = Vec::new();
     for band in store.bands()? {
         if !store.has_overviews(&band)? {
@@ -166,7 +152,7 @@ fn bands_with_year(store: &MosaicStore, year: u16) -> Result<Vec<(String, u64, u
             continue;
         };
         if let Some(y) = layout.year_index(year) {
-            out.push((band, y, layout.grid.lat_start_index));
+            out.push((band, y));
         }
     }
     Ok(out)
@@ -178,7 +164,7 @@ pub fn statistics_cells(
     year: u16,
 ) -> Result<BTreeMap<String, usize>, FormatError> {
     let mut cells = BTreeMap::new();
-    for (band, y, _) in bands_with_year(store, year)? {
+    for (band, y) in bands_with_year(store, year)? {
         let n = cells_with_statistics(store, &band, y)?.len();
         if n > 0 {
             cells.insert(band, n);
@@ -187,53 +173,14 @@ pub fn statistics_cells(
     Ok(cells)
 }
 
-/// Merge the statistics of every cell of every band for a year (read in parallel, merged in
-/// band and cell order).
+/// Merge the statistics of every band for a year: from each block's partial where it matches
+/// the store, else summed from the block's cells (nothing written).
 pub fn merge_statistics(
     store: &MosaicStore,
     year: u16,
 ) -> Result<(YearStatistics, BTreeMap<String, usize>), FormatError> {
-    let mut merged = YearStatistics::default();
-    let mut counts = BTreeMap::new();
-    for (band, y, lat_start) in bands_with_year(store, year)? {
-        let cells = cells_with_statistics(store, &band, y)?;
-        if cells.is_empty() {
-            continue;
-        }
-        let arrays = StatisticsArrays {
-            sums: open_array(store, &band, SUMS)?,
-            sample: open_array(store, &band, SAMPLE)?,
-        };
-        let path = format!("{}/{band}/{COLOUR_STATISTICS}", store.location());
-        // Read in blocks so that memory stays bounded for a whole band.
-        for block in cells.chunks(1024) {
-            let read: Vec<Result<CellStatistics, FormatError>> = block
-                .par_iter()
-                .map(|&(i, j)| {
-                    let sums: Vec<f64> = arrays
-                        .sums
-                        .retrieve_chunk(&[y, i, j, 0])
-                        .map_err(FormatError::array(&path))?;
-                    let sample: Vec<f32> = arrays
-                        .sample
-                        .retrieve_chunk(&[y, i, j, 0, 0])
-                        .map_err(FormatError::array(&path))?;
-                    debug_assert_eq!(sample.len(), SAMPLE_PIXELS * CHANNELS);
-                    Ok(CellStatistics { sums, sample })
-                })
-                .collect();
-            for (&(i, j), stats) in block.iter().zip(read) {
-                let cell = Cell {
-                    lat_index: lat_start + i as u16,
-                    lon_index: j as u16,
-                };
-                merged.add(cell, year, &stats?);
-            }
-        }
-        counts.insert(band, cells.len());
-    }
-    merged.trim();
-    Ok((merged, counts))
+    let (stats, cells, _) = fold_year(store, year, Missing::Sum, &|_| {})?;
+    Ok((stats, cells))
 }
 
 /// The colour basis of a year: the stored one when it covers the cells the store has now,
@@ -250,22 +197,22 @@ pub fn colour_basis(store: &MosaicStore, year: u16) -> Result<Option<ColourBasis
     Ok(ColourBasis::from_statistics(year, &stats, cells))
 }
 
-/// Compute and store the colour basis of each year (idempotent: the same statistics give the
-/// same bytes). Returns the bases stored.
-pub fn store_colour_bases(
+/// Compute and store the colour basis of a year from every band's block partials; blocks
+/// without a partial that matches the store are made (`Missing::Make`) or summed in memory
+/// (`Missing::Sum`). Idempotent: the same store gives the same bytes.
+pub fn store_colour_basis(
     store: &MosaicStore,
-    years: &[u16],
-) -> Result<Vec<ColourBasis>, FormatError> {
-    let mut out = Vec::new();
-    for &year in years {
-        let (stats, cells) = merge_statistics(store, year)?;
-        if let Some(basis) = ColourBasis::from_statistics(year, &stats, cells) {
-            store.store.put_json(
-                &colour_basis_key(year),
-                &serde_json::to_value(&basis).expect("serialisable"),
-            )?;
-            out.push(basis);
-        }
+    year: u16,
+    missing: Missing,
+    on_block: OnBlock,
+) -> Result<(Option<ColourBasis>, YearPartials), FormatError> {
+    let (stats, cells, report) = fold_year(store, year, missing, on_block)?;
+    let basis = ColourBasis::from_statistics(year, &stats, cells);
+    if let Some(basis) = &basis {
+        store.store.put_json(
+            &colour_basis_key(year),
+            &serde_json::to_value(basis).expect("serialisable"),
+        )?;
     }
-    Ok(out)
+    Ok((basis, report))
 }

@@ -5,14 +5,16 @@
 //! The layout (levels, keys, metadata) is part of the output format, in [`crate::zarr`]; this
 //! module computes what goes in it: [`downsample`] makes a cell's levels, [`statistics`] sums
 //! and samples its pixels, [`basis`] turns a year's statistics into colours, and [`pyramid`]
-//! makes the coarse multi-cell levels from the finer ones (`mosaic finalize`).
+//! makes the coarse multi-cell levels from the finer ones (`mosaic finalize`), [`partials`]
+//! splits that step and the statistics' sums into fixed blocks for `finalize --worker`.
 
 pub mod basis;
 pub mod downsample;
+pub mod partials;
 pub mod pyramid;
 pub mod statistics;
 
-pub use basis::{ColourBasis, colour_basis, principal_components, store_colour_bases};
+pub use basis::{ColourBasis, colour_basis, principal_components, store_colour_basis};
 pub use downsample::{CellLevel, cell_levels, downsample_cell};
-pub use pyramid::{PyramidReport, build_coarse_levels};
+pub use partials::{Block, BlockProgress, Missing, OnBlock, YearPartials, block_of, make_partials};
 pub use statistics::{CellStatistics, YearStatistics};

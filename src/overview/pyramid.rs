@@ -1,26 +1,17 @@
 //! The coarse levels of a band's pyramid, whose chunks span several cells: made by
-//! `mosaic finalize` (and at the end of a whole-band build) from the level below, never from
-//! the embeddings. Each chunk is computed whole from its cells and written in one put, so the
-//! step is idempotent and any worker split gives the same bytes.
+//! `mosaic finalize` (and at the end of a whole-band build), never from the embeddings. Each
+//! chunk is computed whole and written in one put, each cell's part of it from that cell's
+//! finest per-cell level alone (level by level, as if from the stored level below: the same
+//! bytes), so any share of `finalize --worker` can make any chunk without waiting for another.
 
-use rayon::prelude::*;
-use zarrs::array::ArraySubset;
+use std::collections::BTreeSet;
 
 use super::downsample::downsample_cell;
 use crate::grid::{CHANNELS, LON_CELLS};
 use crate::zarr::{
-    EMBEDDINGS, FormatError, MosaicStore, OverviewLevel, SCALES, StoreArray, level_array,
-    overview_levels, raw_bytes,
+    BandLayout, EMBEDDINGS, FormatError, MosaicStore, OverviewLevel, SCALES, StoreArray,
+    level_array, overview_levels, raw_bytes,
 };
-
-/// What a pyramid step did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PyramidReport {
-    /// Chunks written, over all coarse levels and years.
-    pub chunks: usize,
-    /// Coarse levels made.
-    pub levels: usize,
-}
 
 fn open_level(
     store: &MosaicStore,
@@ -58,134 +49,166 @@ pub(crate) fn year_chunks(
     Ok(chunks)
 }
 
-/// Make every coarse level of a band from the level below, for every year.
-pub fn build_coarse_levels(store: &MosaicStore, band: &str) -> Result<PyramidReport, FormatError> {
-    let layout = store.band_layout(band)?.ok_or_else(|| FormatError::Band {
-        location: store.location().to_string(),
-        band: band.to_string(),
-        message: "no such band in the store".into(),
-    })?;
-    let grid = &layout.grid;
-    let levels = overview_levels(grid);
-    let mut report = PyramidReport::default();
-    for pair in levels.windows(2) {
-        let (from, to) = (&pair[0], &pair[1]);
-        if to.per_cell() {
-            continue;
-        }
-        report.levels += 1;
-        let (from_e, from_s) = open_level(store, band, from.level)?;
-        let (to_e, to_s) = open_level(store, band, to.level)?;
-        for y in 0..layout.years as u64 {
-            // Chunks of `to` holding any cell that `from` holds.
-            let from_scales = format!("{band}/{}", level_array(from.level, SCALES));
-            let mut wanted: Vec<(u64, u64)> = year_chunks(store, &from_scales, y)?
-                .into_iter()
-                .flat_map(|(i, j)| {
-                    let k = from.cells_per_chunk as u64;
-                    let t = to.cells_per_chunk as u64;
-                    // Cells of the `from` chunk, mapped to the `to` chunks holding them.
+/// A band's pyramid as finalize reads and writes it: its levels and their arrays.
+pub(crate) struct Pyramid {
+    levels: Vec<OverviewLevel>,
+    /// Per level from `base` on: (embeddings, scales).
+    arrays: Vec<(StoreArray, StoreArray)>,
+    /// Index in `levels` of the finest level finalize reads: the last per-cell level.
+    base: usize,
+    lat_cells: u64,
+    fill: i8,
+}
+
+/// One cell's int8 embeddings (as bytes) and scales at one level.
+type CellPixels = (Vec<u8>, Vec<f32>);
+
+/// A band-relative cell (row, column) of the chunk grid of a per-cell level.
+pub(crate) type CellIndex = (u64, u64);
+
+impl Pyramid {
+    pub(crate) fn open(
+        store: &MosaicStore,
+        band: &str,
+        layout: &BandLayout,
+    ) -> Result<Pyramid, FormatError> {
+        let levels = overview_levels(&layout.grid);
+        let base = levels.iter().rposition(|l| l.per_cell()).unwrap_or(0);
+        let arrays = levels[base..]
+            .iter()
+            .map(|l| open_level(store, band, l.level))
+            .collect::<Result<_, _>>()?;
+        Ok(Pyramid {
+            levels,
+            arrays,
+            base,
+            lat_cells: layout.grid.lat_cells() as u64,
+            fill: layout.embeddings_fill,
+        })
+    }
+
+    /// The key (under the store's root) of the base level's scales: one object per cell, so
+    /// listing it gives the cells with overviews.
+    pub(crate) fn base_scales(&self, band: &str) -> String {
+        format!(
+            "{band}/{}",
+            level_array(self.levels[self.base].level, SCALES)
+        )
+    }
+
+    /// Cells a coarse chunk can depend on beyond its own block, in every direction: the sum
+    /// of the coarse levels' chunk widths (a chunk is written when it meets a chunk of the
+    /// level below that was, which meets one below that, ...).
+    pub(crate) fn margin(&self) -> u64 {
+        self.levels[self.base + 1..]
+            .iter()
+            .map(|l| l.cells_per_chunk as u64)
+            .sum()
+    }
+
+    /// The chunks of each coarse level (index into the levels, chunk list) a year's base cells
+    /// give: every chunk holding a cell of a chunk of the level below (of a cell, at the base).
+    pub(crate) fn wanted(&self, base_cells: &BTreeSet<CellIndex>) -> Vec<(usize, Vec<CellIndex>)> {
+        let mut out = Vec::new();
+        let mut from: Vec<CellIndex> = base_cells.iter().copied().collect();
+        for to in self.base + 1..self.levels.len() {
+            let k = self.levels[to - 1].cells_per_chunk as u64;
+            let t = self.levels[to].cells_per_chunk as u64;
+            let mut wanted: Vec<CellIndex> = from
+                .iter()
+                .flat_map(|&(i, j)| {
                     (i * k..(i + 1) * k)
                         .flat_map(move |ci| (j * k..(j + 1) * k).map(move |cj| (ci / t, cj / t)))
                 })
                 .collect();
             wanted.sort_unstable();
             wanted.dedup();
-            let lat_cells = grid.lat_cells() as u64;
-            let written: Vec<Result<(), FormatError>> = wanted
-                .par_iter()
-                .map(|&(a, b)| {
-                    make_chunk(
-                        (&from_e, &from_s),
-                        (&to_e, &to_s),
-                        from,
-                        to,
-                        y,
-                        (a, b),
-                        lat_cells,
-                        layout.embeddings_fill,
-                    )
-                })
-                .collect();
-            for w in written {
-                w?;
-            }
-            report.chunks += wanted.len();
+            from = wanted.clone();
+            out.push((to, wanted));
         }
+        out
     }
-    Ok(report)
-}
 
-/// One chunk of a coarse level: read its cells from the level below, downsample each cell,
-/// write the chunk whole.
-#[allow(clippy::too_many_arguments)]
-fn make_chunk(
-    (from_e, from_s): (&StoreArray, &StoreArray),
-    (to_e, to_s): (&StoreArray, &StoreArray),
-    from: &OverviewLevel,
-    to: &OverviewLevel,
-    y: u64,
-    (a, b): (u64, u64),
-    lat_cells: u64,
-    fill: i8,
-) -> Result<(), FormatError> {
-    let t = to.cells_per_chunk as u64;
-    let cell_rows = a * t..((a + 1) * t).min(lat_cells);
-    let cell_cols = b * t..((b + 1) * t).min(LON_CELLS as u64);
-    let (fr, fc) = (from.rows_per_cell as u64, from.cols_per_cell as u64);
-    let what = format!("overview level {} chunk {y}/{a}/{b}", to.level);
-    let rows = cell_rows.start * fr..cell_rows.end * fr;
-    let cols = cell_cols.start * fc..cell_cols.end * fc;
-    let region_cols = (cols.end - cols.start) as usize;
-    let emb: Vec<i8> = from_e
-        .retrieve_array_subset(&ArraySubset::new_with_ranges(&[
-            y..y + 1,
-            rows.clone(),
-            cols.clone(),
-            0..CHANNELS as u64,
-        ]))
-        .map_err(FormatError::array(&what))?;
-    let scales: Vec<f32> = from_s
-        .retrieve_array_subset(&ArraySubset::new_with_ranges(&[y..y + 1, rows, cols]))
-        .map_err(FormatError::array(&what))?;
-    let (tr, tc) = (to.rows_per_cell, to.cols_per_cell);
-    let chunk_cols = tc * to.cells_per_chunk;
-    let chunk_pixels = tr * to.cells_per_chunk * chunk_cols;
-    let mut out_e = vec![fill as u8; chunk_pixels * CHANNELS];
-    let mut out_s = vec![f32::NAN; chunk_pixels];
-    let (fr, fc) = (fr as usize, fc as usize);
-    let mut block_e = vec![0u8; fr * fc * CHANNELS];
-    let mut block_s = vec![0f32; fr * fc];
-    for (ci, _) in cell_rows.clone().enumerate() {
-        for (cj, _) in cell_cols.clone().enumerate() {
-            // The cell's block in the region read.
-            for r in 0..fr {
-                let src = (ci * fr + r) * region_cols + cj * fc;
-                block_s[r * fc..(r + 1) * fc].copy_from_slice(&scales[src..src + fc]);
-                for (o, v) in block_e[r * fc * CHANNELS..(r + 1) * fc * CHANNELS]
-                    .iter_mut()
-                    .zip(&emb[src * CHANNELS..(src + fc) * CHANNELS])
-                {
-                    *o = *v as u8;
+    /// Cells per chunk of level index `to`.
+    pub(crate) fn cells_per_chunk(&self, to: usize) -> u64 {
+        self.levels[to].cells_per_chunk as u64
+    }
+
+    /// A cell at level index `to`, from its base level through every level between; `None`
+    /// where a level on the way has no valid pixel (drawn as fill, as the level below's
+    /// all-NaN block was).
+    fn cell_at(
+        &self,
+        y: u64,
+        (ci, cj): CellIndex,
+        to: usize,
+        what: &str,
+    ) -> Result<Option<CellPixels>, FormatError> {
+        let (base_e, base_s) = &self.arrays[0];
+        let e: Vec<i8> = base_e
+            .retrieve_chunk(&[y, ci, cj, 0])
+            .map_err(FormatError::array(what))?;
+        let mut s: Vec<f32> = base_s
+            .retrieve_chunk(&[y, ci, cj])
+            .map_err(FormatError::array(what))?;
+        let mut e: Vec<u8> = e.into_iter().map(|v| v as u8).collect();
+        for l in self.base + 1..=to {
+            if s.iter().all(|v| v.is_nan()) {
+                return Ok(None);
+            }
+            let (from, into) = (&self.levels[l - 1], &self.levels[l]);
+            (e, s) = downsample_cell(
+                &e,
+                &s,
+                (from.rows_per_cell, from.cols_per_cell),
+                (into.rows_per_cell, into.cols_per_cell),
+            );
+        }
+        Ok(Some((e, s)))
+    }
+
+    /// Make and write one chunk `(a, b)` of level index `to` for year index `y`, from the
+    /// base level of its cells that `base_cells` lists.
+    pub(crate) fn make_chunk(
+        &self,
+        y: u64,
+        to: usize,
+        (a, b): CellIndex,
+        base_cells: &BTreeSet<CellIndex>,
+    ) -> Result<(), FormatError> {
+        let level = &self.levels[to];
+        let (to_e, to_s) = &self.arrays[to - self.base];
+        let t = level.cells_per_chunk as u64;
+        let cell_rows = a * t..((a + 1) * t).min(self.lat_cells);
+        let cell_cols = b * t..((b + 1) * t).min(LON_CELLS as u64);
+        let what = format!("overview level {} chunk {y}/{a}/{b}", level.level);
+        let (tr, tc) = (level.rows_per_cell, level.cols_per_cell);
+        let chunk_cols = tc * level.cells_per_chunk;
+        let chunk_pixels = tr * level.cells_per_chunk * chunk_cols;
+        let mut out_e = vec![self.fill as u8; chunk_pixels * CHANNELS];
+        let mut out_s = vec![f32::NAN; chunk_pixels];
+        for (ci, cell_row) in cell_rows.clone().enumerate() {
+            for (cj, cell_col) in cell_cols.clone().enumerate() {
+                if !base_cells.contains(&(cell_row, cell_col)) {
+                    continue;
+                }
+                let Some((e, s)) = self.cell_at(y, (cell_row, cell_col), to, &what)? else {
+                    continue;
+                };
+                for r in 0..tr {
+                    let dst = (ci * tr + r) * chunk_cols + cj * tc;
+                    out_s[dst..dst + tc].copy_from_slice(&s[r * tc..(r + 1) * tc]);
+                    out_e[dst * CHANNELS..(dst + tc) * CHANNELS]
+                        .copy_from_slice(&e[r * tc * CHANNELS..(r + 1) * tc * CHANNELS]);
                 }
             }
-            if block_s.iter().all(|s| s.is_nan()) {
-                continue;
-            }
-            let (e, s) = downsample_cell(&block_e, &block_s, (fr, fc), (tr, tc));
-            for r in 0..tr {
-                let dst = (ci * tr + r) * chunk_cols + cj * tc;
-                out_s[dst..dst + tc].copy_from_slice(&s[r * tc..(r + 1) * tc]);
-                out_e[dst * CHANNELS..(dst + tc) * CHANNELS]
-                    .copy_from_slice(&e[r * tc * CHANNELS..(r + 1) * tc * CHANNELS]);
-            }
         }
+        let options = zarrs::array::CodecOptions::default()
+            .with_store_empty_chunks(true)
+            .with_concurrent_target(1);
+        to_e.store_chunk_opt(&[y, a, b, 0], raw_bytes(&out_e), &options)
+            .map_err(FormatError::array(&what))?;
+        to_s.store_chunk_opt(&[y, a, b], out_s.as_slice(), &options)
+            .map_err(FormatError::array(&what))
     }
-    let options = zarrs::array::CodecOptions::default()
-        .with_store_empty_chunks(true)
-        .with_concurrent_target(1);
-    to_e.store_chunk_opt(&[y, a, b, 0], raw_bytes(&out_e), &options)
-        .map_err(FormatError::array(&what))?;
-    to_s.store_chunk_opt(&[y, a, b], out_s.as_slice(), &options)
-        .map_err(FormatError::array(&what))
 }

@@ -12,7 +12,7 @@ use crate::hash::splitmix64;
 use crate::zarr::{SAMPLE_PIXELS, SUMS_LEN};
 
 /// Upper-triangle entries of a 128 x 128 symmetric matrix, row by row.
-const TRIANGLE: usize = CHANNELS * (CHANNELS + 1) / 2;
+pub(crate) const TRIANGLE: usize = CHANNELS * (CHANNELS + 1) / 2;
 /// Pixels a year's merged sample keeps.
 pub const YEAR_SAMPLE: usize = 16_384;
 
@@ -111,6 +111,26 @@ fn add_block(head: &mut [f64], outer: &mut [f64], block: &[[f64; CHANNELS]; BLOC
     }
 }
 
+/// A cell's sampled pixels with their Efraimidis-Spirakis keys (each pixel stands for
+/// count / pixels sampled) and their slot among the valid rows: smallest keys are kept.
+pub(crate) fn sample_keys(
+    cell: Cell,
+    year: u16,
+    stats: &CellStatistics,
+) -> impl Iterator<Item = (f64, u16, &[f32])> {
+    let rows: Vec<&[f32]> = stats
+        .sample
+        .chunks(CHANNELS)
+        .filter(|r| !r[0].is_nan())
+        .collect();
+    let weight = stats.count() / rows.len().max(1) as f64;
+    let seed = seed(cell, year) ^ 0x5eed;
+    rows.into_iter().enumerate().map(move |(slot, row)| {
+        let u = (splitmix64(seed ^ slot as u64) >> 11) as f64 / (1u64 << 53) as f64;
+        (-(1.0 - u).ln() / weight, slot as u16, row)
+    })
+}
+
 /// A year's statistics merged over cells (of one or all bands).
 #[derive(Debug, Clone)]
 pub struct YearStatistics {
@@ -154,16 +174,7 @@ impl YearStatistics {
         for (a, b) in self.outer.iter_mut().zip(&stats.sums[1 + CHANNELS..]) {
             *a += b;
         }
-        let rows: Vec<&[f32]> = stats
-            .sample
-            .chunks(CHANNELS)
-            .filter(|r| !r[0].is_nan())
-            .collect();
-        let weight = n / rows.len().max(1) as f64;
-        let seed = seed(cell, year) ^ 0x5eed;
-        for (slot, row) in rows.into_iter().enumerate() {
-            let u = (splitmix64(seed ^ slot as u64) >> 11) as f64 / (1u64 << 53) as f64;
-            let key = -(1.0 - u).ln() / weight;
+        for (key, _, row) in sample_keys(cell, year, stats) {
             self.sample.push((key, row.to_vec()));
         }
         if self.sample.len() > 2 * YEAR_SAMPLE {

@@ -169,6 +169,24 @@ impl Store {
         }
     }
 
+    /// Read an object's bytes, `None` when absent.
+    pub fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let key = StoreKey::new(key).map_err(|source| StoreError::Key {
+            location: self.location.clone(),
+            key: key.to_string(),
+            source,
+        })?;
+        self.storage.get(&key).map_err(storage_err(&self.location))
+    }
+
+    /// Write an object whole.
+    pub fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let key = StoreKey::new(key).expect("valid key");
+        self.storage
+            .set(&key, Bytes::from(bytes))
+            .map_err(storage_err(&self.location))
+    }
+
     /// Write a JSON document (pretty, deterministic).
     pub fn put_json(&self, key: &str, value: &Value) -> Result<(), StoreError> {
         let key = StoreKey::new(key).expect("valid key");

@@ -24,7 +24,7 @@ pub use metadata::{
 };
 pub use mosaic_store::{BandArrays, FormatError, MosaicStore};
 pub use overview_layout::{
-    COLOUR_STATISTICS, FIRST_LEVEL, MULTISCALES_CONVENTION_UUID, OVERVIEWS, OverviewLevel, SAMPLE,
-    SAMPLE_PIXELS, STATISTICS_LEVEL, SUMS, SUMS_LEN, colour_basis_key, level_array, nearest_index,
-    overview_levels, statistics_array,
+    BLOCK_CELLS, COLOUR_STATISTICS, FIRST_LEVEL, MULTISCALES_CONVENTION_UUID, OVERVIEWS,
+    OverviewLevel, SAMPLE, SAMPLE_PIXELS, STATISTICS_LEVEL, SUMS, SUMS_LEN, colour_basis_key,
+    level_array, nearest_index, overview_levels, partial_key, statistics_array,
 };

@@ -36,6 +36,12 @@ pub enum FormatError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("finalize partial {location}/{key}: {message}")]
+    Partial {
+        location: String,
+        key: String,
+        message: String,
+    },
     #[error("array {path}")]
     Array {
         path: String,

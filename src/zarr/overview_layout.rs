@@ -159,6 +159,15 @@ pub fn colour_basis_key(year: u16) -> String {
     format!("_mosaic/colour/{year}.json")
 }
 
+/// Cells per side of a finalize block: the unit of `finalize --worker` shares and of the
+/// colour statistics' partial sums, fixed so that the partials do not depend on the split.
+pub const BLOCK_CELLS: u16 = 64;
+
+/// The key of a block's finalize partial (its statistics' sums and sample, and what it read).
+pub fn partial_key(band: &str, year: u16, block: (u16, u16)) -> String {
+    format!("_mosaic/finalize/{year}/{band}/{}-{}.bin", block.0, block.1)
+}
+
 fn attributes_with_grid(grid: &BandGrid, level: &OverviewLevel, mut extra: Value) -> Value {
     if let Value::Object(e) = &mut extra {
         e.extend(grid_geozarr_attributes(

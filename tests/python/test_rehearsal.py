@@ -1,6 +1,7 @@
 """The year's run rehearsed, small: scripts/rehearse.sh runs 16 shares of two bands (4 synthetic
 tiles) as a Slurm job array on localhost (munged, slurmctld, slurmd started by the script) into
-SeaweedFS through a fault-injecting proxy, then finalize and stac as dependent jobs, with one
+SeaweedFS through a fault-injecting proxy, then finalize as an array of 4 shares, the final
+finalize and stac as dependent jobs, with one
 task's mosaic killed (SIGKILL) and one task requeued by Slurm while they run, and one tile whose
 reads all fail in its share's first attempt. The script checks the outcome against a
 single-process build (every store object and catalogue file byte for byte, the failure named in
@@ -38,5 +39,9 @@ def test_a_slurm_array_with_faults_builds_what_one_process_builds(tmp_path):
     # object per coordinate array).
     assert s["store_objects"] > 250 and s["statistics_objects"] > 0, s
     assert s["colour_bases"] == ["_mosaic/colour/2024.json"]
+    # The finalize shares' partials (one per band, year and block of 64 x 64 cells) are part of
+    # the store compared: the final step after 4 shares left the single finalize's bytes.
+    assert s["finalize_partials"] >= 2, s
+    assert s["finalize_shares_s"] > 0, s
     assert s["catalogue_files"] > 40
     assert (tmp_path / "run" / "stac-run" / "catalog.json").is_file()
