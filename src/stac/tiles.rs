@@ -614,6 +614,54 @@ mod tests {
     }
 
     #[test]
+    fn block_states_round_trip_and_name_what_is_wrong() {
+        let mut state = BlockState::new();
+        let drawn = |f: &str, bytes| Recorded {
+            fingerprint: Some(f.to_string()),
+            bytes,
+        };
+        state.insert((3, 4), drawn("00ff", 120));
+        state.insert(
+            (3, 5),
+            Recorded {
+                fingerprint: None,
+                bytes: 0,
+            },
+        );
+        state.insert((70, 1), drawn("abcd", 7));
+        let text = format_state(&state);
+        assert_eq!(
+            text,
+            format!("{STATE_HEADER}\n3 4 00ff 120\n3 5 - 0\n70 1 abcd 7\n")
+        );
+        assert_eq!(parse_state(&text, "k").unwrap(), state);
+        let err = parse_state(
+            &format!("{STATE_HEADER}\n3 4 00ff\n"),
+            "map/tile-state/x.txt",
+        );
+        let msg = err.unwrap_err().to_string();
+        assert!(
+            msg.contains("map/tile-state/x.txt") && msg.contains("line 2"),
+            "{msg}"
+        );
+        assert!(parse_state("3 4 00ff 1\n", "k").is_err());
+    }
+
+    #[test]
+    fn state_keys_name_their_block() {
+        let id = (2024, 11, 33, 3);
+        assert_eq!(state_key(id), "map/tile-state/2024/11/33-3.txt");
+        assert_eq!(block_of_key(&state_key(id)), Some(id));
+        for other in [
+            "map/tile-state/2024/11/33-3.txt.tmp.1.2.ab",
+            "map/tile-state/2024/11/x/33-3.txt",
+            "map/tiles/2024/11/33/3.png",
+        ] {
+            assert_eq!(block_of_key(other), None, "{other}");
+        }
+    }
+
+    #[test]
     fn tiles_of_cells_counts_each_tile_once() {
         let cells = [cell(5.9, 70.0), cell(6.0, 70.0)];
         let zooms = tiles_of_cells(cells.iter(), 11);
