@@ -120,6 +120,47 @@ pub struct Pyramids {
     /// Level arrays opened so far, by path: a map draws thousands of tiles from the same few
     /// arrays, and opening one reads its metadata (a request, on an object store).
     opened: Mutex<BTreeMap<String, Arc<StoreArray>>>,
+    /// Chunks decoded lately: neighbouring map tiles read the same chunks (a zoom-11 tile
+    /// reads up to 4 cells' finest chunks, each read by up to 4 tiles).
+    decoded: Mutex<ChunkCache>,
+}
+
+/// A decoded chunk: scales and embeddings, `None` when it holds no data.
+type Decoded = Arc<Option<(Vec<f32>, Vec<i8>)>>;
+
+/// Decoded chunks, the oldest dropped first beyond [`ChunkCache::BYTES`].
+#[derive(Default)]
+struct ChunkCache {
+    chunks: BTreeMap<(String, u32, [u64; 3]), Decoded>,
+    order: std::collections::VecDeque<(String, u32, [u64; 3])>,
+    bytes: usize,
+}
+
+impl ChunkCache {
+    /// Bytes kept: 64 finest-level chunks of band 70-80, 24 at the equator.
+    const BYTES: usize = 256 << 20;
+
+    fn size(d: &Decoded) -> usize {
+        d.as_ref()
+            .as_ref()
+            .map_or(0, |(s, e)| s.len() * 4 + e.len())
+    }
+
+    fn insert(&mut self, key: (String, u32, [u64; 3]), value: Decoded) {
+        if self.chunks.contains_key(&key) {
+            return;
+        }
+        self.bytes += Self::size(&value);
+        self.chunks.insert(key.clone(), value);
+        self.order.push_back(key);
+        while self.bytes > Self::BYTES
+            && let Some(old) = self.order.pop_front()
+        {
+            if let Some(v) = self.chunks.remove(&old) {
+                self.bytes -= Self::size(&v);
+            }
+        }
+    }
 }
 
 impl Pyramids {
@@ -156,6 +197,7 @@ impl Pyramids {
             basis,
             store: store.clone(),
             opened: Mutex::default(),
+            decoded: Mutex::default(),
         })
     }
 
@@ -219,6 +261,26 @@ impl Pyramids {
         let array = Arc::new(array);
         opened.insert(path, array.clone());
         Ok(array)
+    }
+
+    /// A chunk of `band` at `level`, from the cache or decoded by `read` (and kept).
+    fn decoded(
+        &self,
+        band: &str,
+        level: u32,
+        indices: [u64; 3],
+        read: impl FnOnce() -> Result<Option<(Vec<f32>, Vec<i8>)>, PreviewError>,
+    ) -> Result<Decoded, PreviewError> {
+        let key = (band.to_string(), level, indices);
+        if let Some(hit) = self.decoded.lock().expect("not poisoned").chunks.get(&key) {
+            return Ok(hit.clone());
+        }
+        let value: Decoded = Arc::new(read()?);
+        self.decoded
+            .lock()
+            .expect("not poisoned")
+            .insert(key, value.clone());
+        Ok(value)
     }
 
     /// Bands overlapping the latitudes of a box that hold the year.
@@ -451,16 +513,22 @@ impl Pyramids {
                 let y = layout.year_index(year).ok_or_else(|| {
                     PreviewError::Empty(format!("year {year} is not in band {band}"))
                 })?;
-                let what = format!("{band} overview level {} chunk {y}/{a}/{c}", level.level);
-                let scales: Vec<f32> = scales
-                    .retrieve_chunk(&[y, a, c])
-                    .map_err(PreviewError::read(&what))?;
-                if scales.iter().all(|s| s.is_nan()) {
+                let chunk = self.decoded(band, level.level, [y, a, c], || {
+                    let what = format!("{band} overview level {} chunk {y}/{a}/{c}", level.level);
+                    let scales: Vec<f32> = scales
+                        .retrieve_chunk(&[y, a, c])
+                        .map_err(PreviewError::read(&what))?;
+                    if scales.iter().all(|s| s.is_nan()) {
+                        return Ok(None);
+                    }
+                    let emb: Vec<i8> = embeddings
+                        .retrieve_chunk(&[y, a, c, 0])
+                        .map_err(PreviewError::read(what))?;
+                    Ok(Some((scales, emb)))
+                })?;
+                let Some((scales, emb)) = chunk.as_ref() else {
                     return Ok(Vec::new());
-                }
-                let emb: Vec<i8> = embeddings
-                    .retrieve_chunk(&[y, a, c, 0])
-                    .map_err(PreviewError::read(what))?;
+                };
                 let chunk_cols = level.cols_per_cell * level.cells_per_chunk;
                 Ok(targets
                     .iter()
