@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use tessera_mosaic::stac::{self, AssetHref, MapOptions, StacOptions};
-use tessera_mosaic::store::is_url;
+use tessera_mosaic::store::{Store, is_url};
+
+use super::shared::progress_bar;
 use tessera_mosaic::zarr::MosaicStore;
 
 /// Write a static STAC catalog of a store and an HTML map beside it.
@@ -16,9 +18,11 @@ pub struct Args {
     /// the environment).
     #[arg(long)]
     pub store: String,
-    /// Output folder: catalog.json, one folder per year, and the map (index.html).
+    /// Where to write catalog.json, one folder per year, and the map (index.html): a local
+    /// folder, or an s3://, gs:// or az:// prefix (settings from the environment). Map tiles
+    /// already there whose data did not change are kept (map/tile-state/ records them).
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: String,
     /// URL of the published store for asset hrefs (`URL/{band}`, e.g. s3://bucket/store.zarr or
     /// https://host/store.zarr); default: the store's URL, or its absolute local path.
     #[arg(long)]
@@ -37,9 +41,13 @@ pub struct Args {
     pub map_max_zoom: Option<u32>,
     /// URL of the store as the map's page fetches it on a click (values, similarity): relative
     /// to index.html or http(s)://. Default: the --href-base or store URL if http(s), else the
-    /// local store's path relative to --out (serve a folder holding both).
+    /// store's path relative to --out when both are local or in one bucket (serve or publish
+    /// them together).
     #[arg(long)]
     pub map_store: Option<String>,
+    /// Threads drawing map tiles (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Accepted for old scripts, does nothing: the map no longer writes pixel files (it reads
     /// the store itself).
     #[arg(long, hide = true)]
@@ -61,17 +69,28 @@ fn map_store_url(a: &Args, href: &AssetHref) -> Result<Option<String>> {
     {
         return Ok(Some(url.trim_end_matches('/').to_string()));
     }
-    if is_url(&a.store) {
-        return Ok(None);
+    match (is_url(&a.store), is_url(&a.out)) {
+        (false, false) => {
+            let store = Path::new(a.store.trim_start_matches("file://"));
+            let store = std::fs::canonicalize(store)
+                .with_context(|| format!("cannot resolve {}", store.display()))?;
+            let out = Path::new(a.out.trim_start_matches("file://"));
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let out = std::fs::canonicalize(out)
+                .with_context(|| format!("cannot resolve {}", out.display()))?;
+            Ok(Some(stac::relative_url(&out, &store)))
+        }
+        (true, true) => {
+            // Both in one bucket: the page finds the store by the keys' relation, wherever the
+            // bucket is served from.
+            let (store, out) = (url::Url::parse(&a.store)?, url::Url::parse(&a.out)?);
+            let same = store.scheme() == out.scheme() && store.authority() == out.authority();
+            let path = |u: &url::Url| PathBuf::from(format!("/{}", u.path().trim_matches('/')));
+            Ok(same.then(|| stac::relative_url(&path(&out), &path(&store))))
+        }
+        _ => Ok(None),
     }
-    let store = Path::new(a.store.trim_start_matches("file://"));
-    let store = std::fs::canonicalize(store)
-        .with_context(|| format!("cannot resolve {}", store.display()))?;
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let out = std::fs::canonicalize(&a.out)
-        .with_context(|| format!("cannot resolve {}", a.out.display()))?;
-    Ok(Some(stac::relative_url(&out, &store)))
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -100,21 +119,36 @@ pub fn run(a: Args) -> Result<ExitCode> {
             leaflet_dist: a.leaflet.as_deref().map(stac::leaflet_dist).transpose()?,
             max_zoom: a.map_max_zoom,
             store_url: map_store_url(&a, &href)?,
+            progress: Some(progress_bar(0, "tiles")),
         })
     };
+    if let Some(map) = &map
+        && let Some(bar) = &map.progress
+    {
+        bar.set_message("map tiles");
+    }
     if a.no_map_pixels {
         println!("--no-map-pixels: ignored, the map writes no pixel files (it reads the store)");
     }
+    let out = Store::open(&a.out).with_context(|| format!("cannot open --out {}", a.out))?;
     let options = StacOptions {
-        out: a.out.clone(),
+        out: out.clone(),
         href,
         map,
     };
-    let s = stac::write_stac(&store, &options)
-        .with_context(|| format!("writing the STAC catalog of {}", a.store))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.unwrap_or(0))
+        .build()
+        .context("cannot start the tile threads")?;
+    let s = pool
+        .install(|| stac::write_stac(&store, &options))
+        .with_context(|| format!("writing the STAC catalog of {} to {}", a.store, a.out))?;
+    if let Some(bar) = options.map.as_ref().and_then(|m| m.progress.as_ref()) {
+        bar.finish_and_clear();
+    }
     println!(
-        "catalog {}: {} collections (years {}), {} items, {} cells; footprints in {:.2} s",
-        a.out.join("catalog.json").display(),
+        "catalog {}/catalog.json: {} collections (years {}), {} items, {} cells; footprints in {:.2} s",
+        out.location,
         s.years.len(),
         s.years
             .iter()
@@ -126,7 +160,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         s.footprint_seconds
     );
     if let Some(page) = &s.map {
-        println!("map {}", page.display());
+        println!("map {page}");
         match &options.map.as_ref().and_then(|m| m.store_url.clone()) {
             Some(url) => println!("  the page reads the store at {url}"),
             None => println!(
@@ -136,9 +170,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         for t in &s.tiles.years {
             println!(
-                "  {}: {} tiles, {} bytes, zooms 0-{} (native {}), per zoom {}",
+                "  {}: {} tiles ({} rendered), {} bytes, zooms 0-{} (native {}), per zoom {}",
                 t.year,
                 t.tiles(),
+                t.rendered,
                 t.bytes,
                 t.max_zoom,
                 t.native_max_zoom,
@@ -152,6 +187,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
         for skipped in &s.tiles.skipped {
             println!("  no tiles for {skipped}");
         }
+        let (all, drawn, t) = (s.tiles.tiles(), s.tiles.rendered(), s.tiles.seconds);
+        println!(
+            "tiles: {drawn} rendered, {} kept, {} removed, of {all}, in {t:.1} s ({:.1} rendered/s, {} threads){}",
+            all - drawn,
+            s.tiles.removed,
+            drawn as f64 / t.max(1e-9),
+            pool.current_num_threads(),
+            if s.tiles.incremental {
+                ""
+            } else {
+                "; the store cannot list object versions: every tile drawn"
+            }
+        );
     }
     println!("done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)

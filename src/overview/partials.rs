@@ -364,7 +364,7 @@ impl BandYear {
         partial.header.pyramid_chunks = chunks;
         store
             .store
-            .put_bytes(&partial_key(&self.band, self.year, block), partial.encode())?;
+            .put(&partial_key(&self.band, self.year, block), partial.encode())?;
         Ok(partial)
     }
 
@@ -376,7 +376,7 @@ impl BandYear {
         block: Block,
     ) -> Result<Option<Result<BlockPartial, String>>, FormatError> {
         let key = partial_key(&self.band, self.year, block);
-        let Some(bytes) = store.store.get_bytes(&key)? else {
+        let Some(bytes) = store.store.get(&key)? else {
             return Ok(None);
         };
         let partial = BlockPartial::decode(&bytes).map_err(|message| FormatError::Partial {

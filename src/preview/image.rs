@@ -66,15 +66,22 @@ impl Image {
             path: path.into(),
             source,
         })?;
+        self.encode_png(std::io::BufWriter::new(file), path)
+    }
+
+    /// The PNG's bytes, for a store rather than a file; `name` is for messages.
+    pub fn png_bytes(&self, name: &str) -> Result<Vec<u8>, PreviewError> {
+        let mut bytes = Vec::new();
+        self.encode_png(&mut bytes, Path::new(name))?;
+        Ok(bytes)
+    }
+
+    fn encode_png<W: std::io::Write>(&self, out: W, path: &Path) -> Result<(), PreviewError> {
         let encode = |source| PreviewError::Encode {
             path: path.into(),
             source,
         };
-        let mut encoder = png::Encoder::new(
-            std::io::BufWriter::new(file),
-            self.width as u32,
-            self.height as u32,
-        );
+        let mut encoder = png::Encoder::new(out, self.width as u32, self.height as u32);
         encoder.set_color(png::ColorType::Rgba);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().map_err(encode)?;

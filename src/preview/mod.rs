@@ -13,5 +13,5 @@ mod sampled;
 pub use coverage::{cell_image, render_coverage};
 pub use error::PreviewError;
 pub use image::Image;
-pub use pyramid::{CellPixels, Picture, Pyramids, latest_year, render_box};
+pub use pyramid::{CellPixels, ChunkRead, Picture, Pyramids, latest_year, render_box};
 pub use sampled::{band_cells_bbox, pca_rgb, render_embeddings};

@@ -30,6 +30,27 @@ struct BandLevel {
     scales: Arc<StoreArray>,
 }
 
+/// Where a picture's rows and columns read (see `Pyramids::pixel_sources`).
+struct PixelSources {
+    /// Per row: band index, chunk row, row in the chunk.
+    rows: Vec<Option<(usize, u64, usize)>>,
+    /// Per band, per column: chunk column, column in the chunk.
+    cols: Vec<Vec<(u64, usize)>>,
+}
+
+/// One chunk a picture reads (see [`Pyramids::chunks_read`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRead {
+    /// The band.
+    pub band: String,
+    /// The overview level read.
+    pub level: u32,
+    /// Store key of the `scales` chunk.
+    pub scales: String,
+    /// Store key of the `embeddings` chunk.
+    pub embeddings: String,
+}
+
 /// What a picture shows and where it came from.
 pub struct Picture {
     /// The image (north up, transparent where no data).
@@ -99,6 +120,47 @@ pub struct Pyramids {
     /// Level arrays opened so far, by path: a map draws thousands of tiles from the same few
     /// arrays, and opening one reads its metadata (a request, on an object store).
     opened: Mutex<BTreeMap<String, Arc<StoreArray>>>,
+    /// Chunks decoded lately: neighbouring map tiles read the same chunks (a zoom-11 tile
+    /// reads up to 4 cells' finest chunks, each read by up to 4 tiles).
+    decoded: Mutex<ChunkCache>,
+}
+
+/// A decoded chunk: scales and embeddings, `None` when it holds no data.
+type Decoded = Arc<Option<(Vec<f32>, Vec<i8>)>>;
+
+/// Decoded chunks, the oldest dropped first beyond [`ChunkCache::BYTES`].
+#[derive(Default)]
+struct ChunkCache {
+    chunks: BTreeMap<(String, u32, [u64; 3]), Decoded>,
+    order: std::collections::VecDeque<(String, u32, [u64; 3])>,
+    bytes: usize,
+}
+
+impl ChunkCache {
+    /// Bytes kept: 64 finest-level chunks of band 70-80, 24 at the equator.
+    const BYTES: usize = 256 << 20;
+
+    fn size(d: &Decoded) -> usize {
+        d.as_ref()
+            .as_ref()
+            .map_or(0, |(s, e)| s.len() * 4 + e.len())
+    }
+
+    fn insert(&mut self, key: (String, u32, [u64; 3]), value: Decoded) {
+        if self.chunks.contains_key(&key) {
+            return;
+        }
+        self.bytes += Self::size(&value);
+        self.chunks.insert(key.clone(), value);
+        self.order.push_back(key);
+        while self.bytes > Self::BYTES
+            && let Some(old) = self.order.pop_front()
+        {
+            if let Some(v) = self.chunks.remove(&old) {
+                self.bytes -= Self::size(&v);
+            }
+        }
+    }
 }
 
 impl Pyramids {
@@ -135,6 +197,7 @@ impl Pyramids {
             basis,
             store: store.clone(),
             opened: Mutex::default(),
+            decoded: Mutex::default(),
         })
     }
 
@@ -200,6 +263,26 @@ impl Pyramids {
         Ok(array)
     }
 
+    /// A chunk of `band` at `level`, from the cache or decoded by `read` (and kept).
+    fn decoded(
+        &self,
+        band: &str,
+        level: u32,
+        indices: [u64; 3],
+        read: impl FnOnce() -> Result<Option<(Vec<f32>, Vec<i8>)>, PreviewError>,
+    ) -> Result<Decoded, PreviewError> {
+        let key = (band.to_string(), level, indices);
+        if let Some(hit) = self.decoded.lock().expect("not poisoned").chunks.get(&key) {
+            return Ok(hit.clone());
+        }
+        let value: Decoded = Arc::new(read()?);
+        self.decoded
+            .lock()
+            .expect("not poisoned")
+            .insert(key, value.clone());
+        Ok(value)
+    }
+
     /// Bands overlapping the latitudes of a box that hold the year.
     fn bands_over(&self, bbox: &BBox) -> Result<Vec<(String, BandLayout)>, PreviewError> {
         let bands: Vec<(String, BandLayout)> = self
@@ -247,21 +330,18 @@ impl Pyramids {
         self.render_bands(bands, bbox, width.max(1), height.max(1))
     }
 
-    fn render_bands(
+    /// The level each band is read at for pixels of `dlon` x `dlat` degrees: the coarsest
+    /// whose pixels are no larger, else the finest.
+    fn choose_levels(
         &self,
         bands: Vec<(String, BandLayout)>,
-        bbox: BBox,
-        width: usize,
-        height: usize,
-    ) -> Result<Picture, PreviewError> {
-        let (year, basis) = (self.year, &self.basis);
-        let (w_deg, h_deg) = (bbox.lon_width(), bbox.lat1 - bbox.lat0);
-        let (dlon, dlat) = (w_deg / width as f64, h_deg / height as f64);
-        let chosen: Vec<BandLevel> = bands
+        dlon: f64,
+        dlat: f64,
+    ) -> Result<Vec<BandLevel>, PreviewError> {
+        bands
             .into_iter()
             .map(|(band, layout)| -> Result<BandLevel, PreviewError> {
                 let levels = overview_levels(&layout.grid);
-                // The coarsest level whose pixels are no larger than the picture's.
                 let level = levels
                     .iter()
                     .rev()
@@ -276,30 +356,148 @@ impl Pyramids {
                     level,
                 })
             })
-            .collect::<Result<_, _>>()?;
+            .collect()
+    }
+
+    /// Where each picture row and column reads: per row, the band (index into `chosen`), the
+    /// chunk row and the row in the chunk (`None`: no band there); per band, per column, the
+    /// chunk column and the column in the chunk. Rows and columns are independent, so the
+    /// chunks a picture reads are, per band, its chunk rows times its chunk columns.
+    fn pixel_sources(
+        chosen: &[BandLevel],
+        bbox: &BBox,
+        width: usize,
+        height: usize,
+    ) -> PixelSources {
+        let (w_deg, h_deg) = (bbox.lon_width(), bbox.lat1 - bbox.lat0);
+        let (dlon, dlat) = (w_deg / width as f64, h_deg / height as f64);
+        let rows = (0..height)
+            .map(|i| {
+                let lat = bbox.lat1 - (i as f64 + 0.5) * dlat;
+                let b = chosen.iter().position(|b| {
+                    lat >= b.layout.grid.lat_min() && lat < b.layout.grid.lat_max()
+                })?;
+                let BandLevel { layout, level, .. } = &chosen[b];
+                let row = ((lat - layout.grid.lat_min()) / level.lat_step()).floor() as usize;
+                let row = row.min(level.rows(&layout.grid) - 1);
+                let chunk_rows = level.rows_per_cell * level.cells_per_chunk;
+                Some((b, (row / chunk_rows) as u64, row % chunk_rows))
+            })
+            .collect();
+        let cols = chosen
+            .iter()
+            .map(|BandLevel { level, .. }| {
+                let chunk_cols = level.cols_per_cell * level.cells_per_chunk;
+                (0..width)
+                    .map(|j| {
+                        let lon = (bbox.lon0 + (j as f64 + 0.5) * dlon + 180.0).rem_euclid(360.0);
+                        let col = ((lon / level.lon_step()).floor() as usize).min(level.cols() - 1);
+                        ((col / chunk_cols) as u64, col % chunk_cols)
+                    })
+                    .collect()
+            })
+            .collect();
+        PixelSources { rows, cols }
+    }
+
+    /// The key prefixes of the year's chunks (`scales` and `embeddings`) at the level each
+    /// band holding the year is read at for pixels of `pixel_deg` degrees (a map tile's): what
+    /// to list to know the versions of every chunk such pictures read.
+    pub fn read_prefixes(&self, pixel_deg: f64) -> Result<Vec<String>, PreviewError> {
+        let bands: Vec<(String, BandLayout)> = self
+            .bands
+            .iter()
+            .filter(|(_, l)| l.year_index(self.year).is_some())
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for b in self.choose_levels(bands, pixel_deg, pixel_deg)? {
+            let y = b.layout.year_index(self.year).expect("filtered");
+            for (array, indices) in [
+                (&b.scales, vec![y, 0, 0]),
+                (&b.embeddings, vec![y, 0, 0, 0]),
+            ] {
+                let key = array.chunk_key(&indices).to_string();
+                // `.../c/{y}/0/0[/0]`: the year's folder; else (another key encoding) the array's.
+                let zeros = "/0".repeat(indices.len() - 1);
+                out.push(match key.strip_suffix(&zeros) {
+                    Some(year) => format!("{year}/"),
+                    None => format!("{}/", array.path().as_str().trim_matches('/')),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chunks a picture of `bbox` drawn `width` x `height` ([`Pyramids::render_size`])
+    /// reads, in order: the band, its level and the keys of its `scales` and `embeddings`
+    /// chunk. What the map compares between runs to redraw only tiles whose data changed.
+    pub fn chunks_read(
+        &self,
+        bbox: BBox,
+        width: usize,
+        height: usize,
+    ) -> Result<Vec<ChunkRead>, PreviewError> {
+        let (width, height) = (width.max(1), height.max(1));
+        let bands = self.bands_over(&bbox)?;
+        let (dlon, dlat) = (
+            bbox.lon_width() / width as f64,
+            (bbox.lat1 - bbox.lat0) / height as f64,
+        );
+        let chosen = self.choose_levels(bands, dlon, dlat)?;
+        let sources = Self::pixel_sources(&chosen, &bbox, width, height);
+        let mut out = Vec::new();
+        for (b, chunk) in chosen.iter().enumerate() {
+            let y = chunk.layout.year_index(self.year).ok_or_else(|| {
+                PreviewError::Empty(format!("year {} is not in band {}", self.year, chunk.band))
+            })?;
+            let rows: std::collections::BTreeSet<u64> = sources
+                .rows
+                .iter()
+                .flatten()
+                .filter(|(rb, _, _)| *rb == b)
+                .map(|(_, a, _)| *a)
+                .collect();
+            let cols: std::collections::BTreeSet<u64> =
+                sources.cols[b].iter().map(|(c, _)| *c).collect();
+            for &a in &rows {
+                for &c in &cols {
+                    out.push(ChunkRead {
+                        band: chunk.band.clone(),
+                        level: chunk.level.level,
+                        scales: chunk.scales.chunk_key(&[y, a, c]).to_string(),
+                        embeddings: chunk.embeddings.chunk_key(&[y, a, c, 0]).to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_bands(
+        &self,
+        bands: Vec<(String, BandLayout)>,
+        bbox: BBox,
+        width: usize,
+        height: usize,
+    ) -> Result<Picture, PreviewError> {
+        let (year, basis) = (self.year, &self.basis);
+        let (w_deg, h_deg) = (bbox.lon_width(), bbox.lat1 - bbox.lat0);
+        let (dlon, dlat) = (w_deg / width as f64, h_deg / height as f64);
+        let chosen = self.choose_levels(bands, dlon, dlat)?;
+        let sources = Self::pixel_sources(&chosen, &bbox, width, height);
         // Picture pixels grouped by the chunk they read: (band index, chunk row, chunk col).
         type Targets = Vec<(usize, usize, usize)>; // (image index, row in chunk, col in chunk)
         let mut by_chunk: BTreeMap<(usize, u64, u64), Targets> = BTreeMap::new();
-        for i in 0..height {
-            let lat = bbox.lat1 - (i as f64 + 0.5) * dlat;
-            let Some(b) = chosen
-                .iter()
-                .position(|b| lat >= b.layout.grid.lat_min() && lat < b.layout.grid.lat_max())
-            else {
+        for (i, row) in sources.rows.iter().enumerate() {
+            let Some((b, a, r)) = *row else {
                 continue;
             };
-            let BandLevel { layout, level, .. } = &chosen[b];
-            let row = ((lat - layout.grid.lat_min()) / level.lat_step()).floor() as usize;
-            let row = row.min(level.rows(&layout.grid) - 1);
-            let chunk_rows = level.rows_per_cell * level.cells_per_chunk;
-            let chunk_cols = level.cols_per_cell * level.cells_per_chunk;
-            for j in 0..width {
-                let lon = (bbox.lon0 + (j as f64 + 0.5) * dlon + 180.0).rem_euclid(360.0);
-                let col = ((lon / level.lon_step()).floor() as usize).min(level.cols() - 1);
+            for (j, &(c, col)) in sources.cols[b].iter().enumerate() {
                 by_chunk
-                    .entry((b, (row / chunk_rows) as u64, (col / chunk_cols) as u64))
+                    .entry((b, a, c))
                     .or_default()
-                    .push((i * width + j, row % chunk_rows, col % chunk_cols));
+                    .push((i * width + j, r, col));
             }
         }
         let coloured: Vec<Result<Coloured, PreviewError>> = by_chunk
@@ -315,16 +513,22 @@ impl Pyramids {
                 let y = layout.year_index(year).ok_or_else(|| {
                     PreviewError::Empty(format!("year {year} is not in band {band}"))
                 })?;
-                let what = format!("{band} overview level {} chunk {y}/{a}/{c}", level.level);
-                let scales: Vec<f32> = scales
-                    .retrieve_chunk(&[y, a, c])
-                    .map_err(PreviewError::read(&what))?;
-                if scales.iter().all(|s| s.is_nan()) {
+                let chunk = self.decoded(band, level.level, [y, a, c], || {
+                    let what = format!("{band} overview level {} chunk {y}/{a}/{c}", level.level);
+                    let scales: Vec<f32> = scales
+                        .retrieve_chunk(&[y, a, c])
+                        .map_err(PreviewError::read(&what))?;
+                    if scales.iter().all(|s| s.is_nan()) {
+                        return Ok(None);
+                    }
+                    let emb: Vec<i8> = embeddings
+                        .retrieve_chunk(&[y, a, c, 0])
+                        .map_err(PreviewError::read(what))?;
+                    Ok(Some((scales, emb)))
+                })?;
+                let Some((scales, emb)) = chunk.as_ref() else {
                     return Ok(Vec::new());
-                }
-                let emb: Vec<i8> = embeddings
-                    .retrieve_chunk(&[y, a, c, 0])
-                    .map_err(PreviewError::read(what))?;
+                };
                 let chunk_cols = level.cols_per_cell * level.cells_per_chunk;
                 Ok(targets
                     .iter()

@@ -20,9 +20,11 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::footprint::{footprint_geojson, footprint_indices};
-use super::map::{MapOptions, MapSummary, write_map};
+use super::map::{MapOptions, write_map};
+use super::tiles::MapSummary;
 use crate::grid::{BBox, CHANNELS, Cell};
 use crate::preview::PreviewError;
+use crate::store::{Store, StoreError};
 use crate::zarr::{BandLayout, FormatError, MosaicStore, band_transform};
 
 /// The STAC version written.
@@ -60,6 +62,16 @@ pub enum StacError {
     Leaflet(String),
     #[error("the store {0} has no band with data: nothing to catalog")]
     Empty(String),
+    #[error("{what}")]
+    Store {
+        what: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error(
+        "{key} is not a map tile state ({why}): remove map/tile-state/ in the output to draw every tile again"
+    )]
+    State { key: String, why: String },
 }
 
 pub(super) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StacError + '_ {
@@ -92,8 +104,8 @@ impl AssetHref {
 /// What to write.
 #[derive(Debug, Clone)]
 pub struct StacOptions {
-    /// Output folder.
-    pub out: PathBuf,
+    /// Where: a local folder or a bucket prefix, opened as a store.
+    pub out: Store,
     /// How asset hrefs are formed.
     pub href: AssetHref,
     /// The map, unless `None`.
@@ -111,8 +123,8 @@ pub struct StacSummary {
     pub cells: usize,
     /// The map's tiles and pixel files.
     pub tiles: MapSummary,
-    /// The map page, if written.
-    pub map: Option<PathBuf>,
+    /// The map page (its location), if written.
+    pub map: Option<String>,
     /// Seconds spent computing footprints.
     pub footprint_seconds: f64,
 }
@@ -238,19 +250,22 @@ pub fn cube_variables() -> Value {
 }
 
 /// Write a JSON document with sorted keys, pretty, newline-terminated.
-pub(super) fn write_json(path: &Path, value: &Value) -> Result<(), StacError> {
+pub(super) fn write_json(out: &Store, key: &str, value: &Value) -> Result<(), StacError> {
     let mut value = value.clone();
     value.sort_all_objects();
     let mut text = serde_json::to_vec_pretty(&value).expect("JSON serialises");
     text.push(b'\n');
-    write_file(path, &text)
+    write_file(out, key, &text)
 }
 
-pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StacError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-    }
-    std::fs::write(path, bytes).map_err(io_err(path))
+/// Write one object of the output (a whole-object write: a file appears complete or not at
+/// all, in a folder as in a bucket).
+pub(super) fn write_file(out: &Store, key: &str, bytes: &[u8]) -> Result<(), StacError> {
+    out.put(key, bytes.to_vec())
+        .map_err(|source| StacError::Store {
+            what: format!("writing {}/{key}", out.location),
+            source: Box::new(source),
+        })
 }
 
 /// Write the catalog (and the map) for a store. Returns what was written.
@@ -268,8 +283,13 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
         return Err(StacError::Empty(store.location().to_string()));
     }
     let out = &options.out;
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
-    let out = std::fs::canonicalize(out).map_err(io_err(out))?;
+    // Temporaries of a killed run's writes (local folders), so a rerun leaves the folder a
+    // clean run leaves.
+    out.remove_stale_temporaries("")
+        .map_err(|source| StacError::Store {
+            what: format!("removing the temporaries left in {}", out.location),
+            source: Box::new(source),
+        })?;
     let mut summary = StacSummary {
         years: by_year.keys().copied().collect(),
         ..Default::default()
@@ -281,7 +301,6 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
         let mut item_links = Vec::new();
         for (band, cells) in entries {
             let id = item_id(*year, &band.name);
-            let item_dir = out.join(year.to_string()).join(&id);
             let started = std::time::Instant::now();
             let footprint = footprint_indices(cells);
             summary.footprint_seconds += started.elapsed().as_secs_f64();
@@ -336,7 +355,7 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
                 ],
                 "assets": assets,
             });
-            write_json(&item_dir.join(format!("{id}.json")), &item)?;
+            write_json(out, &format!("{year}/{id}/{id}.json"), &item)?;
             item_links.push(json!({
                 "rel": "item",
                 "href": format!("./{id}/{id}.json"),
@@ -372,10 +391,7 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
             },
             "links": links,
         });
-        write_json(
-            &out.join(year.to_string()).join("collection.json"),
-            &collection,
-        )?;
+        write_json(out, &format!("{year}/collection.json"), &collection)?;
         children.push(json!({
             "rel": "child",
             "href": format!("./{year}/collection.json"),
@@ -398,11 +414,11 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
         "description": "Static STAC catalog of a tessera-mosaic Zarr store: one collection per year, one item per latitude band with data that year, each pointing at the band's Zarr group.",
         "links": links,
     });
-    write_json(&out.join("catalog.json"), &catalog)?;
+    write_json(out, "catalog.json", &catalog)?;
 
     if let Some(map) = &options.map {
-        summary.tiles = write_map(store, &out, &bands, &by_year, map)?;
-        summary.map = Some(out.join("index.html"));
+        summary.tiles = write_map(store, out, &bands, &by_year, map)?;
+        summary.map = Some(format!("{}/index.html", out.location));
     }
     Ok(summary)
 }

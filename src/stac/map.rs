@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 
 use super::catalog::{BandCoverage, StacError, io_err, item_id, write_file};
 use super::footprint::edge_lat;
-use super::tiles::{TILE_SIZE, YearTiles, write_year_tiles};
+use super::tiles::{MapSummary, TILE_SIZE, TileWriter};
 use crate::grid::BBox;
 use crate::grid::{Cell, LON_CELLS};
 use crate::preview::{Image, PreviewError, Pyramids, cell_image};
+use crate::store::Store;
 use crate::zarr::{MosaicStore, overview_levels};
 
 /// The map page (its data comes from `map/layers.js`).
@@ -30,43 +31,29 @@ pub struct MapOptions {
     /// The store's URL as the page fetches it: relative to index.html or absolute (http(s)).
     /// `None`: no clicks on values (the page says so).
     pub store_url: Option<String>,
+    /// Counts the tiles considered (drawn or kept).
+    pub progress: Option<indicatif::ProgressBar>,
 }
 
-/// What the map's tiles cost.
-#[derive(Debug, Default)]
-pub struct MapSummary {
-    /// Tiles per year.
-    pub years: Vec<YearTiles>,
-    /// Years without tiles, with the reason.
-    pub skipped: Vec<String>,
-}
-
-/// Draw the tiles of every year (after removing those of an earlier run, and the pixel files
-/// that versions before the store reader wrote).
+/// Draw (or keep) the tiles of every year: see [`TileWriter`].
 fn write_tiles(
     store: &MosaicStore,
-    out: &Path,
+    out: &Store,
     by_year: &BTreeMap<u16, Vec<(&BandCoverage, &BTreeSet<Cell>)>>,
     map: &MapOptions,
 ) -> Result<MapSummary, StacError> {
-    for old in ["tiles", "pixels"] {
-        let dir = out.join("map").join(old);
-        if dir.is_dir() {
-            std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        }
-    }
     let globe = BBox {
         lon0: -180.0,
         lat0: -90.0,
         lon1: 180.0,
         lat1: 90.0,
     };
-    let mut summary = MapSummary::default();
+    let mut writer = TileWriter::open(store, out, map.progress.clone())?;
     for (year, entries) in by_year {
         let pyramids = match Pyramids::open(store, &globe, Some(*year)) {
             Ok(p) => p,
             Err(PreviewError::Empty(why)) => {
-                summary.skipped.push(format!("{year}: {why}"));
+                writer.skip(format!("{year}: {why}"));
                 continue;
             }
             Err(source) => {
@@ -76,14 +63,13 @@ fn write_tiles(
                 });
             }
         };
-        match write_year_tiles(out, &pyramids, entries, map.max_zoom)? {
-            Some(t) => summary.years.push(t),
-            None => summary.skipped.push(format!(
+        if !writer.year(&pyramids, entries, map.max_zoom)? {
+            writer.skip(format!(
                 "{year}: no band with cells that year has overviews"
-            )),
+            ));
         }
     }
-    Ok(summary)
+    writer.finish()
 }
 
 /// The coverage image of one year: one pixel per cell over latitude cells
@@ -199,33 +185,32 @@ pub fn relative_url(from: &Path, target: &Path) -> String {
 const BASEMAP_TOPOLOGY: &str = include_str!("basemap/countries-50m.json");
 
 /// Write the basemap into `out/vendor/basemap`.
-fn write_basemap(out: &Path) -> Result<(), StacError> {
-    let target = out.join("vendor").join("basemap");
+fn write_basemap(out: &Store) -> Result<(), StacError> {
     for (name, bytes) in BASEMAP_FILES {
-        write_file(&target.join(name), bytes)?;
+        write_file(out, &format!("vendor/basemap/{name}"), bytes)?;
     }
     let script = format!("window.mosaicBasemap = {};\n", BASEMAP_TOPOLOGY.trim_end());
-    write_file(&target.join("countries-50m.js"), script.as_bytes())
+    write_file(out, "vendor/basemap/countries-50m.js", script.as_bytes())
 }
 
 /// Write the Zarr reader (map/zarr.js) and its zstd decoder (vendor/fzstd).
-fn write_reader(out: &Path) -> Result<(), StacError> {
+fn write_reader(out: &Store) -> Result<(), StacError> {
     for (name, bytes) in FZSTD_FILES {
-        write_file(&out.join("vendor").join("fzstd").join(name), bytes)?;
+        write_file(out, &format!("vendor/fzstd/{name}"), bytes)?;
     }
-    write_file(&out.join("map").join("zarr.js"), ZARR_JS.as_bytes())
+    write_file(out, "map/zarr.js", ZARR_JS.as_bytes())
 }
 
 /// Write Leaflet into `out/vendor/leaflet`: the built-in copy, or the files of `dist`.
-fn write_leaflet(dist: Option<&Path>, out: &Path) -> Result<(), StacError> {
-    let target = out.join("vendor").join("leaflet");
+fn write_leaflet(dist: Option<&Path>, out: &Store) -> Result<(), StacError> {
     for (name, bytes) in LEAFLET_FILES {
+        let key = format!("vendor/leaflet/{name}");
         match dist {
-            None => write_file(&target.join(name), bytes)?,
+            None => write_file(out, &key, bytes)?,
             Some(dist) => {
                 let from = dist.join(name);
                 let bytes = std::fs::read(&from).map_err(io_err(&from))?;
-                write_file(&target.join(name), &bytes)?;
+                write_file(out, &key, &bytes)?;
             }
         }
     }
@@ -236,7 +221,7 @@ fn write_leaflet(dist: Option<&Path>, out: &Path) -> Result<(), StacError> {
 /// Leaflet.
 pub(super) fn write_map(
     store: &MosaicStore,
-    out: &Path,
+    out: &Store,
     bands: &[BandCoverage],
     by_year: &BTreeMap<u16, Vec<(&BandCoverage, &BTreeSet<Cell>)>>,
     map: &MapOptions,
@@ -264,14 +249,11 @@ pub(super) fn write_map(
             lat_end,
         );
         let file = format!("map/coverage-{year}.png");
-        let path = out.join(&file);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-        }
-        image.write_png(&path).map_err(|source| StacError::Draw {
+        let png = image.png_bytes(&file).map_err(|source| StacError::Draw {
             what: format!("coverage {year}"),
             source,
         })?;
+        write_file(out, &file, &png)?;
         coverage.push(json!({
             "year": year,
             "href": file,
@@ -344,8 +326,8 @@ pub(super) fn write_map(
         "// Generated by `mosaic stac`: the layers of index.html.\nwindow.MOSAIC = {};\n",
         serde_json::to_string_pretty(&data).expect("JSON serialises")
     );
-    write_file(&out.join("map").join("layers.js"), script.as_bytes())?;
-    write_file(&out.join("index.html"), MAP_HTML.as_bytes())?;
+    write_file(out, "map/layers.js", script.as_bytes())?;
+    write_file(out, "index.html", MAP_HTML.as_bytes())?;
     Ok(summary)
 }
 

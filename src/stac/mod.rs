@@ -13,12 +13,12 @@ pub use catalog::{
 };
 pub use footprint::{footprint_geojson, footprint_indices};
 pub use map::{
-    BASEMAP_FILES, COVERAGE_RGBA, FZSTD_FILES, LEAFLET_FILES, MapOptions, MapSummary,
-    coverage_image, leaflet_dist, relative_url,
+    BASEMAP_FILES, COVERAGE_RGBA, FZSTD_FILES, LEAFLET_FILES, MapOptions, coverage_image,
+    leaflet_dist, relative_url,
 };
 pub use tiles::{
-    MAX_ZOOM_SLACK, TILE_SIZE, YearTiles, cell_tiles, native_max_zoom, tile_bbox, tile_span,
-    tiles_of_cells,
+    MAX_ZOOM_SLACK, MapSummary, TILE_SIZE, YearTiles, cell_tiles, native_max_zoom, tile_bbox,
+    tile_span, tiles_of_cells,
 };
 
 /// The cell whose south-west corner is (`lon`, `lat`), for the tests of these modules.

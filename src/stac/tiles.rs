@@ -9,14 +9,17 @@
 //! [`Pyramids::render_size`] in the year's colours: every pixel shows the stored overview pixel
 //! under its centre, from the coarsest level that is fine enough.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 
-use super::catalog::{BandCoverage, StacError, io_err};
+use super::catalog::{BandCoverage, StacError, write_file};
 use crate::grid::{BBox, Cell, LAT_CELLS};
+use crate::hash::splitmix64;
 use crate::preview::{PreviewError, Pyramids};
+use crate::store::{ObjectVersion, Store, StoreError, VersionLister};
+use crate::zarr::MosaicStore;
 
 /// Width and height of a tile in pixels.
 pub const TILE_SIZE: usize = 256;
@@ -89,14 +92,16 @@ pub struct YearTiles {
     pub native_max_zoom: u32,
     /// The deepest zoom written (`native_max_zoom`, or less with `--map-max-zoom`).
     pub max_zoom: u32,
-    /// Tiles written per zoom, from 0.
+    /// Tiles per zoom, from 0.
     pub per_zoom: Vec<usize>,
     /// Bytes of the tiles.
     pub bytes: u64,
+    /// Tiles drawn by this run (the others were kept from an earlier run).
+    pub rendered: usize,
 }
 
 impl YearTiles {
-    /// Tiles written over all zooms.
+    /// Tiles over all zooms.
     pub fn tiles(&self) -> usize {
         self.per_zoom.iter().sum()
     }
@@ -109,62 +114,457 @@ fn preview_err(what: String) -> impl Fn(PreviewError) -> StacError {
     }
 }
 
-/// Write the tiles of one year: `None` when no band with cells that year has overviews or
-/// colours (reported by the caller).
-pub(super) fn write_year_tiles(
-    out: &Path,
-    pyramids: &Pyramids,
-    entries: &[(&BandCoverage, &BTreeSet<Cell>)],
-    max_zoom_cap: Option<u32>,
-) -> Result<Option<YearTiles>, StacError> {
-    let year = pyramids.year();
-    let drawn: Vec<&(&BandCoverage, &BTreeSet<Cell>)> = entries
-        .iter()
-        .filter(|(b, _)| pyramids.bands().iter().any(|(name, _)| *name == b.name))
-        .collect();
-    if drawn.is_empty() {
-        return Ok(None);
+/// Tiles per side of a block: a block's tiles are drawn, then its state is written.
+const BLOCK: u64 = 64;
+/// Where the blocks' states are.
+const STATE_PREFIX: &str = "map/tile-state/";
+/// First line of a block's state.
+const STATE_HEADER: &str = "tessera-mosaic map tile state 1";
+/// Changes whenever the drawing does, so that every tile is drawn again.
+const RENDERER: &str = "render_size nearest, PNG RGBA 8-bit, v1";
+
+/// A tile as a block's state records it: its fingerprint (`None` while it may be being
+/// written: never trusted) and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Recorded {
+    fingerprint: Option<String>,
+    bytes: u64,
+}
+
+/// A block's state: tile (x, y) -> what was drawn.
+type BlockState = BTreeMap<(u64, u64), Recorded>;
+
+/// (year, zoom, block x, block y).
+type BlockId = (u16, u32, u64, u64);
+
+fn state_key((year, z, bx, by): BlockId) -> String {
+    format!("{STATE_PREFIX}{year}/{z}/{bx}-{by}.txt")
+}
+
+fn block_of_key(key: &str) -> Option<BlockId> {
+    let rest = key.strip_prefix(STATE_PREFIX)?.strip_suffix(".txt")?;
+    let mut parts = rest.split('/');
+    let year = parts.next()?.parse().ok()?;
+    let z = parts.next()?.parse().ok()?;
+    let (bx, by) = parts.next()?.split_once('-')?;
+    parts
+        .next()
+        .is_none()
+        .then_some((year, z, bx.parse().ok()?, by.parse().ok()?))
+}
+
+fn tile_key(year: u16, z: u32, x: u64, y: u64) -> String {
+    format!("map/tiles/{year}/{z}/{x}/{y}.png")
+}
+
+fn format_state(state: &BlockState) -> String {
+    let mut text = format!("{STATE_HEADER}\n");
+    for ((x, y), r) in state {
+        let fp = r.fingerprint.as_deref().unwrap_or("-");
+        text.push_str(&format!("{x} {y} {fp} {}\n", r.bytes));
     }
-    let finest = pyramids
-        .bands()
-        .iter()
-        .filter(|(name, _)| drawn.iter().any(|(b, _)| b.name == *name))
-        .map(|(_, l)| {
-            let level = crate::zarr::overview_levels(&l.grid)[0];
-            level.lat_step().min(level.lon_step())
+    text
+}
+
+fn parse_state(text: &str, key: &str) -> Result<BlockState, StacError> {
+    let bad = |why: String| StacError::State {
+        key: key.to_string(),
+        why,
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(STATE_HEADER) {
+        return Err(bad(format!("the first line is not `{STATE_HEADER}`")));
+    }
+    let mut state = BlockState::new();
+    for (n, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let parsed = match f.as_slice() {
+            [x, y, fp, bytes] => x
+                .parse()
+                .ok()
+                .zip(y.parse().ok())
+                .zip(bytes.parse().ok())
+                .map(|((x, y), bytes)| {
+                    let fingerprint = (*fp != "-").then(|| fp.to_string());
+                    ((x, y), Recorded { fingerprint, bytes })
+                }),
+            _ => None,
+        };
+        let (tile, r) = parsed.ok_or_else(|| bad(format!("line {}: `{line}`", n + 2)))?;
+        state.insert(tile, r);
+    }
+    Ok(state)
+}
+
+/// A 128-bit hash of a sequence of byte strings (two FNV-1a streams with different offsets,
+/// each mixed by SplitMix64): stable across runs, platforms and Rust versions, which a
+/// fingerprint kept between runs needs.
+struct Fingerprint([u64; 2]);
+
+impl Fingerprint {
+    fn new() -> Fingerprint {
+        Fingerprint([0xcbf2_9ce4_8422_2325, 0x6c62_272e_07bb_0142])
+    }
+    fn add(&mut self, bytes: &[u8]) -> &mut Fingerprint {
+        let len = (bytes.len() as u64).to_le_bytes();
+        for b in len.iter().chain(bytes) {
+            for (i, h) in self.0.iter_mut().enumerate() {
+                *h = (*h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3 + 2 * i as u64);
+            }
+        }
+        self
+    }
+    fn hex(&self) -> String {
+        format!(
+            "{:016x}{:016x}",
+            splitmix64(self.0[0]),
+            splitmix64(self.0[1] ^ 0x5851_f42d_4c95_7f2d)
+        )
+    }
+}
+
+/// What the map's tiles cost.
+#[derive(Debug, Default)]
+pub struct MapSummary {
+    /// Tiles per year.
+    pub years: Vec<YearTiles>,
+    /// Years without tiles, with the reason.
+    pub skipped: Vec<String>,
+    /// Tiles removed (no longer over a present cell).
+    pub removed: usize,
+    /// False when the store cannot list versions of its objects: every tile was drawn.
+    pub incremental: bool,
+    /// Seconds spent on tiles (state, fingerprints, drawing, writing).
+    pub seconds: f64,
+}
+
+impl MapSummary {
+    /// Tiles drawn by this run.
+    pub fn rendered(&self) -> usize {
+        self.years.iter().map(|t| t.rendered).sum()
+    }
+    /// Tiles over all years.
+    pub fn tiles(&self) -> usize {
+        self.years.iter().map(YearTiles::tiles).sum()
+    }
+}
+
+/// Writes the tiles: reads the blocks' states left by earlier runs, and per block draws only
+/// the tiles whose fingerprint (the year's colours, the renderer, and the size and ETag or
+/// modification time of every chunk the tile reads) differs from the state's, removes tiles
+/// no longer wanted, and writes the block's state last. Before drawing, the block's state marks
+/// the tiles about to change as untrusted, so a killed run leaves nothing a rerun believes.
+pub(super) struct TileWriter<'a> {
+    out: &'a Store,
+    versions: Option<VersionLister>,
+    location: String,
+    old: BTreeMap<BlockId, String>,
+    progress: Option<ProgressBar>,
+    summary: MapSummary,
+}
+
+fn store_err(what: String) -> impl Fn(StoreError) -> StacError {
+    move |source| StacError::Store {
+        what: what.clone(),
+        source: Box::new(source),
+    }
+}
+
+impl<'a> TileWriter<'a> {
+    /// Read the state of earlier runs in `out`; `store` is the store drawn.
+    pub(super) fn open(
+        store: &MosaicStore,
+        out: &'a Store,
+        progress: Option<ProgressBar>,
+    ) -> Result<TileWriter<'a>, StacError> {
+        let started = std::time::Instant::now();
+        let listed = out
+            .list_prefix(STATE_PREFIX)
+            .map_err(store_err("the map's tile state".into()))?;
+        let old: BTreeMap<BlockId, String> = listed
+            .into_iter()
+            .filter_map(|k| block_of_key(&k).map(|b| (b, k)))
+            .collect();
+        let erase = |prefix: &str| {
+            let p = zarrs::storage::StorePrefix::new(prefix).expect("a valid prefix");
+            out.storage
+                .erase_prefix(&p)
+                .map_err(|source| StacError::Store {
+                    what: format!("removing {prefix}"),
+                    source: Box::new(StoreError::Storage {
+                        location: out.location.clone(),
+                        source,
+                    }),
+                })
+        };
+        // Pixel files of versions before the page read the store; tiles without a state (an
+        // earlier version's, or none): nothing to trust.
+        erase("map/pixels/")?;
+        if old.is_empty() {
+            erase("map/tiles/")?;
+        }
+        let versions = store
+            .store
+            .version_lister()
+            .map_err(store_err(format!("listing {}", store.location())))?;
+        let summary = MapSummary {
+            incremental: versions.is_some(),
+            seconds: started.elapsed().as_secs_f64(),
+            ..Default::default()
+        };
+        Ok(TileWriter {
+            out,
+            versions,
+            location: store.location().to_string(),
+            old,
+            progress,
+            summary,
         })
-        .fold(f64::INFINITY, f64::min);
-    let native = native_max_zoom(finest);
-    let max_zoom = max_zoom_cap.map_or(native, |cap| cap.min(native));
-    let zooms = tiles_of_cells(drawn.iter().flat_map(|(_, c)| c.iter()), max_zoom);
-    let all: Vec<(u32, u64, u64)> = zooms
-        .iter()
-        .enumerate()
-        .flat_map(|(z, tiles)| tiles.iter().map(move |&(x, y)| (z as u32, x, y)))
-        .collect();
-    let folder = out.join("map").join("tiles").join(year.to_string());
-    let bytes: Vec<u64> = all
-        .par_iter()
-        .map(|&(z, x, y)| -> Result<u64, StacError> {
-            let what = format!("tile {year}/{z}/{x}/{y}");
-            let picture = pyramids
-                .render_size(tile_bbox(z, x, y), TILE_SIZE, TILE_SIZE)
-                .map_err(preview_err(what.clone()))?;
-            let dir = folder.join(z.to_string()).join(x.to_string());
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-            let path = dir.join(format!("{y}.png"));
-            picture.image.write_png(&path).map_err(preview_err(what))?;
-            Ok(std::fs::metadata(&path).map_err(io_err(&path))?.len())
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Some(YearTiles {
-        year,
-        bands: drawn.iter().map(|(b, _)| b.name.clone()).collect(),
-        native_max_zoom: native,
-        max_zoom,
-        per_zoom: zooms.iter().map(BTreeSet::len).collect(),
-        bytes: bytes.iter().sum(),
-    }))
+    }
+
+    /// Remove the tiles of blocks no run wants any more (years or zooms gone), and return what
+    /// was done.
+    pub(super) fn finish(mut self) -> Result<MapSummary, StacError> {
+        let started = std::time::Instant::now();
+        let left: Vec<BlockId> = self.old.keys().copied().collect();
+        for block in left {
+            self.block(block, BTreeMap::new(), None)?;
+        }
+        self.summary.seconds += started.elapsed().as_secs_f64();
+        Ok(self.summary)
+    }
+
+    /// Record a year without tiles.
+    pub(super) fn skip(&mut self, why: String) {
+        self.summary.skipped.push(why);
+    }
+
+    /// Object versions under the prefixes a year's tiles read.
+    fn versions_of(
+        &self,
+        prefixes: &BTreeSet<String>,
+    ) -> Result<Option<HashMap<String, ObjectVersion>>, StacError> {
+        let Some(lister) = &self.versions else {
+            return Ok(None);
+        };
+        let lists: Vec<BTreeMap<String, ObjectVersion>> = prefixes
+            .par_iter()
+            .map(|p| {
+                lister
+                    .list(&self.location, p)
+                    .map_err(store_err(format!("listing {}/{p}", self.location)))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some(lists.into_iter().flatten().collect()))
+    }
+
+    /// Draw (or keep) the tiles of one year: `None` when no band with cells that year has
+    /// overviews or colours (reported by the caller).
+    pub(super) fn year(
+        &mut self,
+        pyramids: &Pyramids,
+        entries: &[(&BandCoverage, &BTreeSet<Cell>)],
+        max_zoom_cap: Option<u32>,
+    ) -> Result<bool, StacError> {
+        let started = std::time::Instant::now();
+        let year = pyramids.year();
+        let drawn: Vec<&(&BandCoverage, &BTreeSet<Cell>)> = entries
+            .iter()
+            .filter(|(b, _)| pyramids.bands().iter().any(|(name, _)| *name == b.name))
+            .collect();
+        if drawn.is_empty() {
+            return Ok(false);
+        }
+        let finest = pyramids
+            .bands()
+            .iter()
+            .filter(|(name, _)| drawn.iter().any(|(b, _)| b.name == *name))
+            .map(|(_, l)| {
+                let level = crate::zarr::overview_levels(&l.grid)[0];
+                level.lat_step().min(level.lon_step())
+            })
+            .fold(f64::INFINITY, f64::min);
+        let native = native_max_zoom(finest);
+        let max_zoom = max_zoom_cap.map_or(native, |cap| cap.min(native));
+        let zooms = tiles_of_cells(drawn.iter().flat_map(|(_, c)| c.iter()), max_zoom);
+        let mut prefixes = BTreeSet::new();
+        for z in 0..=max_zoom {
+            let listed = pyramids
+                .read_prefixes(tile_span(z) / TILE_SIZE as f64)
+                .map_err(preview_err(format!("tiles of {year}")))?;
+            prefixes.extend(listed);
+        }
+        let versions = self.versions_of(&prefixes)?;
+        let basis = serde_json::to_vec(pyramids.basis()).expect("JSON serialises");
+        let mut base = Fingerprint::new();
+        base.add(RENDERER.as_bytes())
+            .add(&(TILE_SIZE as u64).to_le_bytes())
+            .add(&basis);
+        let base = base.0;
+        if let Some(p) = &self.progress {
+            p.inc_length(zooms.iter().map(|t| t.len() as u64).sum());
+        }
+        let mut tiles = YearTiles {
+            year,
+            bands: drawn.iter().map(|(b, _)| b.name.clone()).collect(),
+            native_max_zoom: native,
+            max_zoom,
+            per_zoom: zooms.iter().map(BTreeSet::len).collect(),
+            bytes: 0,
+            rendered: 0,
+        };
+        for (z, set) in zooms.iter().enumerate() {
+            let z = z as u32;
+            let mut blocks: BTreeMap<(u64, u64), Vec<(u64, u64)>> = BTreeMap::new();
+            for &(x, y) in set {
+                blocks
+                    .entry((x / BLOCK, y / BLOCK))
+                    .or_default()
+                    .push((x, y));
+            }
+            for ((bx, by), members) in blocks {
+                let fingerprints: Vec<Option<String>> = members
+                    .par_iter()
+                    .map(|&(x, y)| -> Result<Option<String>, StacError> {
+                        let Some(versions) = &versions else {
+                            return Ok(None);
+                        };
+                        let reads = pyramids
+                            .chunks_read(tile_bbox(z, x, y), TILE_SIZE, TILE_SIZE)
+                            .map_err(preview_err(format!("tile {year}/{z}/{x}/{y}")))?;
+                        let mut f = Fingerprint(base);
+                        for r in reads {
+                            f.add(r.band.as_bytes()).add(&r.level.to_le_bytes());
+                            for key in [&r.scales, &r.embeddings] {
+                                f.add(key.as_bytes());
+                                match versions.get(key) {
+                                    Some(v) => f.add(&v.size.to_le_bytes()).add(v.tag.as_bytes()),
+                                    None => f.add(b"absent"),
+                                };
+                            }
+                        }
+                        Ok(Some(f.hex()))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let wanted: BTreeMap<(u64, u64), Option<String>> =
+                    members.into_iter().zip(fingerprints).collect();
+                let (drawn_now, bytes) = self.block((year, z, bx, by), wanted, Some(pyramids))?;
+                tiles.rendered += drawn_now;
+                tiles.bytes += bytes;
+            }
+        }
+        self.summary.seconds += started.elapsed().as_secs_f64();
+        self.summary.years.push(tiles);
+        Ok(true)
+    }
+
+    /// Bring one block to the `wanted` tiles (fingerprint `None`: always drawn): draw those
+    /// whose state differs, remove those no longer wanted, write the state. Returns the tiles
+    /// drawn and the bytes of the block's tiles.
+    fn block(
+        &mut self,
+        id: BlockId,
+        wanted: BTreeMap<(u64, u64), Option<String>>,
+        pyramids: Option<&Pyramids>,
+    ) -> Result<(usize, u64), StacError> {
+        let (year, z, _, _) = id;
+        let key = state_key(id);
+        let old = match self.old.remove(&id) {
+            None => BlockState::new(),
+            Some(k) => {
+                let bytes = self
+                    .out
+                    .get(&k)
+                    .map_err(store_err(format!("reading {k}")))?
+                    .unwrap_or_default();
+                parse_state(&String::from_utf8_lossy(&bytes), &k)?
+            }
+        };
+        let todo: Vec<(u64, u64)> = wanted
+            .iter()
+            .filter(|(t, fp)| {
+                fp.is_none() || old.get(t).and_then(|r| r.fingerprint.as_ref()) != fp.as_ref()
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        let gone: Vec<(u64, u64)> = old
+            .keys()
+            .filter(|t| !wanted.contains_key(t))
+            .copied()
+            .collect();
+        let kept_bytes: u64 = wanted
+            .keys()
+            .filter(|t| !todo.contains(t))
+            .map(|t| old[t].bytes)
+            .sum();
+        if todo.is_empty() && gone.is_empty() {
+            if let Some(p) = &self.progress {
+                p.inc(wanted.len() as u64);
+            }
+            return Ok((0, kept_bytes));
+        }
+        // Intent: the tiles about to change are untrusted until the final state is written.
+        let mut intent = old.clone();
+        for t in todo.iter().chain(&gone) {
+            intent.insert(
+                *t,
+                Recorded {
+                    fingerprint: None,
+                    bytes: 0,
+                },
+            );
+        }
+        self.put(&key, format_state(&intent).as_bytes())?;
+        for &(x, y) in &gone {
+            let k = tile_key(year, z, x, y);
+            self.out
+                .erase(&k)
+                .map_err(store_err(format!("removing {k}")))?;
+        }
+        self.summary.removed += gone.len();
+        let drawn: Vec<((u64, u64), u64)> = match pyramids {
+            None => Vec::new(),
+            Some(pyramids) => todo
+                .par_iter()
+                .map(|&(x, y)| -> Result<((u64, u64), u64), StacError> {
+                    let what = format!("tile {year}/{z}/{x}/{y}");
+                    let png = pyramids
+                        .render_size(tile_bbox(z, x, y), TILE_SIZE, TILE_SIZE)
+                        .and_then(|p| p.image.png_bytes(&what))
+                        .map_err(preview_err(what))?;
+                    self.put(&tile_key(year, z, x, y), &png)?;
+                    if let Some(p) = &self.progress {
+                        p.inc(1);
+                    }
+                    Ok(((x, y), png.len() as u64))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if let Some(p) = &self.progress {
+            p.inc((wanted.len() - todo.len()) as u64);
+        }
+        let sizes: BTreeMap<(u64, u64), u64> = drawn.iter().copied().collect();
+        let state: BlockState = wanted
+            .into_iter()
+            .map(|(t, fingerprint)| {
+                let bytes = sizes.get(&t).copied().unwrap_or_else(|| old[&t].bytes);
+                (t, Recorded { fingerprint, bytes })
+            })
+            .collect();
+        let bytes = state.values().map(|r| r.bytes).sum();
+        if state.is_empty() {
+            self.out
+                .erase(&key)
+                .map_err(store_err(format!("removing {key}")))?;
+        } else {
+            self.put(&key, format_state(&state).as_bytes())?;
+        }
+        Ok((todo.len(), bytes))
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StacError> {
+        write_file(self.out, key, bytes)
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +611,54 @@ mod tests {
         assert_eq!(z, 11);
         let px = tile_span(z) / 256.0;
         assert!(px <= finest * MAX_ZOOM_SLACK && tile_span(z - 1) / 256.0 > finest * 1.1);
+    }
+
+    #[test]
+    fn block_states_round_trip_and_name_what_is_wrong() {
+        let mut state = BlockState::new();
+        let drawn = |f: &str, bytes| Recorded {
+            fingerprint: Some(f.to_string()),
+            bytes,
+        };
+        state.insert((3, 4), drawn("00ff", 120));
+        state.insert(
+            (3, 5),
+            Recorded {
+                fingerprint: None,
+                bytes: 0,
+            },
+        );
+        state.insert((70, 1), drawn("abcd", 7));
+        let text = format_state(&state);
+        assert_eq!(
+            text,
+            format!("{STATE_HEADER}\n3 4 00ff 120\n3 5 - 0\n70 1 abcd 7\n")
+        );
+        assert_eq!(parse_state(&text, "k").unwrap(), state);
+        let err = parse_state(
+            &format!("{STATE_HEADER}\n3 4 00ff\n"),
+            "map/tile-state/x.txt",
+        );
+        let msg = err.unwrap_err().to_string();
+        assert!(
+            msg.contains("map/tile-state/x.txt") && msg.contains("line 2"),
+            "{msg}"
+        );
+        assert!(parse_state("3 4 00ff 1\n", "k").is_err());
+    }
+
+    #[test]
+    fn state_keys_name_their_block() {
+        let id = (2024, 11, 33, 3);
+        assert_eq!(state_key(id), "map/tile-state/2024/11/33-3.txt");
+        assert_eq!(block_of_key(&state_key(id)), Some(id));
+        for other in [
+            "map/tile-state/2024/11/33-3.txt.tmp.1.2.ab",
+            "map/tile-state/2024/11/x/33-3.txt",
+            "map/tiles/2024/11/33/3.png",
+        ] {
+            assert_eq!(block_of_key(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl Store {
     }
 
     /// Read an object's bytes, `None` when absent.
-    pub fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+    pub fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let key = StoreKey::new(key).map_err(|source| StoreError::Key {
             location: self.location.clone(),
             key: key.to_string(),
@@ -179,9 +179,13 @@ impl Store {
         self.storage.get(&key).map_err(storage_err(&self.location))
     }
 
-    /// Write an object whole.
-    pub fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let key = StoreKey::new(key).expect("valid key");
+    /// Write an object.
+    pub fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let key = StoreKey::new(key).map_err(|source| StoreError::Key {
+            location: self.location.clone(),
+            key: key.to_string(),
+            source,
+        })?;
         self.storage
             .set(&key, Bytes::from(bytes))
             .map_err(storage_err(&self.location))

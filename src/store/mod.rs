@@ -7,8 +7,10 @@ mod adapters;
 mod handle;
 mod local;
 mod object;
+mod versions;
 
 pub use adapters::{BackgroundWrites, Intercept, ReadHook, ReadMetrics, WriteHook, count_reads};
 pub use handle::{Storage, Store, StoreError, is_url};
 pub use local::{AtomicFilesystemStore, host_tag, is_temporary_key};
 pub use object::{RequestLimits, StoreOptions, block_on, object_store_at, spawn};
+pub use versions::{ObjectVersion, VersionLister};

@@ -264,6 +264,23 @@ impl std::fmt::Display for Retrying {
     }
 }
 
+/// The media type of a key by its suffix, sent with its PUT, so that a bucket serving a
+/// written folder (the STAC catalogue and its map) gives browsers `text/html`, `image/png`,
+/// ... as a web server would; keys without a known suffix (chunks) get the server's default.
+fn content_type(key: &str) -> Option<&'static str> {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let (_, suffix) = name.rsplit_once('.')?;
+    Some(match suffix {
+        "html" => "text/html",
+        "js" => "text/javascript",
+        "css" => "text/css",
+        "json" => "application/json",
+        "png" => "image/png",
+        "txt" => "text/plain",
+        _ => return None,
+    })
+}
+
 /// True for errors another attempt may not meet.
 fn transient(e: &object_store::Error) -> bool {
     use object_store::Error as E;
@@ -294,8 +311,14 @@ impl ObjectStore for Retrying {
         &self,
         location: &object_store::path::Path,
         payload: object_store::PutPayload,
-        opts: object_store::PutOptions,
+        mut opts: object_store::PutOptions,
     ) -> object_store::Result<object_store::PutResult> {
+        let typed = object_store::Attribute::ContentType;
+        if opts.attributes.get(&typed).is_none()
+            && let Some(mime) = content_type(location.as_ref())
+        {
+            opts.attributes.insert(typed, mime.into());
+        }
         if !matches!(opts.mode, object_store::PutMode::Overwrite) {
             return self.inner.put_opts(location, payload, opts).await;
         }
