@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::input::TileProblem;
+use crate::store::is_temporary_key;
 use crate::zarr::{FormatError, MosaicStore, failures_key, failures_prefix};
 
 /// What a build did.
@@ -167,6 +168,9 @@ impl FailureRecord {
     pub fn read_band(store: &MosaicStore, band: &str) -> Result<Vec<FailureRecord>, FormatError> {
         let mut records = Vec::new();
         for key in store.store.list_prefix(&failures_prefix(band))? {
+            if is_temporary_key(&key) {
+                continue; // a killed writer's, not a record
+            }
             let Some(value) = store.store.get_json(&key)? else {
                 continue;
             };

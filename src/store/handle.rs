@@ -139,9 +139,16 @@ impl Store {
         Ok(store)
     }
 
-    /// True for stores that write through temporary files (local folders).
+    /// True for local folders.
     pub fn is_local(&self) -> bool {
         !is_url(&self.location)
+    }
+
+    /// True for stores that write through temporary objects renamed into place: local folders
+    /// and WebDAV (http(s)://), whose servers may write a PUT's body in place.
+    pub fn writes_temporaries(&self) -> bool {
+        let location = self.location.to_ascii_lowercase();
+        self.is_local() || location.starts_with("http://") || location.starts_with("https://")
     }
 
     /// Read a JSON document, `None` when absent.

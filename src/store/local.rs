@@ -39,10 +39,14 @@ impl AtomicFilesystemStore {
     /// `{key}.tmp.{pid}.{n}.{host}`: unique per process and write.
     fn temporary_key(&self, key: &StoreKey) -> StoreKey {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let (pid, host) = (std::process::id(), host_tag());
-        StoreKey::new(format!("{}.tmp.{pid}.{n}.{host}", key.as_str()))
-            .expect("a valid key with a suffix is valid")
+        StoreKey::new(temporary_name(key.as_str(), n)).expect("a valid key with a suffix is valid")
     }
+}
+
+/// `{key}.tmp.{pid}.{n}.{host}`: the name of this process's `n`-th temporary for `key`, shared
+/// by the local and WebDAV stores so that readers and resume skip both alike.
+pub(super) fn temporary_name(key: &str, n: u64) -> String {
+    format!("{key}.tmp.{}.{n}.{}", std::process::id(), host_tag())
 }
 
 impl AtomicFilesystemStore {
@@ -102,10 +106,10 @@ fn temporary_key_owner(name: &str) -> Option<(u32, Option<String>)> {
 impl Store {
     /// Remove temporary objects under `prefix` left by killed writers: keys
     /// `*.tmp.{pid}.{n}.{host}` written on this machine by a process that no longer runs.
-    /// Temporaries of other machines sharing the folder are left alone. Only local stores
-    /// write temporaries; on others this does nothing.
+    /// Temporaries of other machines sharing the folder are left alone. Only local folders
+    /// and WebDAV (http(s)://) stores write temporaries; on others this does nothing.
     pub fn remove_stale_temporaries(&self, prefix: &str) -> Result<usize, StoreError> {
-        if !self.is_local() {
+        if !self.writes_temporaries() {
             return Ok(0);
         }
         let mut removed = 0;

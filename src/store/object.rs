@@ -1,22 +1,27 @@
 //! Object storage (S3 and the other `object_store` schemes) behind zarrs' synchronous storage
 //! traits, so the writer and the readers use it exactly like a local folder.
 //!
-//! Every write is one PUT of a whole object, which object stores make atomic: no temporary keys
-//! are needed. The async object store is driven by one shared tokio runtime; rayon threads block
-//! on their own requests.
+//! Every write is one PUT of a whole object, which S3, GCS and Azure make atomic: no temporary
+//! keys are needed there. A WebDAV server may write a PUT's body in place (WsgiDAV does), so
+//! http(s):// writes go to a temporary key and are MOVEd onto the final one ([`WebDav`]). The
+//! async object store is driven by one shared tokio runtime; rayon threads block on their own
+//! requests.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use std::time::Duration;
 
+use object_store::client::{HttpClient, HttpConnector, HttpRequest, HttpRequestBody};
 use object_store::prefix::PrefixStore;
-use object_store::{ClientConfigKey, ObjectStore};
+use object_store::{ClientConfigKey, HeaderValue, ObjectStore, ObjectStoreExt};
 use zarrs::storage::storage_adapter::async_to_sync::{
     AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
 };
 use zarrs_object_store::AsyncObjectStore;
 
 use super::handle::{Store, StoreError};
+use super::local::temporary_name;
 
 /// Blocks on futures with the shared runtime.
 struct TokioBlockOn(tokio::runtime::Handle);
@@ -188,17 +193,25 @@ pub fn object_store_at(
             let client =
                 apply_options(client, options, url.scheme(), |c, k, v| c.with_config(k, v))
                     .map_err(err)?;
-            Arc::new(
-                object_store::http::HttpBuilder::new()
-                    .with_url(base)
-                    .with_client_options(client)
-                    .with_retry(retry)
-                    .build()
-                    .map_err(|source| StoreError::Client {
-                        location: location.to_string(),
-                        source,
-                    })?,
-            )
+            let client_err = |source| StoreError::Client {
+                location: location.to_string(),
+                source,
+            };
+            let mover = object_store::client::ReqwestConnector::default()
+                .connect(&client)
+                .map_err(client_err)?;
+            let inner = object_store::http::HttpBuilder::new()
+                .with_url(base.clone())
+                .with_client_options(client)
+                .with_retry(retry)
+                .build()
+                .map_err(client_err)?;
+            Arc::new(WebDav {
+                inner: Arc::new(inner),
+                client: mover,
+                base: url::Url::parse(&base).map_err(|e| err(format!("not a URL: {e}")))?,
+                counter: AtomicU64::new(0),
+            })
         }
         other => {
             return Err(err(format!(
@@ -377,6 +390,181 @@ impl ObjectStore for Retrying {
         prefix: Option<&object_store::path::Path>,
     ) -> object_store::Result<object_store::ListResult> {
         again(self.attempts, || self.inner.list_with_delimiter(prefix)).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A WebDAV store whose whole-object PUTs are all-or-nothing: the body goes to a temporary key
+/// beside the final one (`{key}.tmp.{pid}.{n}.{host}`, skipped by readers and resume, removed
+/// by the next build when its writer is dead), then a server-side MOVE (a rename on a folder
+/// server) puts it under the final key. A writer killed mid-PUT leaves at worst a temporary.
+/// HttpStore has no MOVE (its rename is COPY + DELETE, which writes every object twice), hence
+/// the request made here with a client of the same options.
+#[derive(Debug)]
+struct WebDav {
+    inner: Arc<dyn ObjectStore>,
+    client: HttpClient,
+    /// `scheme://host[:port]`, as HttpStore joins paths to it.
+    base: url::Url,
+    counter: AtomicU64,
+}
+
+impl std::fmt::Display for WebDav {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebDav({})", self.inner)
+    }
+}
+
+impl WebDav {
+    /// The URL of an object, built as HttpStore builds it.
+    fn url(&self, location: &object_store::path::Path) -> String {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("an http(s) URL has a path")
+            .extend(location.parts());
+        url.to_string()
+    }
+
+    /// MOVE `from` onto `to`, replacing it (`Overwrite: T`).
+    async fn move_onto(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+    ) -> object_store::Result<()> {
+        let (source, destination) = (self.url(from), self.url(to));
+        let what = || format!("MOVE {source} to {destination}");
+        let generic = |message: String| object_store::Error::Generic {
+            store: "WebDAV",
+            source: message.into(),
+        };
+        let mut request = HttpRequest::new(HttpRequestBody::empty());
+        *request.method_mut() =
+            object_store::signer::Method::from_bytes(b"MOVE").expect("a method");
+        *request.uri_mut() = source
+            .parse()
+            .map_err(|e| generic(format!("{}: {e}", what())))?;
+        let header =
+            |v: &str| HeaderValue::from_str(v).map_err(|e| generic(format!("{}: {e}", what())));
+        request
+            .headers_mut()
+            .insert("Destination", header(&destination)?);
+        request.headers_mut().insert("Overwrite", header("T")?);
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| generic(format!("{}: {e}", what())))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let message = format!("{}: the server answered {status}", what());
+        Err(match status.as_u16() {
+            401 => object_store::Error::Unauthenticated {
+                path: to.to_string(),
+                source: message.into(),
+            },
+            403 => object_store::Error::PermissionDenied {
+                path: to.to_string(),
+                source: message.into(),
+            },
+            404 => object_store::Error::NotFound {
+                path: from.to_string(),
+                source: message.into(),
+            },
+            // 5xx may pass: the caller's retries see a transient error.
+            500.. => generic(message),
+            _ => object_store::Error::NotSupported {
+                source: message.into(),
+            },
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for WebDav {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        if !matches!(opts.mode, object_store::PutMode::Overwrite) {
+            return self.inner.put_opts(location, payload, opts).await;
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let temporary = object_store::path::Path::from(temporary_name(location.as_ref(), n));
+        let moved = match self.inner.put_opts(&temporary, payload, opts).await {
+            Ok(_) => self.move_onto(&temporary, location).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = moved {
+            // Leave nothing behind (a killed writer's temporary is removed by the next build).
+            let _ = self.inner.delete(&temporary).await;
+            return Err(e);
+        }
+        // The temporary's ETag would not be the final object's: none is reported.
+        Ok(object_store::PutResult {
+            e_tag: None,
+            version: None,
+            extensions: Default::default(),
+        })
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+        offset: &object_store::path::Path,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(

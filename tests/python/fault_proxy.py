@@ -1,4 +1,4 @@
-"""A fault-injecting HTTP proxy for an S3 server (SeaweedFS in the tests): it forwards each
+"""A fault-injecting HTTP proxy for an S3 or WebDAV server (SeaweedFS, WsgiDAV): it forwards each
 request as it came (Host header and signature untouched, so signed requests stay valid) and,
 for a share of them, answers 500, resets the connection, or stalls before answering.
 
@@ -117,12 +117,36 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             upstream.close()
         return len(part)
 
+    def _read_chunked(self):
+        """A chunked body, de-chunked; None when the client went away mid-body."""
+        parts = []
+        while True:
+            line = self.rfile.readline()
+            if not line.endswith(b"\n"):
+                return None
+            size = int(line.split(b";")[0], 16)
+            data = self.rfile.read(size + 2)  # the chunk and its CRLF
+            if len(data) < size + 2:
+                return None
+            if size == 0:
+                return b"".join(parts)
+            parts.append(data[:size])
+
     def _handle(self):
         server = self.server
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        if length and len(body) < length:
-            return self._reset()  # the client went away mid-body: forward nothing
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            # object_store's HttpStore streams a PUT's body: forwarded with its length instead.
+            body = self._read_chunked()
+            if body is None:
+                return self._reset()  # the client went away mid-body: forward nothing
+            del self.headers["Transfer-Encoding"]
+            self.headers["Content-Length"] = str(len(body))
+            length = len(body)
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            if length and len(body) < length:
+                return self._reset()  # the client went away mid-body: forward nothing
         path = urllib.parse.urlsplit(self.path).path
         fault, n = server.decide(self.command, path)
         if fault == "cut-put":
@@ -168,6 +192,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+    # WebDAV (tests/python/webdav.py): the Destination of a MOVE or COPY names this proxy,
+    # as does the Host header forwarded, so the server sees them agree.
+    do_MKCOL = do_PROPFIND = do_MOVE = do_COPY = _handle
 
 
 def start(upstream, port, log_path, **kw):
