@@ -25,9 +25,9 @@ use crate::input::{Catalogue, InputTile, TileSource, read_landmask_for, read_til
 use crate::placement::has_data;
 use crate::store::is_temporary_key;
 use crate::zarr::{
-    BandArrays, EMBEDDINGS, FormatError, MosaicStore, OverviewLevel, SAMPLE, SAMPLE_PIXELS, SCALES,
-    STATISTICS_LEVEL, SUMS, SUMS_LEN, StoreArray, array_path, level_array, overview_levels,
-    parse_shard_key, shard_prefix, statistics_array,
+    BandArrays, COUNTS_FILL, EMBEDDINGS, FormatError, MosaicStore, OverviewLevel, S2_OBS_COUNT,
+    SAMPLE, SAMPLE_PIXELS, SCALES, STATISTICS_LEVEL, SUMS, SUMS_LEN, StoreArray, array_path,
+    level_array, overview_levels, parse_shard_key, shard_prefix, statistics_array,
 };
 
 /// How many pixels to check.
@@ -126,7 +126,13 @@ pub fn verify_band(
 
     // Shards present, and the ones the input calls for.
     let mut present = HashSet::new();
-    for array in [EMBEDDINGS, SCALES] {
+    let counted = arrays.counts.is_some();
+    let data_arrays: &[&str] = if counted {
+        &[EMBEDDINGS, SCALES, S2_OBS_COUNT]
+    } else {
+        &[EMBEDDINGS, SCALES]
+    };
+    for &array in data_arrays {
         for key in store.store.list_prefix(&shard_prefix(band, array))? {
             if !is_temporary_key(&key) {
                 present.insert(key);
@@ -146,7 +152,13 @@ pub fn verify_band(
         let (ek, sk) = arrays
             .shard_keys(tile.cell, tile.year)
             .expect("year on the axis");
-        if present.contains(&ek) && present.contains(&sk) {
+        // The counts shard, where the band has the array: required when the input has counts.
+        let ck = arrays.counts.as_ref().map(|a| {
+            let idx = arrays.shard_indices(tile.cell, tile.year).expect("year");
+            a.chunk_key(&idx[..3]).as_str().to_string()
+        });
+        let counts_there = !source.has_counts() || ck.as_ref().is_none_or(|k| present.contains(k));
+        if present.contains(&ek) && present.contains(&sk) && counts_there {
             to_check.push(*tile);
         } else if source.all_nan_is_no_data() && !present.contains(&ek) && !present.contains(&sk) {
             unwritten.push(*tile);
@@ -157,6 +169,7 @@ pub fn verify_band(
         }
         expected_keys.insert(ek);
         expected_keys.insert(sk);
+        expected_keys.extend(ck);
     }
     // Shards of the checked years with no input tile.
     let checked_years: BTreeSet<u64> = catalogue
@@ -167,6 +180,7 @@ pub fn verify_band(
     let year_of = |key: &str| -> Option<u64> {
         parse_shard_key(key, band, EMBEDDINGS)
             .or_else(|| parse_shard_key(key, band, SCALES))
+            .or_else(|| parse_shard_key(key, band, S2_OBS_COUNT))
             .and_then(|idx| idx.first().copied())
     };
     let mut unexpected: Vec<String> = present
@@ -257,11 +271,15 @@ fn check_tile(
 ) -> Result<TileCheck, String> {
     let grid = &arrays.layout.grid;
     let cell = tile.cell;
-    let proj = UtmProjection::new(UtmZone::for_cell(cell)).map_err(|e| chain(&e))?;
-    // The catalogue's geometry: the rule's for a tile, the group's window for a zone store.
-    let geometry = match catalogue.geometry.get(&cell) {
-        Some(g) => *g,
-        None => TileGeometry::with_projection(cell, &proj).map_err(|e| chain(&e))?,
+    // The catalogue's geometry: the rule's for a tile, the group's window (in the group's CRS)
+    // for a zone store.
+    let (proj, geometry) = match catalogue.geometry.get(&cell) {
+        Some(g) => (UtmProjection::new(g.zone).map_err(|e| chain(&e))?, *g),
+        None => {
+            let proj = UtmProjection::new(UtmZone::for_cell(cell)).map_err(|e| chain(&e))?;
+            let g = TileGeometry::with_projection(cell, &proj).map_err(|e| chain(&e))?;
+            (proj, g)
+        }
     };
     // Through the input seam's checks (headers against the catalogue, the landmask's size and
     // georeference against the rule), as the build reads them: a malformed file is a named
@@ -269,6 +287,20 @@ fn check_tile(
     let mut emb = Vec::new();
     let scales = read_tile(source, tile, &mut emb).map_err(|p| p.to_string())?;
     let scale_at = |s: usize| scales[s];
+    // The counts where the band has them: the source's beside each copied pixel, else fill.
+    let counts = match &arrays.counts {
+        Some(_) => Some(source.read_counts(tile).map_err(|p| p.to_string())?),
+        None => None,
+    };
+    if let Some(Some(c)) = &counts
+        && c.len() != scales.len()
+    {
+        return Err(format!(
+            "{} observation counts for {} pixels",
+            c.len(),
+            scales.len()
+        ));
+    }
     let mask = match catalogue.landmasks.get(&cell) {
         Some(p) => Some(read_landmask_for(source, p, &geometry).map_err(|p| p.to_string())?),
         None => None,
@@ -300,6 +332,13 @@ fn check_tile(
         .scales
         .retrieve_array_subset(&subset)
         .map_err(|e| format!("reading scales: {e}"))?;
+    let out_counts: Option<Vec<u16>> = match &arrays.counts {
+        Some(a) => Some(
+            a.retrieve_array_subset(&subset)
+                .map_err(|e| format!("reading {S2_OBS_COUNT}: {e}"))?,
+        ),
+        None => None,
+    };
 
     let positions: Vec<(usize, usize)> = match coverage {
         Coverage::Full => (0..rows)
@@ -365,6 +404,15 @@ fn check_tile(
                         &got_emb[..4]
                     ));
                 }
+            }
+        }
+        if let (Some(source_counts), Some(got)) = (&counts, &out_counts) {
+            let want = match (expected, source_counts) {
+                (Some(s), Some(c)) => c[s],
+                _ => COUNTS_FILL,
+            };
+            if got[p] != want {
+                problem.get_or_insert(format!("expected {S2_OBS_COUNT} {want}, found {}", got[p]));
             }
         }
         if let Some(detail) = problem {

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use rayon::prelude::*;
@@ -191,6 +192,8 @@ pub struct ZoneStore {
     groups: Mutex<HashMap<UtmZone, Option<Arc<ZoneGroup>>>>,
     /// The window of every catalogued tile, by its embeddings "path".
     windows: RwLock<HashMap<PathBuf, Window>>,
+    /// Every group with catalogued tiles has `s2_obs_count` (set by the catalogue).
+    counts: AtomicBool,
 }
 
 /// Errors opening a zone store.
@@ -247,6 +250,7 @@ impl ZoneStore {
             distinct,
             groups: Mutex::default(),
             windows: RwLock::default(),
+            counts: AtomicBool::new(false),
         })
     }
 
@@ -411,24 +415,6 @@ impl ZoneStore {
         Ok((w, g))
     }
 
-    /// The optical observation counts of a tile's window (uint16 per pixel), where the group
-    /// has `s2_obs_count`.
-    pub fn read_counts(&self, tile: &InputTile) -> Result<Option<Vec<u16>>, TileProblem> {
-        let (w, g) = self.window_of(&tile.embeddings)?;
-        if g.counts.is_none() {
-            return Ok(None);
-        }
-        let bytes = self
-            .read_window(&g, Kind::Counts, &w, w.rows)
-            .map_err(|e| TileProblem::new(&tile.embeddings, e))?;
-        Ok(Some(
-            bytes
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .collect(),
-        ))
-    }
-
     /// The first `rows` rows of a window of one array, in C order (row, column[, band]), read
     /// chunk by chunk through the cache. Bytes are little-endian, as decoded.
     fn read_window(
@@ -571,11 +557,13 @@ impl TileSource for ZoneStore {
         };
         let mut windows = HashMap::new();
         let mut found_any = false;
+        let mut counts = true;
         for (zone, cells) in by_zone {
             let Some(group) = self.group(zone).map_err(remote)? else {
                 continue;
             };
             found_any = true;
+            counts &= group.counts.is_some();
             let shards = self.existing_shards(&group).map_err(remote)?;
             let years: Vec<(u64, u16)> = group
                 .years
@@ -675,6 +663,7 @@ impl TileSource for ZoneStore {
             ));
         }
         *self.windows.write().expect("no poisoning") = windows;
+        self.counts.store(counts, Ordering::Relaxed);
         Ok(catalogue)
     }
 
@@ -715,6 +704,26 @@ impl TileSource for ZoneStore {
 
     fn all_nan_is_no_data(&self) -> bool {
         true
+    }
+
+    fn has_counts(&self) -> bool {
+        self.counts.load(Ordering::Relaxed)
+    }
+
+    fn read_counts(&self, tile: &InputTile) -> Result<Option<Vec<u16>>, TileProblem> {
+        let (w, g) = self.window_of(&tile.embeddings)?;
+        if g.counts.is_none() {
+            return Ok(None);
+        }
+        let bytes = self
+            .read_window(&g, Kind::Counts, &w, w.rows)
+            .map_err(|e| TileProblem::new(&tile.embeddings, e))?;
+        Ok(Some(
+            bytes
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        ))
     }
 
     fn read_landmask(&self, path: &Path) -> Result<U8Raster, TileProblem> {

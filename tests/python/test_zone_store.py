@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 import zarr
 from pyproj import Transformer
 
@@ -64,9 +65,10 @@ def output_block(out, lon_c, lat_c, year):
     return lon[c0:c1], lat[r0:r1], emb, sc
 
 
-def reference(root, group, lons, lats, year):
+def reference(root, group, lons, lats, year, counts=False):
     """What each output pixel should hold by pyproj on `group`'s grid (nearest pixel, read back
-    by zarr-python): (embeddings, scales, inside), fill 0 / NaN outside the data."""
+    by zarr-python): (embeddings, scales), fill 0 / NaN outside the data; with `counts`, also
+    the source's `s2_obs_count` at that pixel (0, the source's fill, outside the data)."""
     epsg, west, north = group_grid(group)
     t = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
     lo, la = np.meshgrid(lons, lats)
@@ -89,6 +91,10 @@ def reference(root, group, lons, lats, year):
     sc[inside] = sc_region[row[inside] - r0, col[inside] - c0]
     emb[np.isnan(sc)] = 0
     shape = (len(lats), len(lons))
+    if counts:
+        cnt = np.zeros(len(e), np.uint16)
+        cnt[inside] = g["s2_obs_count"][ti, r0:r1, c0:c1][row[inside] - r0, col[inside] - c0]
+        return emb.reshape(*shape, 128), sc.reshape(shape), cnt.reshape(shape)
     return emb.reshape(*shape, 128), sc.reshape(shape)
 
 
@@ -129,6 +135,61 @@ def test_every_pixel_comes_from_the_nominal_group_by_pyproj(built, cell, year, o
         # The other group holds this ground too, with other values: taking it would be seen.
         assert held.sum() > 10_000, (other, held.sum())
         assert mismatches(emb[held], sc[held], o_emb[held], o_sc[held]) > 0.99 * held.sum()
+
+
+COUNTS_FILL = 65535
+
+
+@pytest.mark.parametrize("cell, year", [
+    ((5.95, 0.05), 2024), ((6.05, 0.05), 2017), ((6.05, 0.05), 2024), ((5.95, -0.05), 2024),
+])
+def test_observation_counts_travel_with_each_pixel(built, cell, year):
+    # Read as a user would, with xarray: s2_obs_count beside scales, (year, lat, lon), uint16.
+    band = "0-10" if cell[1] > 0 else "S10-0"
+    # chunks=None: no dask graph over the whole band (millions of inner chunks).
+    ds = xr.open_zarr(built["out"], group=band, chunks=None)
+    counts = ds["s2_obs_count"]
+    assert counts.dtype == np.uint16 and counts.dims == ("year", "lat", "lon")
+    assert counts.attrs["grid_mapping"] == "spatial_ref"
+    z = zarr.open_group(built["out"] / band, mode="r")
+    # Sharded and chunked as scales: one shard per cell and year.
+    assert (z["s2_obs_count"].shards, z["s2_obs_count"].chunks) == (z["scales"].shards,
+                                                                 z["scales"].chunks)
+    meta = z["s2_obs_count"].metadata
+    assert meta.fill_value == COUNTS_FILL
+    assert {c["uuid"] for c in meta.attributes["zarr_conventions"]} == {
+        c["uuid"] for c in ds["scales"].attrs["zarr_conventions"]}
+    block = ds.sel(year=year, lat=slice(cell[1] - 0.05, cell[1] + 0.05),
+                   lon=slice(cell[0] - 0.05, cell[0] + 0.05))
+    got, sc = block["s2_obs_count"].values, block["scales"].values
+    _, ref_sc, ref_counts = reference(built["root"], nominal_group(*cell), block.lon.values,
+                                      block.lat.values, year, counts=True)
+    assert got.shape == ref_sc.shape and got.size > 1_000_000
+    # Every pixel: the count of the pixel pyproj assigns, or the fill where there is no data
+    # (the fixture holds a count of 3 under its NaN scales: not copied).
+    expected = np.where(np.isfinite(ref_sc), ref_counts, COUNTS_FILL)
+    assert int((got != expected).sum()) == 0
+    assert ((got == COUNTS_FILL) == np.isnan(sc)).all() and np.isnan(sc).sum() > 1000
+    assert len(np.unique(got[np.isfinite(sc)])) == 40
+
+
+def test_verify_checks_the_observation_counts(built, tmp_path):
+    # One count changed in a copy of the output: verify (every pixel) finds exactly it.
+    out = tmp_path / "changed.zarr"
+    shutil.copytree(built["out"], out)
+    g = zarr.open_group(out / "0-10", mode="r+")
+    lat, lon, years = g["lat"][:], g["lon"][:], list(g["year"][:])
+    r = int(np.searchsorted(lat, 0.05))
+    c = int(np.searchsorted(lon, 6.05))
+    t = years.index(2024)
+    old = int(g["s2_obs_count"][t, r, c])
+    assert old != COUNTS_FILL
+    g["s2_obs_count"][t, r, c] = old + 1
+    proc = mosaic("verify", "--input", built["root"], "--store", out, "--band", "0-10",
+                  "--years", "2024", "--full", check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert " 1 mismatches" in proc.stdout, proc.stdout
+    assert f"expected s2_obs_count {old}, found {old + 1}" in proc.stdout, proc.stdout
 
 
 def test_a_year_not_in_years_complete_is_absent(built):
