@@ -75,8 +75,8 @@ pub struct VerifySummary {
     pub mismatches: Vec<Mismatch>,
     /// Input tiles with no (or an incomplete) pair of shards.
     pub missing_tiles: Vec<String>,
-    /// Input tiles with no shard whose scales are all NaN in a source where that is no data
-    /// (the zone store's sea): rightly not written.
+    /// Input tiles with no shard where no pixel of the cell has data, in a source where NaN
+    /// scales are no data (the zone store's sea): rightly not written.
     pub no_data_tiles: Vec<String>,
     /// Shards in the store with no input tile.
     pub unexpected_shards: Vec<String>,
@@ -193,14 +193,40 @@ pub fn verify_band(
     unexpected.sort();
     summary.unexpected_shards = unexpected;
 
-    // A tile the build skipped as no data: missing unless its scales really are all NaN.
+    // A tile the build skipped as no data: missing unless no pixel of its cell has data (every
+    // output pixel projected, its source scale NaN or outside the window).
     let nan_only: Vec<Result<bool, String>> = unwritten
         .par_iter()
         .map(|tile| {
             let (_, raw) = source.read_scales(tile).map_err(|p| p.to_string())?;
-            Ok(raw
+            let scales: Vec<f32> = raw
                 .chunks_exact(4)
-                .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_nan()))
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            if scales.iter().all(|s| s.is_nan()) {
+                return Ok(true);
+            }
+            let geometry = catalogue
+                .geometry
+                .get(&tile.cell)
+                .ok_or("no geometry in the catalogue")?;
+            let proj = UtmProjection::new(geometry.zone).map_err(|e| chain(&e))?;
+            let (r0, c0) = grid.cell_origin(tile.cell);
+            for &lat in &lats[r0..r0 + grid.rows_per_cell] {
+                for &lon in &lons[c0..c0 + grid.cols_per_cell] {
+                    let (e, n) = proj.forward(lon, lat).map_err(|e| chain(&e))?;
+                    if let Some((sr, sc)) = geometry.pixel_at(e, n)
+                        && has_data(
+                            None,
+                            sr * geometry.width + sc,
+                            scales[sr * geometry.width + sc],
+                        )
+                    {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
         })
         .collect();
     for (tile, r) in unwritten.iter().zip(nan_only) {

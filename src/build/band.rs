@@ -286,8 +286,8 @@ pub(crate) fn prepare_cell(
 }
 
 /// Read one tile, gather it into its output shard and push it to every sink. Returns the input
-/// bytes read, or `None` for a tile of no data (all scales NaN where the source says that is
-/// no data), which is not written: its shard keeps the fill, as for a tile not in the input.
+/// bytes read, or `None` for a tile of no data (no data lands in the cell, where the source says
+/// NaN scales are no data), which is not written: its shard keeps the fill, as for a tile not in the input.
 #[allow(clippy::too_many_arguments)]
 fn write_tile(
     source: &dyn TileSource,
@@ -340,6 +340,11 @@ fn write_tile(
     );
     drop(scales);
     let t = PhaseClock::add(&clock.gather, t);
+    // Data only around the cell (a window's margin, a neighbour's ground inside the projected
+    // footprint's box): nothing lands in the cell, so it is no data too.
+    if source.all_nan_is_no_data() && out_scales.iter().all(|s| s.is_nan()) {
+        return Ok(None);
+    }
     let gathered = GatheredTile {
         cell: tile.cell,
         year: tile.year,
