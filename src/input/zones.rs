@@ -20,28 +20,28 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rayon::prelude::*;
 use serde_json::Value;
 use zarrs::array::{
-    Array, ArrayShardedExt, ArrayShardedReadableExt, ArrayShardedReadableExtCache, ArraySubset,
-    CodecOptions,
+    Array, ArrayShardedExt, ArrayShardedReadableExt, ArrayShardedReadableExtCache, CodecOptions,
 };
 use zarrs::group::Group;
 use zarrs::storage::ReadableWritableListableStorageTraits;
 use zarrs::storage::byte_range::ByteRange;
 
 use super::catalogue::{Catalogue, InputTile, ScalesLayout, ScanError, ScanOptions, TileProblem};
-use super::cf_time::year_of;
 use super::geotiff::U8Raster;
 use super::npy::{NpyDtype, NpyHeader};
 use super::source::TileSource;
+use super::zone_axes::{axis_edge, false_northing, pixel_major, time_years, years_complete};
+use super::zone_cache::{ChunkCache, Kind};
 use crate::error::chain;
 use crate::grid::{CHANNELS, Cell, PIXEL_M, TileGeometry, UtmZone};
 use crate::store::{Intercept, ReadMetrics, Store, StoreOptions, count_reads};
 
-type ZarrArray = Array<dyn ReadableWritableListableStorageTraits>;
+pub(super) type ZarrArray = Array<dyn ReadableWritableListableStorageTraits>;
 
 /// Pixels added around a cell's footprint: a parallel bulges less than 2 m from the chord
 /// between the projected corners over 0.1 degree, so one pixel would do; two leave room.
@@ -106,80 +106,6 @@ impl Source {
             band_major,
             array,
         })
-    }
-}
-
-/// Which array of a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Embeddings,
-    Scales,
-    Counts,
-}
-
-/// A decoded inner chunk: (group id, array, time, chunk row, chunk column).
-type ChunkKey = (u16, Kind, u64, u64, u64);
-type Decoded = Arc<OnceLock<Result<Arc<Vec<u8>>, String>>>;
-
-/// A bounded cache of decoded inner chunks, least recently used first out: neighbouring cells'
-/// windows share the chunks along their edges, so each is fetched and decoded once while its
-/// neighbours are read. A chunk asked for by two threads at once is fetched once (the second
-/// waits).
-struct ChunkCache {
-    budget: usize,
-    state: Mutex<CacheState>,
-}
-
-#[derive(Default)]
-struct CacheState {
-    /// Each chunk: its value (once fetched), its size, and when it was last used.
-    map: HashMap<ChunkKey, (Decoded, usize, u64)>,
-    bytes: usize,
-    tick: u64,
-}
-
-impl ChunkCache {
-    fn get(
-        &self,
-        key: ChunkKey,
-        fetch: impl FnOnce() -> Result<Vec<u8>, String>,
-    ) -> Result<Arc<Vec<u8>>, String> {
-        let slot = {
-            let mut s = self.state.lock().expect("no poisoning");
-            s.tick += 1;
-            let tick = s.tick;
-            let e = s
-                .map
-                .entry(key)
-                .or_insert_with(|| (Arc::default(), 0, tick));
-            e.2 = tick;
-            e.0.clone()
-        };
-        let value = slot.get_or_init(|| fetch().map(Arc::new)).clone();
-        let mut s = self.state.lock().expect("no poisoning");
-        match &value {
-            Ok(v) => {
-                if let Some(e) = s.map.get_mut(&key).filter(|e| e.1 == 0) {
-                    e.1 = v.len();
-                    s.bytes += v.len();
-                }
-                while s.bytes > self.budget && s.map.len() > 1 {
-                    let oldest = s
-                        .map
-                        .iter()
-                        .filter(|(k, e)| e.1 > 0 && **k != key)
-                        .min_by_key(|(_, e)| e.2)
-                        .map(|(k, _)| *k);
-                    let Some(oldest) = oldest else { break };
-                    let (_, size, _) = s.map.remove(&oldest).expect("present");
-                    s.bytes -= size;
-                }
-            }
-            Err(_) => {
-                s.map.remove(&key);
-            }
-        }
-        value
     }
 }
 
@@ -261,10 +187,7 @@ impl ZoneStore {
         let (store, metrics) = count_reads(&watched);
         Ok(ZoneStore {
             store,
-            cache: ChunkCache {
-                budget: cache_bytes,
-                state: Mutex::default(),
-            },
+            cache: ChunkCache::new(cache_bytes),
             metrics,
             distinct,
             groups: Mutex::default(),
@@ -598,93 +521,6 @@ impl ZoneStore {
         }
         Ok(out)
     }
-}
-
-/// The false northing of a zone's CRS, metres.
-fn false_northing(zone: UtmZone) -> f64 {
-    if zone.south { 10_000_000.0 } else { 0.0 }
-}
-
-/// The years of a `years_complete` attribute (numbers or strings) of `attrs`.
-fn years_complete(attrs: &Value) -> Result<BTreeSet<u16>, String> {
-    attrs
-        .get("years_complete")
-        .and_then(Value::as_array)
-        .ok_or("no years_complete attribute (a list of years)")?
-        .iter()
-        .map(|v| match v {
-            Value::Number(n) => n.as_u64().and_then(|y| u16::try_from(y).ok()),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        })
-        .collect::<Option<BTreeSet<u16>>>()
-        .ok_or_else(|| "years_complete holds something that is not a year".to_string())
-}
-
-/// A decoded (1, band, rows, cols) chunk of `pixels` pixels as pixel-major bytes (pixel, band).
-fn pixel_major(chunk: &[i8], pixels: usize) -> Vec<u8> {
-    let mut out = vec![0u8; chunk.len()];
-    for (b, plane) in chunk.chunks_exact(pixels).enumerate() {
-        for (p, v) in plane.iter().enumerate() {
-            out[p * CHANNELS + b] = *v as u8;
-        }
-    }
-    out
-}
-
-/// The outer edge of pixel 0 of a regular 1-D axis of pixel centres (`step` apart), checked at
-/// both ends.
-fn axis_edge(axis: &ZarrArray, n: u64, step: f64, name: &str) -> Result<f64, String> {
-    if axis.shape() != [n] || n < 2 {
-        return Err(format!(
-            "{name} has shape {:?}, expected [{n}]",
-            axis.shape()
-        ));
-    }
-    let read = |i: u64| -> Result<f64, String> {
-        let v: Vec<f64> = axis
-            .retrieve_array_subset(
-                &ArraySubset::new_with_start_shape(vec![i], vec![1])
-                    .map_err(|e| format!("{name}: {e}"))?,
-            )
-            .map_err(|e| format!("{name}: {}", chain(&e)))?;
-        Ok(v[0])
-    };
-    let (first, second, last) = (read(0)?, read(1)?, read(n - 1)?);
-    let regular =
-        (second - first - step).abs() < 1e-6 && (last - first - step * (n - 1) as f64).abs() < 1e-3;
-    if !regular {
-        return Err(format!(
-            "{name} is not a regular {} m axis of pixel centres ({first}, {second}, ..., {last})",
-            step.abs()
-        ));
-    }
-    Ok(first - step / 2.0)
-}
-
-/// The years of a time axis: CF (`<unit> since <date>`, int64 or float64 values), or the years
-/// themselves as integers with no units (the transcoder's int32 axis).
-fn time_years(time: &ZarrArray) -> Result<Vec<u16>, String> {
-    let units = time.attributes().get("units").and_then(Value::as_str);
-    let all = ArraySubset::new_with_shape(time.shape().to_vec());
-    let values: Vec<f64> = if let Ok(v) = time.retrieve_array_subset::<Vec<i64>>(&all) {
-        v.into_iter().map(|v| v as f64).collect()
-    } else if let Ok(v) = time.retrieve_array_subset::<Vec<i32>>(&all) {
-        v.into_iter().map(f64::from).collect()
-    } else {
-        time.retrieve_array_subset::<Vec<f64>>(&all)
-            .map_err(|e| format!("time: {}", chain(&e)))?
-    };
-    values
-        .into_iter()
-        .map(|v| match units {
-            Some(units) => {
-                year_of(v, units).ok_or_else(|| format!("time units {units:?} not understood"))
-            }
-            None if v.fract() == 0.0 && (1900.0..=2200.0).contains(&v) => Ok(v as u16),
-            None => Err(format!("time has no units attribute and {v} is not a year")),
-        })
-        .collect()
 }
 
 impl TileSource for ZoneStore {
