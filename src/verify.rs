@@ -25,9 +25,9 @@ use crate::input::{Catalogue, InputTile, TileSource, read_landmask_for, read_til
 use crate::placement::has_data;
 use crate::store::is_temporary_key;
 use crate::zarr::{
-    BandArrays, EMBEDDINGS, FormatError, MosaicStore, OverviewLevel, SAMPLE, SAMPLE_PIXELS, SCALES,
-    STATISTICS_LEVEL, SUMS, SUMS_LEN, StoreArray, array_path, level_array, overview_levels,
-    parse_shard_key, shard_prefix, statistics_array,
+    BandArrays, COUNTS_FILL, EMBEDDINGS, FormatError, MosaicStore, OverviewLevel, S2_OBS_COUNT,
+    SAMPLE, SAMPLE_PIXELS, SCALES, STATISTICS_LEVEL, SUMS, SUMS_LEN, StoreArray, array_path,
+    level_array, overview_levels, parse_shard_key, shard_prefix, statistics_array,
 };
 
 /// How many pixels to check.
@@ -75,8 +75,8 @@ pub struct VerifySummary {
     pub mismatches: Vec<Mismatch>,
     /// Input tiles with no (or an incomplete) pair of shards.
     pub missing_tiles: Vec<String>,
-    /// Input tiles with no shard whose scales are all NaN in a source where that is no data
-    /// (the zone store's sea): rightly not written.
+    /// Input tiles with no shard where no pixel of the cell has data, in a source where NaN
+    /// scales are no data (the zone store's sea): rightly not written.
     pub no_data_tiles: Vec<String>,
     /// Shards in the store with no input tile.
     pub unexpected_shards: Vec<String>,
@@ -126,7 +126,13 @@ pub fn verify_band(
 
     // Shards present, and the ones the input calls for.
     let mut present = HashSet::new();
-    for array in [EMBEDDINGS, SCALES] {
+    let counted = arrays.counts.is_some();
+    let data_arrays: &[&str] = if counted {
+        &[EMBEDDINGS, SCALES, S2_OBS_COUNT]
+    } else {
+        &[EMBEDDINGS, SCALES]
+    };
+    for &array in data_arrays {
         for key in store.store.list_prefix(&shard_prefix(band, array))? {
             if !is_temporary_key(&key) {
                 present.insert(key);
@@ -146,7 +152,13 @@ pub fn verify_band(
         let (ek, sk) = arrays
             .shard_keys(tile.cell, tile.year)
             .expect("year on the axis");
-        if present.contains(&ek) && present.contains(&sk) {
+        // The counts shard, where the band has the array: required when the input has counts.
+        let ck = arrays.counts.as_ref().map(|a| {
+            let idx = arrays.shard_indices(tile.cell, tile.year).expect("year");
+            a.chunk_key(&idx[..3]).as_str().to_string()
+        });
+        let counts_there = !source.has_counts() || ck.as_ref().is_none_or(|k| present.contains(k));
+        if present.contains(&ek) && present.contains(&sk) && counts_there {
             to_check.push(*tile);
         } else if source.all_nan_is_no_data() && !present.contains(&ek) && !present.contains(&sk) {
             unwritten.push(*tile);
@@ -157,6 +169,7 @@ pub fn verify_band(
         }
         expected_keys.insert(ek);
         expected_keys.insert(sk);
+        expected_keys.extend(ck);
     }
     // Shards of the checked years with no input tile.
     let checked_years: BTreeSet<u64> = catalogue
@@ -167,6 +180,7 @@ pub fn verify_band(
     let year_of = |key: &str| -> Option<u64> {
         parse_shard_key(key, band, EMBEDDINGS)
             .or_else(|| parse_shard_key(key, band, SCALES))
+            .or_else(|| parse_shard_key(key, band, S2_OBS_COUNT))
             .and_then(|idx| idx.first().copied())
     };
     let mut unexpected: Vec<String> = present
@@ -179,14 +193,40 @@ pub fn verify_band(
     unexpected.sort();
     summary.unexpected_shards = unexpected;
 
-    // A tile the build skipped as no data: missing unless its scales really are all NaN.
+    // A tile the build skipped as no data: missing unless no pixel of its cell has data (every
+    // output pixel projected, its source scale NaN or outside the window).
     let nan_only: Vec<Result<bool, String>> = unwritten
         .par_iter()
         .map(|tile| {
             let (_, raw) = source.read_scales(tile).map_err(|p| p.to_string())?;
-            Ok(raw
+            let scales: Vec<f32> = raw
                 .chunks_exact(4)
-                .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_nan()))
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            if scales.iter().all(|s| s.is_nan()) {
+                return Ok(true);
+            }
+            let geometry = catalogue
+                .geometry
+                .get(&tile.cell)
+                .ok_or("no geometry in the catalogue")?;
+            let proj = UtmProjection::new(geometry.zone).map_err(|e| chain(&e))?;
+            let (r0, c0) = grid.cell_origin(tile.cell);
+            for &lat in &lats[r0..r0 + grid.rows_per_cell] {
+                for &lon in &lons[c0..c0 + grid.cols_per_cell] {
+                    let (e, n) = proj.forward(lon, lat).map_err(|e| chain(&e))?;
+                    if let Some((sr, sc)) = geometry.pixel_at(e, n)
+                        && has_data(
+                            None,
+                            sr * geometry.width + sc,
+                            scales[sr * geometry.width + sc],
+                        )
+                    {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
         })
         .collect();
     for (tile, r) in unwritten.iter().zip(nan_only) {
@@ -257,11 +297,15 @@ fn check_tile(
 ) -> Result<TileCheck, String> {
     let grid = &arrays.layout.grid;
     let cell = tile.cell;
-    let proj = UtmProjection::new(UtmZone::for_cell(cell)).map_err(|e| chain(&e))?;
-    // The catalogue's geometry: the rule's for a tile, the group's window for a zone store.
-    let geometry = match catalogue.geometry.get(&cell) {
-        Some(g) => *g,
-        None => TileGeometry::with_projection(cell, &proj).map_err(|e| chain(&e))?,
+    // The catalogue's geometry: the rule's for a tile, the group's window (in the group's CRS)
+    // for a zone store.
+    let (proj, geometry) = match catalogue.geometry.get(&cell) {
+        Some(g) => (UtmProjection::new(g.zone).map_err(|e| chain(&e))?, *g),
+        None => {
+            let proj = UtmProjection::new(UtmZone::for_cell(cell)).map_err(|e| chain(&e))?;
+            let g = TileGeometry::with_projection(cell, &proj).map_err(|e| chain(&e))?;
+            (proj, g)
+        }
     };
     // Through the input seam's checks (headers against the catalogue, the landmask's size and
     // georeference against the rule), as the build reads them: a malformed file is a named
@@ -269,6 +313,20 @@ fn check_tile(
     let mut emb = Vec::new();
     let scales = read_tile(source, tile, &mut emb).map_err(|p| p.to_string())?;
     let scale_at = |s: usize| scales[s];
+    // The counts where the band has them: the source's beside each copied pixel, else fill.
+    let counts = match &arrays.counts {
+        Some(_) => Some(source.read_counts(tile).map_err(|p| p.to_string())?),
+        None => None,
+    };
+    if let Some(Some(c)) = &counts
+        && c.len() != scales.len()
+    {
+        return Err(format!(
+            "{} observation counts for {} pixels",
+            c.len(),
+            scales.len()
+        ));
+    }
     let mask = match catalogue.landmasks.get(&cell) {
         Some(p) => Some(read_landmask_for(source, p, &geometry).map_err(|p| p.to_string())?),
         None => None,
@@ -304,6 +362,13 @@ fn check_tile(
         .scales
         .retrieve_array_subset(&subset)
         .map_err(|e| format!("reading scales {scales_key}: {}", chain(&e)))?;
+    let out_counts: Option<Vec<u16>> = match &arrays.counts {
+        Some(a) => Some(
+            a.retrieve_array_subset(&subset)
+                .map_err(|e| format!("reading {S2_OBS_COUNT}: {}", chain(&e)))?,
+        ),
+        None => None,
+    };
 
     let positions: Vec<(usize, usize)> = match coverage {
         Coverage::Full => (0..rows)
@@ -369,6 +434,15 @@ fn check_tile(
                         &got_emb[..4]
                     ));
                 }
+            }
+        }
+        if let (Some(source_counts), Some(got)) = (&counts, &out_counts) {
+            let want = match (expected, source_counts) {
+                (Some(s), Some(c)) => c[s],
+                _ => COUNTS_FILL,
+            };
+            if got[p] != want {
+                problem.get_or_insert(format!("expected {S2_OBS_COUNT} {want}, found {}", got[p]));
             }
         }
         if let Some(detail) = problem {

@@ -76,7 +76,15 @@ fn the_root_converges_when_another_band_appears_during_its_write() {
     let config = BandsConfig::default();
     let grid = BandGrid::for_band(config.band("70-80").unwrap(), &config).unwrap();
     store
-        .create_or_update_band(&grid, &[2023, 2024], &config.compression, 0, "test", false)
+        .create_or_update_band(
+            &grid,
+            &[2023, 2024],
+            &config.compression,
+            0,
+            "test",
+            false,
+            false,
+        )
         .unwrap();
     assert_eq!(root_bands(&path), ["70-80", "80-90"]);
     let root = read_json(path.join("zarr.json"));

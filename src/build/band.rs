@@ -21,10 +21,10 @@ use super::resume::{CellWork, band_work, built_everywhere};
 use super::sink::{BandArraysSink, GatheredTile, ShardSink};
 use super::threads::{TileBuffers, thread_pool, with_tile_buffers};
 use crate::error::chain;
-use crate::grid::{BandGrid, CompressionConfig, UtmZone, projection, release_thread_projections};
+use crate::grid::{BandGrid, CompressionConfig, projection, release_thread_projections};
 use crate::input::{Catalogue, InputTile, TileProblem, TileSource, read_landmask_for, read_tile};
-use crate::placement::{PlacementMap, gather_into, place_cell, scale_is_valid};
-use crate::zarr::{FormatError, MosaicStore};
+use crate::placement::{PlacementMap, gather_beside, gather_into, place_cell, scale_is_valid};
+use crate::zarr::{COUNTS_FILL, FormatError, MosaicStore};
 
 /// Options of one build.
 #[derive(Debug, Clone)]
@@ -78,6 +78,7 @@ pub fn build_band(
         options.embeddings_fill,
         &format!("TESSERA embedding tiles from {}", source.describe()),
         options.overviews,
+        source.has_counts(),
     )?;
     let stale = store
         .store
@@ -87,7 +88,7 @@ pub fn build_band(
         tracing::info!(band = %band, stale, "removed temporary objects of an interrupted build");
     }
     let (threads, pool) = thread_pool(options.threads)?;
-    let arrays = BandArraysSink::new(store, &band, threads)?;
+    let arrays = BandArraysSink::new(store, &band, threads, source.has_counts())?;
     let overviews = if store.has_overviews(&band)? {
         Some(OverviewSink::new(store, &band, threads)?)
     } else {
@@ -272,7 +273,8 @@ pub(crate) fn prepare_cell(
     grid: &BandGrid,
     w: &CellWork,
 ) -> Result<(PlacementMap, Option<Vec<u8>>), CellFailure> {
-    let proj = projection(UtmZone::for_cell(w.cell)).map_err(|e| (None, chain(&e)))?;
+    // The catalogue's geometry's CRS: the rule's zone for a tile, the group's for a zone store.
+    let proj = projection(w.geometry.zone).map_err(|e| (None, chain(&e)))?;
     let map = place_cell(grid, &w.geometry, &proj).map_err(|e| (None, chain(&e)))?;
     let mask = match w.landmask {
         None => None,
@@ -284,8 +286,8 @@ pub(crate) fn prepare_cell(
 }
 
 /// Read one tile, gather it into its output shard and push it to every sink. Returns the input
-/// bytes read, or `None` for a tile of no data (all scales NaN where the source says that is
-/// no data), which is not written: its shard keeps the fill, as for a tile not in the input.
+/// bytes read, or `None` for a tile of no data (no data lands in the cell, where the source says
+/// NaN scales are no data), which is not written: its shard keeps the fill, as for a tile not in the input.
 #[allow(clippy::too_many_arguments)]
 fn write_tile(
     source: &dyn TileSource,
@@ -315,6 +317,19 @@ fn write_tile(
             ),
         ));
     }
+    let counts = if source.has_counts() {
+        match source.read_counts(tile)? {
+            Some(c) if c.len() != scales.len() => {
+                return Err(TileProblem::new(
+                    &tile.embeddings,
+                    format!("{} observation counts for {} pixels", c.len(), scales.len()),
+                ));
+            }
+            c => c.map(|c| gather_beside(map, &scales, landmask, &c, COUNTS_FILL)),
+        }
+    } else {
+        None
+    };
     let out_scales = gather_into(
         map,
         &buffers.input,
@@ -325,11 +340,17 @@ fn write_tile(
     );
     drop(scales);
     let t = PhaseClock::add(&clock.gather, t);
+    // Data only around the cell (a window's margin, a neighbour's ground inside the projected
+    // footprint's box): nothing lands in the cell, so it is no data too.
+    if source.all_nan_is_no_data() && out_scales.iter().all(|s| s.is_nan()) {
+        return Ok(None);
+    }
     let gathered = GatheredTile {
         cell: tile.cell,
         year: tile.year,
         embeddings: &buffers.output,
         scales: &out_scales,
+        counts: counts.as_deref(),
     };
     for sink in sinks {
         sink.put(&gathered)

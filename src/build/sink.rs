@@ -9,8 +9,8 @@ use std::sync::Arc;
 use crate::grid::Cell;
 use crate::store::BackgroundWrites;
 use crate::zarr::{
-    BandArrays, EMBEDDINGS, FormatError, MosaicStore, SCALES, is_data_shard_key, parse_shard_key,
-    raw_bytes,
+    BandArrays, EMBEDDINGS, FormatError, MosaicStore, S2_OBS_COUNT, SCALES, is_data_shard_key,
+    parse_shard_key, raw_bytes,
 };
 
 /// One (cell, year) gathered into the output's row order (row 0 = south), ready to store.
@@ -23,6 +23,9 @@ pub struct GatheredTile<'a> {
     pub embeddings: &'a [u8],
     /// float32 scales, NaN where there is no data.
     pub scales: &'a [f32],
+    /// uint16 optical observation counts (fill where there is no data), from an input that has
+    /// them.
+    pub counts: Option<&'a [u16]>,
 }
 
 /// A write that failed after [`ShardSink::put`] returned (a background write).
@@ -60,23 +63,34 @@ pub trait ShardSink: Sync {
     fn finish(&self) -> Vec<SinkFailure>;
 }
 
-/// The band's `embeddings` and `scales` arrays: two whole-shard writes per (cell, year),
-/// handed to background threads so that compression overlaps the disk's fsyncs.
+/// The band's `embeddings` and `scales` arrays (and `s2_obs_count` from an input with counts):
+/// one whole-shard write each per (cell, year), handed to background threads so that
+/// compression overlaps the disk's fsyncs.
 pub struct BandArraysSink {
     store: MosaicStore,
     arrays: BandArrays,
     background: Arc<BackgroundWrites>,
+    /// This build writes `s2_obs_count`: a tile is built only once its counts shard is there.
+    counts: bool,
 }
 
 impl BandArraysSink {
     /// The sink of an existing band of `store`, with `queue` shards at most waiting to be
-    /// written.
-    pub fn new(store: &MosaicStore, band: &str, queue: usize) -> Result<Self, FormatError> {
+    /// written; `counts`: the input has observation counts (written where the band has the
+    /// array).
+    pub fn new(
+        store: &MosaicStore,
+        band: &str,
+        queue: usize,
+        counts: bool,
+    ) -> Result<Self, FormatError> {
         let (writing, background) =
             BackgroundWrites::wrap(&store.store, 2, queue, is_data_shard_key);
+        let arrays = store.with_store(writing).band_arrays(band)?;
         Ok(BandArraysSink {
             store: store.clone(),
-            arrays: store.with_store(writing).band_arrays(band)?,
+            counts: counts && arrays.counts.is_some(),
+            arrays,
             background,
         })
     }
@@ -84,7 +98,14 @@ impl BandArraysSink {
 
 impl ShardSink for BandArraysSink {
     fn built(&self) -> Result<BuiltCells, FormatError> {
-        self.store.built_cells(&self.arrays)
+        if !self.counts {
+            return self.store.built_cells(&self.arrays);
+        }
+        let band = &self.arrays.layout.grid.name;
+        self.store.tiles_in_all(
+            &[EMBEDDINGS, SCALES, S2_OBS_COUNT].map(|a| format!("{band}/{a}")),
+            &self.arrays.layout,
+        )
     }
 
     fn put(&self, tile: &GatheredTile) -> Result<(), SinkError> {
@@ -102,7 +123,13 @@ impl ShardSink for BandArraysSink {
         self.arrays
             .scales
             .store_chunk_opt(&idx[..3], tile.scales, &options)
-            .map_err(|e| SinkError::Shard(Box::new(e)))
+            .map_err(|e| SinkError::Shard(Box::new(e)))?;
+        if let (Some(array), Some(counts), true) = (&self.arrays.counts, tile.counts, self.counts) {
+            array
+                .store_chunk_opt(&idx[..3], counts, &options)
+                .map_err(|e| SinkError::Shard(Box::new(e)))?;
+        }
+        Ok(())
     }
 
     fn finish(&self) -> Vec<SinkFailure> {
@@ -111,7 +138,7 @@ impl ShardSink for BandArraysSink {
         let band = layout.grid.name.as_str();
         // One failure per tile, the embeddings shard's error first.
         let mut failed: BTreeMap<(u16, Cell), String> = BTreeMap::new();
-        for array in [EMBEDDINGS, SCALES] {
+        for array in [EMBEDDINGS, SCALES, S2_OBS_COUNT] {
             for (key, error) in &errors {
                 let Some(idx) = parse_shard_key(key, band, array).filter(|i| i.len() >= 3) else {
                     continue;

@@ -118,7 +118,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
 fn print_build_report(r: &BuildReport) {
     let mb = r.bytes_read as f64 / 1e6;
     println!(
-        "band {}: {} tiles written, {} already present, {} failed, {} without data (all scales NaN); read {} in {:.1} s ({:.1} MB/s, {:.2} tiles/s); {:.4}% of pixels placed by the exact fallback",
+        "band {}: {} tiles written, {} already present, {} failed, {} without data (no pixel of the cell has data); read {} in {:.1} s ({:.1} MB/s, {:.2} tiles/s); {:.4}% of pixels placed by the exact fallback",
         r.band,
         r.tiles_written,
         r.tiles_skipped,

@@ -64,7 +64,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let s = verify::verify_band(source, &catalogue, &store, &a.band, coverage, &bar)?;
     bar.finish_and_clear();
     println!(
-        "band {}: {} tiles, {} pixels checked ({} with data): {} mismatches, {} tiles missing, {} unexpected shards, {} unreadable, {} without data (all scales NaN, not written)",
+        "band {}: {} tiles, {} pixels checked ({} with data): {} mismatches, {} tiles missing, {} unexpected shards, {} unreadable, {} without data (no pixel of the cell has data, not written)",
         s.band,
         s.tiles_checked,
         s.pixels_checked,

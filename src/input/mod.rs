@@ -14,6 +14,8 @@ pub mod npy;
 mod remote;
 mod source;
 pub mod synth;
+mod zone_axes;
+mod zone_cache;
 mod zones;
 
 pub use catalogue::{

@@ -102,6 +102,18 @@ pub trait TileSource: Send + Sync {
         None
     }
 
+    /// True when every catalogued tile has per-pixel optical observation counts
+    /// ([`TileSource::read_counts`]); known after [`TileSource::catalogue`].
+    fn has_counts(&self) -> bool {
+        false
+    }
+
+    /// A tile's optical observation counts, one per pixel in the order of its scales, where the
+    /// source has them (TESSERA's global store); `None` for `.npy` tiles.
+    fn read_counts(&self, _tile: &InputTile) -> Result<Option<Vec<u16>>, TileProblem> {
+        Ok(None)
+    }
+
     /// True when a tile whose scales are all NaN is ground without data (the zone store's sea
     /// inside a stored shard), to be skipped; false where it is a broken file (a `.npy` tile).
     fn all_nan_is_no_data(&self) -> bool {

@@ -1,7 +1,13 @@
-//! TESSERA's global store as an input: a Zarr v3 hierarchy of UTM-zone groups `01N`..`60N`,
-//! `01S`..`60S` (the layout of dClimate's Icechunk repository), each on a 10 m grid in its own
-//! zone's CRS, with `embeddings` (time, northing, easting, band) int8 and `scales` (time,
-//! northing, easting) float32 (NaN: not embedded), local or in an object store.
+//! TESSERA's global store as an input: a Zarr v3 hierarchy of UTM-zone groups, each on a 10 m
+//! grid in its own zone's CRS, local or in an object store, in either published layout:
+//! - dClimate's Icechunk repository: groups `01N`..`60N`, `01S`..`60S`, `embeddings` (time,
+//!   northing, easting, band) int8, `scales` (time, northing, easting) float32 (NaN: not
+//!   embedded), `years_complete` per group;
+//! - the plain copy on Source Coop (geotessera's transcoder): groups `utm01`..`utm60`, each
+//!   spanning both hemispheres, `embeddings` (time, band, y, x), `scales` (time, y, x), the
+//!   hemispheres' `years_complete` under `geotessera:source_groups`. The CRS is read from the
+//!   group's `proj:code` (the transcoder writes EPSG:326zz, negative northings south of the
+//!   equator), the grid from its `x`/`y` pixel-centre coordinates.
 //!
 //! Each cell becomes one tile per year: the window of its nominal zone's group (the zone rule
 //! the tiles use) that covers the cell's footprint, with a margin. The tile's geometry is that
@@ -13,28 +19,29 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rayon::prelude::*;
 use serde_json::Value;
 use zarrs::array::{
-    Array, ArrayShardedExt, ArrayShardedReadableExt, ArrayShardedReadableExtCache, ArraySubset,
-    CodecOptions,
+    Array, ArrayShardedExt, ArrayShardedReadableExt, ArrayShardedReadableExtCache, CodecOptions,
 };
 use zarrs::group::Group;
 use zarrs::storage::ReadableWritableListableStorageTraits;
 use zarrs::storage::byte_range::ByteRange;
 
 use super::catalogue::{Catalogue, InputTile, ScalesLayout, ScanError, ScanOptions, TileProblem};
-use super::cf_time::year_of;
 use super::geotiff::U8Raster;
 use super::npy::{NpyDtype, NpyHeader};
 use super::source::TileSource;
+use super::zone_axes::{axis_edge, false_northing, pixel_major, time_years, years_complete};
+use super::zone_cache::{ChunkCache, Kind};
 use crate::error::chain;
 use crate::grid::{CHANNELS, Cell, PIXEL_M, TileGeometry, UtmZone};
 use crate::store::{Intercept, ReadMetrics, Store, StoreOptions, count_reads};
 
-type ZarrArray = Array<dyn ReadableWritableListableStorageTraits>;
+pub(super) type ZarrArray = Array<dyn ReadableWritableListableStorageTraits>;
 
 /// Pixels added around a cell's footprint: a parallel bulges less than 2 m from the chord
 /// between the projected corners over 0.1 degree, so one pixel would do; two leave room.
@@ -48,6 +55,10 @@ pub fn zone_group_name(zone: UtmZone) -> String {
 /// One zone group: its grid, its years and its arrays.
 struct ZoneGroup {
     name: String,
+    /// A number per group, for the chunk cache and the read order.
+    id: u16,
+    /// The CRS of its grid (from `proj:code`).
+    crs: UtmZone,
     /// Easting of the west edge of column 0, metres.
     west: f64,
     /// Northing of the north edge of row 0, metres.
@@ -56,8 +67,9 @@ struct ZoneGroup {
     cols: u64,
     /// The time axis, as years.
     years: Vec<u16>,
-    /// `years_complete`.
-    complete: BTreeSet<u16>,
+    /// `years_complete` of the northern and southern hemisphere (the same set for a group of
+    /// one hemisphere).
+    complete: [BTreeSet<u16>; 2],
     embeddings: Source,
     scales: Source,
     counts: Option<Source>,
@@ -68,10 +80,12 @@ struct Source {
     array: ZarrArray,
     shards: ArrayShardedReadableExtCache,
     chunk: (u64, u64),
+    /// (time, band, y, x) embeddings: chunks are transposed to pixel-major when decoded.
+    band_major: bool,
 }
 
 impl Source {
-    fn new(array: ZarrArray) -> Result<Source, String> {
+    fn new(array: ZarrArray, band_major: bool) -> Result<Source, String> {
         let shape: Vec<u64> = match array.effective_subchunk_shape() {
             Some(s) => s.iter().map(|v| v.get()).collect(),
             None => array
@@ -81,85 +95,17 @@ impl Source {
                 .map(|v| v.get())
                 .collect(),
         };
+        let chunk = if band_major {
+            (shape[2], shape[3])
+        } else {
+            (shape[1], shape[2])
+        };
         Ok(Source {
             shards: ArrayShardedReadableExtCache::new(&array),
-            chunk: (shape[1], shape[2]),
+            chunk,
+            band_major,
             array,
         })
-    }
-}
-
-/// Which array of a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Embeddings,
-    Scales,
-    Counts,
-}
-
-/// A decoded inner chunk: (zone, array, time, chunk row, chunk column).
-type ChunkKey = (UtmZone, Kind, u64, u64, u64);
-type Decoded = Arc<OnceLock<Result<Arc<Vec<u8>>, String>>>;
-
-/// A bounded cache of decoded inner chunks, least recently used first out: neighbouring cells'
-/// windows share the chunks along their edges, so each is fetched and decoded once while its
-/// neighbours are read. A chunk asked for by two threads at once is fetched once (the second
-/// waits).
-struct ChunkCache {
-    budget: usize,
-    state: Mutex<CacheState>,
-}
-
-#[derive(Default)]
-struct CacheState {
-    /// Each chunk: its value (once fetched), its size, and when it was last used.
-    map: HashMap<ChunkKey, (Decoded, usize, u64)>,
-    bytes: usize,
-    tick: u64,
-}
-
-impl ChunkCache {
-    fn get(
-        &self,
-        key: ChunkKey,
-        fetch: impl FnOnce() -> Result<Vec<u8>, String>,
-    ) -> Result<Arc<Vec<u8>>, String> {
-        let slot = {
-            let mut s = self.state.lock().expect("no poisoning");
-            s.tick += 1;
-            let tick = s.tick;
-            let e = s
-                .map
-                .entry(key)
-                .or_insert_with(|| (Arc::default(), 0, tick));
-            e.2 = tick;
-            e.0.clone()
-        };
-        let value = slot.get_or_init(|| fetch().map(Arc::new)).clone();
-        let mut s = self.state.lock().expect("no poisoning");
-        match &value {
-            Ok(v) => {
-                if let Some(e) = s.map.get_mut(&key).filter(|e| e.1 == 0) {
-                    e.1 = v.len();
-                    s.bytes += v.len();
-                }
-                while s.bytes > self.budget && s.map.len() > 1 {
-                    let oldest = s
-                        .map
-                        .iter()
-                        .filter(|(k, e)| e.1 > 0 && **k != key)
-                        .min_by_key(|(_, e)| e.2)
-                        .map(|(k, _)| *k);
-                    let Some(oldest) = oldest else { break };
-                    let (_, size, _) = s.map.remove(&oldest).expect("present");
-                    s.bytes -= size;
-                }
-            }
-            Err(_) => {
-                s.map.remove(&key);
-            }
-        }
-        value
     }
 }
 
@@ -191,6 +137,8 @@ pub struct ZoneStore {
     groups: Mutex<HashMap<UtmZone, Option<Arc<ZoneGroup>>>>,
     /// The window of every catalogued tile, by its embeddings "path".
     windows: RwLock<HashMap<PathBuf, Window>>,
+    /// Every group with catalogued tiles has `s2_obs_count` (set by the catalogue).
+    counts: AtomicBool,
 }
 
 /// Errors opening a zone store.
@@ -239,14 +187,12 @@ impl ZoneStore {
         let (store, metrics) = count_reads(&watched);
         Ok(ZoneStore {
             store,
-            cache: ChunkCache {
-                budget: cache_bytes,
-                state: Mutex::default(),
-            },
+            cache: ChunkCache::new(cache_bytes),
             metrics,
             distinct,
             groups: Mutex::default(),
             windows: RwLock::default(),
+            counts: AtomicBool::new(false),
         })
     }
 
@@ -266,60 +212,120 @@ impl ZoneStore {
         )
     }
 
-    /// The group of a zone, opened once; `None` when the store has no such group.
+    /// The group holding a zone and hemisphere, opened once: `33N`, else `utm33` (both
+    /// hemispheres); `None` when the store has neither.
     fn group(&self, zone: UtmZone) -> Result<Option<Arc<ZoneGroup>>, String> {
-        if let Some(g) = self.groups.lock().expect("no poisoning").get(&zone) {
+        let mut groups = self.groups.lock().expect("no poisoning");
+        if let Some(g) = groups.get(&zone) {
             return Ok(g.clone());
         }
+        let other = UtmZone {
+            south: !zone.south,
+            ..zone
+        };
+        let exists = |name: &str| {
+            self.store
+                .exists(&format!("{name}/zarr.json"))
+                .map_err(|e| chain(&e))
+        };
         let name = zone_group_name(zone);
-        let g = if self
-            .store
-            .exists(&format!("{name}/zarr.json"))
-            .map_err(|e| chain(&e))?
+        let utm = format!("utm{:02}", zone.zone);
+        let g = if exists(&name)? {
+            let id = u16::from(zone.zone) * 2 + u16::from(zone.south);
+            Some(self.open_group(zone, &name, id, false)?)
+        } else if let Some(Some(g)) = groups
+            .get(&other)
+            .filter(|g| g.as_ref().is_some_and(|g| g.name == utm))
         {
-            Some(Arc::new(self.open_group(zone, &name).map_err(|e| {
-                format!("zone group {}/{name}: {e}", self.store.location)
-            })?))
+            Some(g.clone())
+        } else if exists(&utm)? {
+            Some(self.open_group(zone, &utm, u16::from(zone.zone) * 2, true)?)
         } else {
             None
         };
-        self.groups
-            .lock()
-            .expect("no poisoning")
-            .insert(zone, g.clone());
+        groups.insert(zone, g.clone());
         Ok(g)
     }
 
-    fn open_group(&self, zone: UtmZone, name: &str) -> Result<ZoneGroup, String> {
+    /// Open a group: `name` (`33N`, or `utm33` when `both` hemispheres share it), numbered `id`.
+    fn open_group(
+        &self,
+        zone: UtmZone,
+        name: &str,
+        id: u16,
+        both: bool,
+    ) -> Result<Arc<ZoneGroup>, String> {
+        self.read_group(zone, name, id, both)
+            .map(Arc::new)
+            .map_err(|e| format!("zone group {}/{name}: {e}", self.store.location))
+    }
+
+    fn read_group(
+        &self,
+        zone: UtmZone,
+        name: &str,
+        id: u16,
+        both: bool,
+    ) -> Result<ZoneGroup, String> {
         let storage = self.store.storage.clone();
         let group = Group::open(storage.clone(), &format!("/{name}")).map_err(|e| chain(&e))?;
         let attrs = group.attributes();
-        let code = attrs.get("proj:code").and_then(Value::as_str);
-        let expected = format!("EPSG:{}", zone.epsg());
-        if code != Some(expected.as_str()) {
-            return Err(format!(
-                "proj:code is {code:?}, but the zone rule gives {expected} for this group"
-            ));
-        }
-        let complete = attrs
-            .get("years_complete")
-            .and_then(Value::as_array)
-            .ok_or("no years_complete attribute (a list of years)")?
-            .iter()
-            .map(|v| match v {
-                Value::Number(n) => n.as_u64().and_then(|y| u16::try_from(y).ok()),
-                Value::String(s) => s.parse().ok(),
-                _ => None,
-            })
-            .collect::<Option<BTreeSet<u16>>>()
-            .ok_or("years_complete holds something that is not a year")?;
+        let code = attrs
+            .get("proj:code")
+            .or_else(|| attrs.get("crs"))
+            .and_then(Value::as_str);
+        // The CRS as the group states it: one hemisphere's group must be in the zone rule's;
+        // a group of both may be in either hemisphere's form of the zone (the transcoder
+        // writes the northern one).
+        let crs = code
+            .and_then(|c| c.strip_prefix("EPSG:"))
+            .and_then(|c| c.parse::<u32>().ok())
+            .and_then(|epsg| {
+                let (south, z) = match epsg {
+                    32601..=32660 => (false, epsg - 32600),
+                    32701..=32760 => (true, epsg - 32700),
+                    _ => return None,
+                };
+                Some(UtmZone {
+                    zone: z as u8,
+                    south,
+                })
+            });
+        let crs = match crs {
+            Some(c) if c == zone || (both && c.zone == zone.zone) => c,
+            _ => {
+                return Err(format!(
+                    "proj:code is {code:?}, but the zone rule gives EPSG:{} for this group",
+                    zone.epsg()
+                ));
+            }
+        };
+        let complete = if both {
+            // geotessera:source_groups: {"33N": {years_complete, ...}, "33S": {...}}; a
+            // hemisphere not listed has no year.
+            let groups = attrs
+                .get("geotessera:source_groups")
+                .and_then(Value::as_object)
+                .ok_or("no geotessera:source_groups attribute (the hemispheres' years_complete)")?;
+            let years = |south: bool| -> Result<BTreeSet<u16>, String> {
+                let hemisphere = zone_group_name(UtmZone { south, ..zone });
+                match groups.get(&hemisphere) {
+                    None => Ok(BTreeSet::new()),
+                    Some(g) => years_complete(g)
+                        .map_err(|e| format!("geotessera:source_groups.{hemisphere}: {e}")),
+                }
+            };
+            [years(false)?, years(true)?]
+        } else {
+            let years = years_complete(&Value::Object(attrs.clone()))?;
+            [years.clone(), years]
+        };
         let open = |a: &str| {
             Array::open(storage.clone(), &format!("/{name}/{a}"))
                 .map_err(|e| format!("array {a}: {}", chain(&e)))
         };
         let embeddings = open("embeddings")?;
         let scales = open("scales")?;
-        let counts = open("s2_obs_count").ok().map(Source::new).transpose()?;
         let dims = |a: &ZarrArray| -> Vec<String> {
             a.dimension_names()
                 .iter()
@@ -327,46 +333,73 @@ impl ZoneStore {
                 .map(|d| d.clone().unwrap_or_default())
                 .collect()
         };
-        if dims(&embeddings) != ["time", "northing", "easting", "band"] {
+        // (northing, easting) in the Icechunk layout, (y, x) in the transcoder's.
+        let (y, x) = if dims(&scales) == ["time", "northing", "easting"] {
+            ("northing", "easting")
+        } else if dims(&scales) == ["time", "y", "x"] {
+            ("y", "x")
+        } else {
             return Err(format!(
-                "embeddings has dimensions {:?}, expected (time, northing, easting, band)",
-                dims(&embeddings)
-            ));
-        }
-        if dims(&scales) != ["time", "northing", "easting"] {
-            return Err(format!(
-                "scales has dimensions {:?}, expected (time, northing, easting)",
+                "scales has dimensions {:?}, expected (time, northing, easting) or (time, y, x)",
                 dims(&scales)
             ));
-        }
+        };
+        let band_major = if dims(&embeddings) == ["time", y, x, "band"] {
+            false
+        } else if dims(&embeddings) == ["time", "band", y, x] {
+            true
+        } else {
+            return Err(format!(
+                "embeddings has dimensions {:?}, expected (time, {y}, {x}, band) or (time, band, {y}, {x})",
+                dims(&embeddings)
+            ));
+        };
         let shape = embeddings.shape().to_vec();
-        if shape[3] != CHANNELS as u64 || scales.shape() != &shape[..3] {
+        let (bands, grid) = if band_major {
+            (shape[1], [shape[0], shape[2], shape[3]])
+        } else {
+            (shape[3], [shape[0], shape[1], shape[2]])
+        };
+        if bands != CHANNELS as u64 || scales.shape() != grid {
             return Err(format!(
                 "embeddings shape {shape:?} and scales shape {:?} disagree (or not {CHANNELS} bands)",
                 scales.shape()
             ));
         }
-        let (rows, cols) = (shape[1], shape[2]);
-        let west = axis_edge(&open("easting")?, cols, PIXEL_M, "easting")?;
-        let north = axis_edge(&open("northing")?, rows, -PIXEL_M, "northing")?;
+        let counts = match open("s2_obs_count") {
+            Ok(a) if dims(&a) == dims(&scales) && a.shape() == grid => Some(Source::new(a, false)?),
+            Ok(a) => {
+                return Err(format!(
+                    "s2_obs_count has dimensions {:?} and shape {:?}, unlike scales",
+                    dims(&a),
+                    a.shape()
+                ));
+            }
+            Err(_) => None,
+        };
+        let (rows, cols) = (grid[1], grid[2]);
+        let west = axis_edge(&open(x)?, cols, PIXEL_M, x)?;
+        let north = axis_edge(&open(y)?, rows, -PIXEL_M, y)?;
         let years = time_years(&open("time")?)?;
-        if years.len() as u64 != shape[0] {
+        if years.len() as u64 != grid[0] {
             return Err(format!(
                 "time has {} values but embeddings {} steps",
                 years.len(),
-                shape[0]
+                grid[0]
             ));
         }
         Ok(ZoneGroup {
             name: name.to_string(),
+            id,
+            crs,
             west,
             north,
             rows,
             cols,
             years,
             complete,
-            embeddings: Source::new(embeddings)?,
-            scales: Source::new(scales)?,
+            embeddings: Source::new(embeddings, band_major)?,
+            scales: Source::new(scales, false)?,
             counts,
         })
     }
@@ -374,6 +407,10 @@ impl ZoneStore {
     /// The window of `group` covering the footprint of `rule` (the cell's tile by the rule),
     /// with a margin, clipped to the group; `None` when they do not meet.
     fn window(group: &ZoneGroup, rule: &TileGeometry) -> Option<(u64, u64, u64, u64)> {
+        // The rule's northings in the group's CRS: the two hemispheres' forms of a zone differ
+        // by the false northing alone.
+        let origin_n = rule.origin_n + false_northing(group.crs) - false_northing(rule.zone);
+        let rule = &TileGeometry { origin_n, ..*rule };
         let c0 = ((rule.origin_e - group.west) / PIXEL_M).floor() as i64 - MARGIN_PX;
         let c1 = ((rule.origin_e + PIXEL_M * rule.width as f64 - group.west) / PIXEL_M).ceil()
             as i64
@@ -411,24 +448,6 @@ impl ZoneStore {
         Ok((w, g))
     }
 
-    /// The optical observation counts of a tile's window (uint16 per pixel), where the group
-    /// has `s2_obs_count`.
-    pub fn read_counts(&self, tile: &InputTile) -> Result<Option<Vec<u16>>, TileProblem> {
-        let (w, g) = self.window_of(&tile.embeddings)?;
-        if g.counts.is_none() {
-            return Ok(None);
-        }
-        let bytes = self
-            .read_window(&g, Kind::Counts, &w, w.rows)
-            .map_err(|e| TileProblem::new(&tile.embeddings, e))?;
-        Ok(Some(
-            bytes
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .collect(),
-        ))
-    }
-
     /// The first `rows` rows of a window of one array, in C order (row, column[, band]), read
     /// chunk by chunk through the cache. Bytes are little-endian, as decoded.
     fn read_window(
@@ -454,12 +473,19 @@ impl ZoneStore {
         }
         for i in r0 / sr..=(r1 - 1) / sr {
             for j in c0 / sc..=(c1 - 1) / sc {
-                let chunk = self.cache.get((w.zone, kind, w.time, i, j), || {
+                let chunk = self.cache.get((g.id, kind, w.time, i, j), || {
                     let fail = |e: zarrs::array::ArrayError| {
                         format!("{} chunk ({}, {i}, {j}): {}", g.name, w.time, chain(&e))
                     };
                     let opts = &options;
                     Ok(match kind {
+                        Kind::Embeddings if source.band_major => {
+                            let v: Vec<i8> = source
+                                .array
+                                .retrieve_subchunk_opt(&source.shards, &[w.time, 0, i, j], opts)
+                                .map_err(fail)?;
+                            pixel_major(&v, (sr * sc) as usize)
+                        }
                         Kind::Embeddings => {
                             let v: Vec<i8> = source
                                 .array
@@ -497,56 +523,6 @@ impl ZoneStore {
     }
 }
 
-/// The outer edge of pixel 0 of a regular 1-D axis of pixel centres (`step` apart), checked at
-/// both ends.
-fn axis_edge(axis: &ZarrArray, n: u64, step: f64, name: &str) -> Result<f64, String> {
-    if axis.shape() != [n] || n < 2 {
-        return Err(format!(
-            "{name} has shape {:?}, expected [{n}]",
-            axis.shape()
-        ));
-    }
-    let read = |i: u64| -> Result<f64, String> {
-        let v: Vec<f64> = axis
-            .retrieve_array_subset(
-                &ArraySubset::new_with_start_shape(vec![i], vec![1])
-                    .map_err(|e| format!("{name}: {e}"))?,
-            )
-            .map_err(|e| format!("{name}: {}", chain(&e)))?;
-        Ok(v[0])
-    };
-    let (first, second, last) = (read(0)?, read(1)?, read(n - 1)?);
-    let regular =
-        (second - first - step).abs() < 1e-6 && (last - first - step * (n - 1) as f64).abs() < 1e-3;
-    if !regular {
-        return Err(format!(
-            "{name} is not a regular {} m axis of pixel centres ({first}, {second}, ..., {last})",
-            step.abs()
-        ));
-    }
-    Ok(first - step / 2.0)
-}
-
-/// The years of a CF time axis (`<unit> since <date>`, int64 or float64 values).
-fn time_years(time: &ZarrArray) -> Result<Vec<u16>, String> {
-    let units = time
-        .attributes()
-        .get("units")
-        .and_then(Value::as_str)
-        .ok_or("time has no units attribute")?;
-    let all = ArraySubset::new_with_shape(time.shape().to_vec());
-    let values: Vec<f64> = match time.retrieve_array_subset::<Vec<i64>>(&all) {
-        Ok(v) => v.into_iter().map(|v| v as f64).collect(),
-        Err(_) => time
-            .retrieve_array_subset::<Vec<f64>>(&all)
-            .map_err(|e| format!("time: {}", chain(&e)))?,
-    };
-    values
-        .into_iter()
-        .map(|v| year_of(v, units).ok_or_else(|| format!("time units {units:?} not understood")))
-        .collect()
-}
-
 impl TileSource for ZoneStore {
     fn describe(&self) -> String {
         format!("zone store {}", self.store.location)
@@ -571,17 +547,19 @@ impl TileSource for ZoneStore {
         };
         let mut windows = HashMap::new();
         let mut found_any = false;
+        let mut counts = true;
         for (zone, cells) in by_zone {
             let Some(group) = self.group(zone).map_err(remote)? else {
                 continue;
             };
             found_any = true;
+            counts &= group.counts.is_some();
             let shards = self.existing_shards(&group).map_err(remote)?;
             let years: Vec<(u64, u16)> = group
                 .years
                 .iter()
                 .enumerate()
-                .filter(|(_, y)| group.complete.contains(y))
+                .filter(|(_, y)| group.complete[usize::from(zone.south)].contains(y))
                 .filter(|(_, y)| options.years.is_empty() || options.years.contains(y))
                 .map(|(t, y)| (t as u64, *y))
                 .collect();
@@ -603,9 +581,10 @@ impl TileSource for ZoneStore {
                 })
                 .collect();
             for (cell, rule, (r0, c0, h, w)) in found {
+                // On the group's grid, in the group's CRS (placement projects into it).
                 let geometry = TileGeometry {
                     cell,
-                    zone,
+                    zone: group.crs,
                     origin_e: group.west + PIXEL_M * c0 as f64,
                     origin_n: group.north - PIXEL_M * r0 as f64,
                     height: h as usize,
@@ -645,8 +624,8 @@ impl TileSource for ZoneStore {
                     windows.insert(path.clone(), window);
                     windows.insert(scales.clone(), window);
                     catalogue.geometry.insert(cell, geometry);
-                    // By zone, then cell rows north to south, then west to east.
-                    let zone_index = u64::from(zone.south) * 61 + u64::from(zone.zone);
+                    // By group, then cell rows north to south, then west to east.
+                    let zone_index = u64::from(group.id);
                     catalogue.read_order.insert(
                         cell,
                         (zone_index << 32)
@@ -671,10 +650,12 @@ impl TileSource for ZoneStore {
         }
         if !found_any {
             return Err(remote(
-                "no zone group (01N..60N, 01S..60S) covers the cells asked for".into(),
+                "no zone group (01N..60N, 01S..60S, or utm01..utm60) covers the cells asked for"
+                    .into(),
             ));
         }
         *self.windows.write().expect("no poisoning") = windows;
+        self.counts.store(counts, Ordering::Relaxed);
         Ok(catalogue)
     }
 
@@ -715,6 +696,26 @@ impl TileSource for ZoneStore {
 
     fn all_nan_is_no_data(&self) -> bool {
         true
+    }
+
+    fn has_counts(&self) -> bool {
+        self.counts.load(Ordering::Relaxed)
+    }
+
+    fn read_counts(&self, tile: &InputTile) -> Result<Option<Vec<u16>>, TileProblem> {
+        let (w, g) = self.window_of(&tile.embeddings)?;
+        if g.counts.is_none() {
+            return Ok(None);
+        }
+        let bytes = self
+            .read_window(&g, Kind::Counts, &w, w.rows)
+            .map_err(|e| TileProblem::new(&tile.embeddings, e))?;
+        Ok(Some(
+            bytes
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        ))
     }
 
     fn read_landmask(&self, path: &Path) -> Result<U8Raster, TileProblem> {

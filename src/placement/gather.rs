@@ -44,3 +44,26 @@ pub fn gather_into(
     }
     out_scales
 }
+
+/// A per-pixel array that travels with the embeddings (the observation counts): each output
+/// pixel's value from the same source pixel as its embedding, `fill` where the embedding is
+/// fill (outside the tile, water, invalid scale).
+pub fn gather_beside(
+    map: &PlacementMap,
+    scales: &[f32],
+    landmask: Option<&[u8]>,
+    values: &[u16],
+    fill: u16,
+) -> Vec<u16> {
+    map.source
+        .iter()
+        .map(|&s| {
+            let s = s as usize;
+            if s != NO_SOURCE as usize && has_data(landmask, s, scales[s]) {
+                values[s]
+            } else {
+                fill
+            }
+        })
+        .collect()
+}

@@ -5,6 +5,6 @@ mod gather;
 mod map;
 mod nodata;
 
-pub use gather::{gather, gather_into};
+pub use gather::{gather, gather_beside, gather_into};
 pub use map::{NO_SOURCE, PlacementMap, cell_pixel_centres, place_cell, place_cell_exact};
 pub use nodata::{has_data, scale_is_valid};

@@ -20,6 +20,13 @@ pub const EMBEDDINGS: &str = "embeddings";
 /// The float32 scales array of a band: (year, lat, lon).
 pub const SCALES: &str = "scales";
 
+/// The uint16 optical observation counts of a band, (year, lat, lon): written only from an
+/// input that has them (TESSERA's global store), under the source's own name.
+pub const S2_OBS_COUNT: &str = "s2_obs_count";
+
+/// Fill of `s2_obs_count`: no data. Not 0, which is a count.
+pub const COUNTS_FILL: u16 = u16::MAX;
+
 /// A band group's metadata document.
 pub fn group_key(band: &str) -> String {
     format!("{band}/zarr.json")
@@ -56,7 +63,7 @@ pub fn parse_chunk_key(key: &str, array_key: &str) -> Option<Vec<u64>> {
 /// those of its overviews.
 pub fn is_data_shard_key(key: &str) -> bool {
     let mut parts = key.split('/').skip(1);
-    matches!(parts.next(), Some(EMBEDDINGS | SCALES)) && parts.next() == Some("c")
+    matches!(parts.next(), Some(EMBEDDINGS | SCALES | S2_OBS_COUNT)) && parts.next() == Some("c")
 }
 
 /// Prefix of a band's failure records (one per build or worker).

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::codecs::{coordinate_codecs, sharding_codec};
-use super::layout::{BandLayout, FORMAT_VERSION};
+use super::layout::{BandLayout, COUNTS_FILL, FORMAT_VERSION};
 use crate::grid::{BandGrid, CHANNELS};
 
 /// The zarr-conventions `proj:` convention (github.com/zarr-conventions/proj, v1), as
@@ -289,6 +289,39 @@ pub fn band_array_metadata(layout: &BandLayout) -> Vec<(&'static str, Value)> {
         ("spatial_ref", spatial_ref),
         ("year", year),
     ]
+}
+
+/// The `s2_obs_count` array of a band built from an input that has per-pixel counts: chunked
+/// and sharded as `scales` (one shard per cell and year), with its own fill ([`COUNTS_FILL`])
+/// wherever `scales` is NaN, declared like the other data arrays.
+pub fn counts_array_metadata(layout: &BandLayout) -> Value {
+    let g = &layout.grid;
+    let shard = g.shard_shape();
+    let chunk = g.chunk_shape();
+    let mut attrs = with_geozarr(
+        json!({
+            "long_name": "Sentinel-2 observations per pixel and year",
+            "comment": "Usable optical observations behind each embedding (TESSERA's global store, s2_obs_count), copied from the same source pixel as the embedding. 65535 (the fill) wherever scales is NaN.",
+            "units": "1",
+            "grid_mapping": "spatial_ref",
+            "coordinates": "spatial_ref",
+        }),
+        g,
+    );
+    // For rioxarray, as on `embeddings`; not `_FillValue`, which makes xarray decode to float.
+    attrs["nodata"] = json!(COUNTS_FILL);
+    json!({
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": [layout.years as u64, g.rows() as u64, g.cols() as u64],
+        "data_type": "uint16",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": &shard[..3]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": COUNTS_FILL,
+        "codecs": [sharding_codec(&chunk[..3], &layout.compression, 2, g.chunk_order)],
+        "attributes": attrs,
+        "dimension_names": ["year", "lat", "lon"],
+    })
 }
 
 /// The band group's metadata: CF, ACDD 1.3 and GeoZarr `proj:`/`spatial:` attributes plus our

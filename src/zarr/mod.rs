@@ -14,13 +14,14 @@ pub use arrays::{Coordinate, StoreArray};
 pub use codecs::{compression_codecs, encoded_size, raw_bytes, sharding_codec, transpose_codec};
 pub use inner_chunks::{InnerChunkError, InnerChunks, REMOTE_READ_THREADS, on_read_threads};
 pub use layout::{
-    BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, SCALES, array_metadata_key,
-    array_path, failures_key, failures_prefix, group_key, is_data_shard_key, parse_shard_key,
-    shard_prefix,
+    BandLayout, COUNTS_FILL, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, S2_OBS_COUNT, SCALES,
+    array_metadata_key, array_path, failures_key, failures_prefix, group_key, is_data_shard_key,
+    parse_shard_key, shard_prefix,
 };
 pub use metadata::{
     PROJ_CONVENTION_UUID, SPATIAL_CONVENTION_UUID, WGS84_WKT, band_array_metadata,
-    band_group_metadata, band_transform, geozarr_attributes, root_group_metadata, zarr_conventions,
+    band_group_metadata, band_transform, counts_array_metadata, geozarr_attributes,
+    root_group_metadata, zarr_conventions,
 };
 pub use mosaic_store::{BandArrays, FormatError, MosaicStore};
 pub use overview_layout::{

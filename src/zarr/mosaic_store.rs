@@ -9,10 +9,12 @@ use serde_json::{Value, json};
 
 use super::arrays::{Coordinate, StoreArray};
 use super::layout::{
-    BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, SCALES, array_metadata_key,
-    array_path, group_key, parse_chunk_key,
+    BandLayout, EMBEDDINGS, FORMAT_VERSION, ROOT_METADATA_KEY, S2_OBS_COUNT, SCALES,
+    array_metadata_key, array_path, group_key, parse_chunk_key,
 };
-use super::metadata::{band_array_metadata, band_group_metadata, root_group_metadata};
+use super::metadata::{
+    band_array_metadata, band_group_metadata, counts_array_metadata, root_group_metadata,
+};
 use super::overview_layout::{
     OVERVIEWS, level_array, level_coordinate, overview_levels, overview_metadata,
 };
@@ -203,12 +205,19 @@ impl MosaicStore {
         Ok(BandArrays {
             embeddings: Arc::new(self.open_array(&array_path(band, EMBEDDINGS))?),
             scales: Arc::new(self.open_array(&array_path(band, SCALES))?),
+            counts: if self.has_counts(band)? {
+                Some(Arc::new(self.open_array(&array_path(band, S2_OBS_COUNT))?))
+            } else {
+                None
+            },
             layout,
         })
     }
 
     /// Create a band's metadata, or check that the existing band has the same layout and grow
-    /// its year axis to cover `years`. Returns the band's arrays.
+    /// its year axis to cover `years`. Returns the band's arrays. `overviews` and `counts` add
+    /// the pyramid and `s2_obs_count`; a band that has them keeps them.
+    #[allow(clippy::too_many_arguments)]
     pub fn create_or_update_band(
         &self,
         grid: &BandGrid,
@@ -217,9 +226,11 @@ impl MosaicStore {
         embeddings_fill: i8,
         source: &str,
         overviews: bool,
+        counts: bool,
     ) -> Result<BandArrays, FormatError> {
         let band = grid.name.as_str();
         let overviews = overviews || self.has_overviews(band)?;
+        let counts = counts || self.has_counts(band)?;
         let (first, last) = match (years.iter().min(), years.iter().max()) {
             (Some(a), Some(b)) => (*a, *b),
             _ => return Err(self.band_error(band, "no years to build")),
@@ -249,6 +260,7 @@ impl MosaicStore {
                 let end = (existing.first_year + existing.years).max(last + 1);
                 if end == existing.first_year + existing.years
                     && overviews == self.has_overviews(band)?
+                    && counts == self.has_counts(band)?
                 {
                     return self.band_arrays(band);
                 }
@@ -266,8 +278,13 @@ impl MosaicStore {
                 embeddings_fill,
             },
         };
-        self.write_band_metadata(&wanted, source, overviews)?;
+        self.write_band_metadata(&wanted, source, overviews, counts)?;
         self.band_arrays(band)
+    }
+
+    /// True when the band has `s2_obs_count` (built from an input with observation counts).
+    pub fn has_counts(&self, band: &str) -> Result<bool, FormatError> {
+        Ok(self.store.exists(&array_metadata_key(band, S2_OBS_COUNT))?)
     }
 
     /// True when the band has an overview pyramid (built without `--no-overviews`).
@@ -284,9 +301,14 @@ impl MosaicStore {
         layout: &BandLayout,
         source: &str,
         overviews: bool,
+        counts: bool,
     ) -> Result<(), FormatError> {
         let band = layout.grid.name.as_str();
-        let arrays = band_array_metadata(layout);
+        let mut arrays = band_array_metadata(layout);
+        if counts {
+            arrays.push((S2_OBS_COUNT, counts_array_metadata(layout)));
+            arrays.sort_by_key(|(n, _)| *n);
+        }
         for (name, meta) in &arrays {
             self.store.put_json(&array_metadata_key(band, name), meta)?;
         }
@@ -410,6 +432,8 @@ pub struct BandArrays {
     pub embeddings: Arc<StoreArray>,
     /// float32 (year, lat, lon).
     pub scales: Arc<StoreArray>,
+    /// uint16 (year, lat, lon) observation counts, in a band built from an input with them.
+    pub counts: Option<Arc<StoreArray>>,
     /// The band's layout.
     pub layout: BandLayout,
 }

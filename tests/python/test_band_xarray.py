@@ -49,6 +49,8 @@ def test_opens_without_warnings_with_cf_coordinates(sample, band):
     assert ds.embeddings.dims == ("year", "lat", "lon", "channel")
     assert ds.scales.dims == ("year", "lat", "lon")
     assert ds.embeddings.dtype == np.int8 and ds.scales.dtype == np.float32
+    # Tiles carry no observation counts: the array is absent (docs/format.md), not all fill.
+    assert set(ds.data_vars) == {"embeddings", "scales"}
     assert list(ds.year.values) == [2023, 2024]
     assert ds.channel.size == 128
     lat = ds.lat.values

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 import zarr
 from pyproj import Transformer
 
 from conftest import MOSAIC, REPO, mosaic
 from seaweed import seaweed
-from zone_store import group_grid, write_zone_store
+from zone_store import group_grid, write_utm_store, write_zone_store
 
 # Sea inside 32N's stored shards: NaN scales over its whole window, in both years.
 SEA = (6.25, 0.05)
@@ -64,9 +65,10 @@ def output_block(out, lon_c, lat_c, year):
     return lon[c0:c1], lat[r0:r1], emb, sc
 
 
-def reference(root, group, lons, lats, year):
+def reference(root, group, lons, lats, year, counts=False):
     """What each output pixel should hold by pyproj on `group`'s grid (nearest pixel, read back
-    by zarr-python): (embeddings, scales, inside), fill 0 / NaN outside the data."""
+    by zarr-python): (embeddings, scales), fill 0 / NaN outside the data; with `counts`, also
+    the source's `s2_obs_count` at that pixel (0, the source's fill, outside the data)."""
     epsg, west, north = group_grid(group)
     t = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
     lo, la = np.meshgrid(lons, lats)
@@ -89,6 +91,10 @@ def reference(root, group, lons, lats, year):
     sc[inside] = sc_region[row[inside] - r0, col[inside] - c0]
     emb[np.isnan(sc)] = 0
     shape = (len(lats), len(lons))
+    if counts:
+        cnt = np.zeros(len(e), np.uint16)
+        cnt[inside] = g["s2_obs_count"][ti, r0:r1, c0:c1][row[inside] - r0, col[inside] - c0]
+        return emb.reshape(*shape, 128), sc.reshape(shape), cnt.reshape(shape)
     return emb.reshape(*shape, 128), sc.reshape(shape)
 
 
@@ -129,6 +135,61 @@ def test_every_pixel_comes_from_the_nominal_group_by_pyproj(built, cell, year, o
         # The other group holds this ground too, with other values: taking it would be seen.
         assert held.sum() > 10_000, (other, held.sum())
         assert mismatches(emb[held], sc[held], o_emb[held], o_sc[held]) > 0.99 * held.sum()
+
+
+COUNTS_FILL = 65535
+
+
+@pytest.mark.parametrize("cell, year", [
+    ((5.95, 0.05), 2024), ((6.05, 0.05), 2017), ((6.05, 0.05), 2024), ((5.95, -0.05), 2024),
+])
+def test_observation_counts_travel_with_each_pixel(built, cell, year):
+    # Read as a user would, with xarray: s2_obs_count beside scales, (year, lat, lon), uint16.
+    band = "0-10" if cell[1] > 0 else "S10-0"
+    # chunks=None: no dask graph over the whole band (millions of inner chunks).
+    ds = xr.open_zarr(built["out"], group=band, chunks=None)
+    counts = ds["s2_obs_count"]
+    assert counts.dtype == np.uint16 and counts.dims == ("year", "lat", "lon")
+    assert counts.attrs["grid_mapping"] == "spatial_ref"
+    z = zarr.open_group(built["out"] / band, mode="r")
+    # Sharded and chunked as scales: one shard per cell and year.
+    assert (z["s2_obs_count"].shards, z["s2_obs_count"].chunks) == (z["scales"].shards,
+                                                                 z["scales"].chunks)
+    meta = z["s2_obs_count"].metadata
+    assert meta.fill_value == COUNTS_FILL
+    assert {c["uuid"] for c in meta.attributes["zarr_conventions"]} == {
+        c["uuid"] for c in ds["scales"].attrs["zarr_conventions"]}
+    block = ds.sel(year=year, lat=slice(cell[1] - 0.05, cell[1] + 0.05),
+                   lon=slice(cell[0] - 0.05, cell[0] + 0.05))
+    got, sc = block["s2_obs_count"].values, block["scales"].values
+    _, ref_sc, ref_counts = reference(built["root"], nominal_group(*cell), block.lon.values,
+                                      block.lat.values, year, counts=True)
+    assert got.shape == ref_sc.shape and got.size > 1_000_000
+    # Every pixel: the count of the pixel pyproj assigns, or the fill where there is no data
+    # (the fixture holds a count of 3 under its NaN scales: not copied).
+    expected = np.where(np.isfinite(ref_sc), ref_counts, COUNTS_FILL)
+    assert int((got != expected).sum()) == 0
+    assert ((got == COUNTS_FILL) == np.isnan(sc)).all() and np.isnan(sc).sum() > 1000
+    assert len(np.unique(got[np.isfinite(sc)])) == 40
+
+
+def test_verify_checks_the_observation_counts(built, tmp_path):
+    # One count changed in a copy of the output: verify (every pixel) finds exactly it.
+    out = tmp_path / "changed.zarr"
+    shutil.copytree(built["out"], out)
+    g = zarr.open_group(out / "0-10", mode="r+")
+    lat, lon, years = g["lat"][:], g["lon"][:], list(g["year"][:])
+    r = int(np.searchsorted(lat, 0.05))
+    c = int(np.searchsorted(lon, 6.05))
+    t = years.index(2024)
+    old = int(g["s2_obs_count"][t, r, c])
+    assert old != COUNTS_FILL
+    g["s2_obs_count"][t, r, c] = old + 1
+    proc = mosaic("verify", "--input", built["root"], "--store", out, "--band", "0-10",
+                  "--years", "2024", "--full", check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert " 1 mismatches" in proc.stdout, proc.stdout
+    assert f"expected s2_obs_count {old}, found {old + 1}" in proc.stdout, proc.stdout
 
 
 def test_a_year_not_in_years_complete_is_absent(built):
@@ -240,3 +301,115 @@ def test_verify_and_status_read_the_zone_store(built):
             if line.startswith(("0-10", "S10-0"))}
     assert rows[("0-10", "2017")] == ["7", "0", "0"], status
     assert rows[("0-10", "2024")] == ["11", "0", "0"], status
+
+
+# -- The plain copy on Source Coop (groups utm01..utm60 spanning both hemispheres, EPSG:326ZZ,
+# (time, band, y, x)), written by tests/python/zone_store.py from the same content.
+
+
+@pytest.fixture(scope="module")
+def utm(built):
+    root = built["dir"] / "utm"
+    grids = write_utm_store(root, GROUPS, CELLS, sea=[SEA])
+    out = built["dir"] / "utm.zarr"
+    proc = mosaic("build", "--input", root, "--out", out, "--band", "0-10", "--band", "S10-0",
+                  cwd=REPO)
+    return {"root": root, "out": out, "grids": grids, "stdout": proc.stdout}
+
+
+def utm_reference(root, group, lons, lats, year):
+    """Each output pixel by pyproj on a utm group's grid, in the CRS its proj:code names (the
+    grid from its x/y coordinates read back by zarr-python): (embeddings, scales, counts)."""
+    g = zarr.open_group(root / group, mode="r")
+    west, north = g["x"][0] - 5, g["y"][0] + 5
+    t = Transformer.from_crs("EPSG:4326", g.attrs["proj:code"], always_xy=True)
+    lo, la = np.meshgrid(lons, lats)
+    e, n = t.transform(lo.ravel(), la.ravel())
+    col = np.floor((np.asarray(e) - west) / 10).astype(np.int64)
+    row = np.floor((north - np.asarray(n)) / 10).astype(np.int64)
+    ti = list(g["time"][:]).index(year)
+    rows, cols = g["scales"].shape[1:]
+    inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
+    r0, r1 = row[inside].min(), row[inside].max() + 1
+    c0, c1 = col[inside].min(), col[inside].max() + 1
+    emb = np.zeros((len(e), 128), np.int8)
+    sc = np.full(len(e), np.nan, np.float32)
+    cnt = np.zeros(len(e), np.uint16)
+    at = (row[inside] - r0, col[inside] - c0)
+    emb[inside] = g["embeddings"][ti, :, r0:r1, c0:c1].transpose(1, 2, 0)[at]
+    sc[inside] = g["scales"][ti, r0:r1, c0:c1][at]
+    cnt[inside] = g["s2_obs_count"][ti, r0:r1, c0:c1][at]
+    emb[np.isnan(sc)] = 0
+    cnt = np.where(np.isnan(sc), COUNTS_FILL, cnt)
+    shape = (len(lats), len(lons))
+    return emb.reshape(*shape, 128), sc.reshape(shape), cnt.reshape(shape)
+
+
+def test_the_utm_fixture_is_in_the_transcoders_layout(utm):
+    g = zarr.open_group(utm["root"] / "utm31", mode="r")
+    assert g["embeddings"].metadata.dimension_names == ("time", "band", "y", "x")
+    assert g.attrs["proj:code"] == "EPSG:32631"
+    assert g["y"][-1] < -8_000_000 and g["y"][0] > 9_000_000  # both hemispheres, one grid
+    assert g.attrs["geotessera:source_groups"]["31N"]["years_complete"] == [2024]
+    assert g.attrs["geotessera:source_groups"]["31S"]["years_complete"] == [2017, 2024]
+    assert list(g["time"][:]) == [2017, 2024]
+
+
+@pytest.mark.parametrize("cell, year, other", [
+    # On the zone boundary at the equator; utm32 holds the same ground with other content.
+    ((5.95, 0.05), 2024, "utm32"),
+    ((6.05, 0.05), 2024, "utm31"),
+    # South of the equator: negative northings in the group's EPSG:32631.
+    ((5.95, -0.05), 2024, None),
+])
+def test_utm_layout_every_pixel_by_pyproj(utm, cell, year, other):
+    lons, lats, emb, sc = output_block(utm["out"], *cell, year)
+    group = f"utm{math.floor((cell[0] + 180) / 6) + 1:02d}"
+    ref_emb, ref_sc, ref_cnt = utm_reference(utm["root"], group, lons, lats, year)
+    assert mismatches(emb, sc, ref_emb, ref_sc) == 0
+    assert np.isfinite(sc).mean() > 0.97
+    band = "0-10" if cell[1] > 0 else "S10-0"
+    ds = xr.open_zarr(utm["out"], group=band, chunks=None)
+    got = ds["s2_obs_count"].sel(year=year, lat=slice(lats[0], lats[-1]),
+                                 lon=slice(lons[0], lons[-1])).values
+    assert int((got != ref_cnt).sum()) == 0
+    if other:
+        o_emb, o_sc, _ = utm_reference(utm["root"], other, lons, lats, year)
+        held = np.isfinite(o_sc)
+        assert held.sum() > 10_000
+        assert mismatches(emb[held], sc[held], o_emb[held], o_sc[held]) > 0.99 * held.sum()
+
+
+def test_utm_layout_builds_the_same_store_as_the_hemisphere_layout(built, utm):
+    # The same content at the same ground: every shard of every (year, cell) (embeddings,
+    # scales, counts, overviews, statistics) equal byte for byte, so the years not complete in a
+    # hemisphere, the sea cell and the cells on the equator come out as from the Icechunk
+    # layout. Keyed by year, not year index: the merged group's 2017 shards on the equator hold
+    # 31N's rows, so the utm build also catalogues (and skips as no data) 31S's 2017 cells, and
+    # its S10-0 year axis starts in 2017.
+    def shards(store):
+        years = {b: list(zarr.open_group(store / b, mode="r")["year"][:]) for b in BANDS}
+        out = {}
+        for p in Path(store).rglob("*"):
+            k = str(p.relative_to(store))
+            if not p.is_file() or "/c/" not in k or k.split("/c/")[0].endswith("/year"):
+                continue
+            prefix, idx = k.split("/c/")
+            if prefix.split("/")[-1] in ("embeddings", "scales", "s2_obs_count", "sums", "sample"):
+                t, *rest = idx.split("/")
+                idx = "/".join([str(years[k.split("/")[0]][int(t)]), *rest])
+            out[f"{prefix}/c/{idx}"] = p.read_bytes()
+        return out
+    local, other = shards(built["out"]), shards(utm["out"])
+    assert len(local) > 30 and any("s2_obs_count" in k for k in local)
+    assert sorted(other) == sorted(local)
+    assert [k for k in local if other[k] != local[k]] == []
+
+
+def test_verify_reads_the_utm_layout(utm):
+    for band in BANDS:
+        out = mosaic("verify", "--input", utm["root"], "--store", utm["out"], "--band", band,
+                     "--sample", "2000").stdout
+        assert "OK: the band matches its input" in out and " 0 mismatches" in out, out
+        # 31S's 2017 cells: windows reaching 31N's 2017 rows, but no data in the cell.
+        assert " 2 without data" in out, out
