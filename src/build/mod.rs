@@ -17,5 +17,5 @@ pub use ceiling::{Ceiling, ceiling};
 pub use finalize::{FinalizeReport, block_in_share, finalize_band, finalize_share, finalize_store};
 pub use overview_sink::OverviewSink;
 pub use report::{BuildReport, FailedTile, FailureRecord, NoDataTile, PhaseSeconds};
-pub use share::in_worker_share;
+pub use share::{id_in_share, in_worker_share};
 pub use sink::{BandArraysSink, BuiltCells, GatheredTile, ShardSink, SinkError, SinkFailure};

@@ -8,12 +8,15 @@ use crate::grid::Cell;
 pub fn in_worker_share(cell: Cell, worker: Option<(usize, usize)>) -> bool {
     match worker {
         None => true,
-        Some((i, n)) => {
-            let id = cell.lat_index as u64 * 3600 + cell.lon_index as u64;
-            // Mix so that neighbouring cells spread over workers evenly.
-            (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % n as u64 == i as u64
-        }
+        Some(worker) => id_in_share(cell.lat_index as u64 * 3600 + cell.lon_index as u64, worker),
     }
+}
+
+/// True when the unit numbered `id` belongs to share `(i, n)`: the one rule behind cells,
+/// finalize's blocks and the map's tile blocks.
+pub fn id_in_share(id: u64, (i, n): (usize, usize)) -> bool {
+    // Mix so that neighbouring units spread over workers evenly.
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % n as u64 == i as u64
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use tessera_mosaic::stac::{self, AssetHref, MapOptions, StacOptions};
 use tessera_mosaic::store::{Store, is_url};
 
+use super::build::parse_worker;
 use super::shared::progress_bar;
 use tessera_mosaic::zarr::MosaicStore;
 
@@ -45,6 +46,11 @@ pub struct Args {
     /// them together).
     #[arg(long)]
     pub map_store: Option<String>,
+    /// Draw share I of N (1-based) of the map's blocks of 64 x 64 tiles, e.g. `--worker 3/16`,
+    /// and nothing else; a final `stac` without `--worker` writes the catalogue and the page
+    /// and keeps the shares' tiles (any order, any N, same output).
+    #[arg(long, value_parser = parse_worker, conflicts_with = "no_map")]
+    pub worker: Option<(usize, usize)>,
     /// Threads drawing map tiles (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -120,6 +126,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             max_zoom: a.map_max_zoom,
             store_url: map_store_url(&a, &href)?,
             progress: Some(progress_bar(0, "tiles")),
+            share: a.worker,
         })
     };
     if let Some(map) = &map
@@ -145,6 +152,20 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .with_context(|| format!("writing the STAC catalog of {} to {}", a.store, a.out))?;
     if let Some(bar) = options.map.as_ref().and_then(|m| m.progress.as_ref()) {
         bar.finish_and_clear();
+    }
+    if let Some((i, n)) = a.worker {
+        let (all, drawn, t) = (s.tiles.tiles(), s.tiles.rendered(), s.tiles.seconds);
+        println!(
+            "share {}/{n} of the map's tile blocks of {} in {}: {drawn} rendered, {} kept, {} removed, of {all}, in {t:.1} s ({} threads)",
+            i + 1,
+            a.store,
+            out.location,
+            all - drawn,
+            s.tiles.removed,
+            pool.current_num_threads(),
+        );
+        println!("done in {:.1} s", start.elapsed().as_secs_f64());
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
         "catalog {}/catalog.json: {} collections (years {}), {} items, {} cells; footprints in {:.2} s",

@@ -20,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::footprint::{footprint_geojson, footprint_indices};
-use super::map::{MapOptions, write_map};
+use super::map::{MapOptions, write_map, write_tiles};
 use super::tiles::MapSummary;
 use crate::grid::{BBox, CHANNELS, Cell};
 use crate::preview::PreviewError;
@@ -268,7 +268,8 @@ pub(super) fn write_file(out: &Store, key: &str, bytes: &[u8]) -> Result<(), Sta
         })
 }
 
-/// Write the catalog (and the map) for a store. Returns what was written.
+/// Write the catalog (and the map) for a store, or only a share's map tiles when
+/// `options.map` has a share. Returns what was written.
 pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSummary, StacError> {
     let bands = read_coverage(store)?;
     let mut by_year: BTreeMap<u16, Vec<(&BandCoverage, &BTreeSet<Cell>)>> = BTreeMap::new();
@@ -294,6 +295,11 @@ pub fn write_stac(store: &MosaicStore, options: &StacOptions) -> Result<StacSumm
         years: by_year.keys().copied().collect(),
         ..Default::default()
     };
+    if let Some(map) = options.map.as_ref().filter(|m| m.share.is_some()) {
+        // A share draws its tiles only: the final run writes the catalogue and the page.
+        summary.tiles = write_tiles(store, out, &by_year, map)?;
+        return Ok(summary);
+    }
 
     let mut children = Vec::new();
     for (year, entries) in &by_year {

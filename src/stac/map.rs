@@ -33,10 +33,14 @@ pub struct MapOptions {
     pub store_url: Option<String>,
     /// Counts the tiles considered (drawn or kept).
     pub progress: Option<indicatif::ProgressBar>,
+    /// Share `(i, n)` (0-based) of `--worker I/N`: draw only its blocks of tiles, and neither
+    /// catalogue nor page, so N machines draw a year's tiles; a final run without it keeps them.
+    pub share: Option<(usize, usize)>,
 }
 
-/// Draw (or keep) the tiles of every year: see [`TileWriter`].
-fn write_tiles(
+/// Draw (or keep) the tiles of every year (a share's blocks only, with `map.share`): see
+/// [`TileWriter`].
+pub(super) fn write_tiles(
     store: &MosaicStore,
     out: &Store,
     by_year: &BTreeMap<u16, Vec<(&BandCoverage, &BTreeSet<Cell>)>>,
@@ -48,7 +52,7 @@ fn write_tiles(
         lon1: 180.0,
         lat1: 90.0,
     };
-    let mut writer = TileWriter::open(store, out, map.progress.clone())?;
+    let mut writer = TileWriter::open(store, out, map.progress.clone(), map.share)?;
     for (year, entries) in by_year {
         let pyramids = match Pyramids::open(store, &globe, Some(*year)) {
             Ok(p) => p,

@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::catalog::{BandCoverage, StacError, write_file};
+use crate::build::id_in_share;
 use crate::grid::{BBox, Cell, LAT_CELLS};
 use crate::hash::splitmix64;
 use crate::preview::{PreviewError, Pyramids};
@@ -136,6 +137,16 @@ type BlockState = BTreeMap<(u64, u64), Recorded>;
 
 /// (year, zoom, block x, block y).
 type BlockId = (u16, u32, u64, u64);
+
+/// A zoom's blocks: (block x, block y) -> its tiles (x, y).
+type ZoomBlocks = BTreeMap<(u64, u64), Vec<(u64, u64)>>;
+
+/// Whether share `worker` (`--worker I/N`, 0-based; `None`: the whole run) draws a block: the
+/// build's rule applied to (year, zoom, x, y), so shares need no coordination.
+fn block_in_share((year, z, bx, by): BlockId, worker: Option<(usize, usize)>) -> bool {
+    let id = (((u64::from(year) << 5) | u64::from(z)) << 40) | (bx << 20) | by;
+    worker.is_none_or(|w| id_in_share(id, w))
+}
 
 fn state_key((year, z, bx, by): BlockId) -> String {
     format!("{STATE_PREFIX}{year}/{z}/{bx}-{by}.txt")
@@ -261,6 +272,7 @@ pub(super) struct TileWriter<'a> {
     old: BTreeMap<BlockId, String>,
     progress: Option<ProgressBar>,
     summary: MapSummary,
+    share: Option<(usize, usize)>,
 }
 
 fn store_err(what: String) -> impl Fn(StoreError) -> StacError {
@@ -271,11 +283,13 @@ fn store_err(what: String) -> impl Fn(StoreError) -> StacError {
 }
 
 impl<'a> TileWriter<'a> {
-    /// Read the state of earlier runs in `out`; `store` is the store drawn.
+    /// Read the state of earlier runs in `out`; `store` is the store drawn. With `share`, only
+    /// that share's blocks are drawn, kept or removed.
     pub(super) fn open(
         store: &MosaicStore,
         out: &'a Store,
         progress: Option<ProgressBar>,
+        share: Option<(usize, usize)>,
     ) -> Result<TileWriter<'a>, StacError> {
         let started = std::time::Instant::now();
         let listed = out
@@ -284,6 +298,7 @@ impl<'a> TileWriter<'a> {
         let old: BTreeMap<BlockId, String> = listed
             .into_iter()
             .filter_map(|k| block_of_key(&k).map(|b| (b, k)))
+            .filter(|(b, _)| block_in_share(*b, share))
             .collect();
         let erase = |prefix: &str| {
             let p = zarrs::storage::StorePrefix::new(prefix).expect("a valid prefix");
@@ -300,7 +315,8 @@ impl<'a> TileWriter<'a> {
         // Pixel files of versions before the page read the store; tiles without a state (an
         // earlier version's, or none): nothing to trust.
         erase("map/pixels/")?;
-        if old.is_empty() {
+        // Not in a share: another share's tiles may be there before any state.
+        if old.is_empty() && share.is_none() {
             erase("map/tiles/")?;
         }
         let versions = store
@@ -319,6 +335,7 @@ impl<'a> TileWriter<'a> {
             old,
             progress,
             summary,
+            share,
         })
     }
 
@@ -401,27 +418,39 @@ impl<'a> TileWriter<'a> {
             .add(&(TILE_SIZE as u64).to_le_bytes())
             .add(&basis);
         let base = base.0;
+        // Per zoom, this run's blocks (a share's, or all) and their tiles.
+        let blocks: Vec<ZoomBlocks> = zooms
+            .iter()
+            .enumerate()
+            .map(|(z, set)| {
+                let mut blocks = ZoomBlocks::new();
+                for &(x, y) in set {
+                    let (bx, by) = (x / BLOCK, y / BLOCK);
+                    if block_in_share((year, z as u32, bx, by), self.share) {
+                        blocks.entry((bx, by)).or_default().push((x, y));
+                    }
+                }
+                blocks
+            })
+            .collect();
+        let per_zoom: Vec<usize> = blocks
+            .iter()
+            .map(|b| b.values().map(Vec::len).sum())
+            .collect();
         if let Some(p) = &self.progress {
-            p.inc_length(zooms.iter().map(|t| t.len() as u64).sum());
+            p.inc_length(per_zoom.iter().sum::<usize>() as u64);
         }
         let mut tiles = YearTiles {
             year,
             bands: drawn.iter().map(|(b, _)| b.name.clone()).collect(),
             native_max_zoom: native,
             max_zoom,
-            per_zoom: zooms.iter().map(BTreeSet::len).collect(),
+            per_zoom,
             bytes: 0,
             rendered: 0,
         };
-        for (z, set) in zooms.iter().enumerate() {
+        for (z, blocks) in blocks.into_iter().enumerate() {
             let z = z as u32;
-            let mut blocks: BTreeMap<(u64, u64), Vec<(u64, u64)>> = BTreeMap::new();
-            for &(x, y) in set {
-                blocks
-                    .entry((x / BLOCK, y / BLOCK))
-                    .or_default()
-                    .push((x, y));
-            }
             for ((bx, by), members) in blocks {
                 let fingerprints: Vec<Option<String>> = members
                     .par_iter()

@@ -2,7 +2,8 @@
 back with botocore, not through mosaic) equal those written to a local folder; map tiles are
 drawn again only where the store's chunks under them changed (a rerun with nothing changed
 draws none and rewrites none; a changed chunk redraws only tiles over it, and the result equals
-a fresh run's); a run killed with SIGKILL and rerun ends equal to a clean run."""
+a fresh run's); a run killed with SIGKILL and rerun ends equal to a clean run; N shares
+(`--worker I/N`) then a plain run equal one run."""
 
 import json
 import math
@@ -163,6 +164,50 @@ def test_a_killed_run_resumed_equals_a_clean_run(sample, fresh, tmp_path):
         stac(sample["store"], out, "--map-store", "../store.zarr"))
     # Resumed: the blocks the killed run finished (their state written) are kept.
     assert kept >= before and rendered > 0 and rendered + kept == total, (rendered, kept, total)
+    mine, theirs = files(out), files(fresh)
+    assert sorted(mine) == sorted(theirs), set(mine) ^ set(theirs)
+    assert [k for k in mine if mine[k] != theirs[k]] == []
+
+
+def share_line(stdout):
+    """(rendered, kept, removed, total) from a share's summary line."""
+    m = re.search(r"share \d+/\d+ of the map's tile blocks .*: (\d+) rendered, (\d+) kept, "
+                  r"(\d+) removed, of (\d+)", stdout)
+    assert m, stdout
+    return tuple(int(v) for v in m.groups())
+
+
+def test_shares_then_a_plain_run_equal_one_run(sample, fresh, tmp_path):
+    """`stac --worker I/3` in the order 2, 3, 1 (one thread each): every share draws a
+    non-empty set of blocks no other share drew (told by the block states each adds) and writes
+    neither catalogue nor page; together they draw the clean run's blocks and tiles; the plain
+    run after them draws nothing and ends equal to the clean run file by file."""
+    out = tmp_path / "catalog"
+
+    def states(root=out):
+        return {str(p.relative_to(root)) for p in root.glob("map/tile-state/**/*.txt")}
+
+    fresh_states = states(fresh)
+    fresh_total = len(list(fresh.glob("map/tiles/**/*.png")))
+    assert len(fresh_states) >= 6 and fresh_total > 100, (fresh_states, fresh_total)
+    drawn_by, rendered_sum = [], 0
+    for i in (2, 3, 1):
+        before = states()
+        rendered, kept, removed, total = share_line(
+            stac(sample["store"], out, "--worker", f"{i}/3", "--map-store", "../store.zarr",
+                 "--threads", "1"))
+        added = states() - before
+        assert added and before == states() - added, (i, added)
+        assert rendered == total > 0 and kept == removed == 0, (i, rendered, kept, total)
+        drawn_by.append(added)
+        rendered_sum += rendered
+        assert not (out / "catalog.json").exists() and not (out / "index.html").exists()
+    assert set().union(*drawn_by) == fresh_states
+    assert sum(map(len, drawn_by)) == len(fresh_states)  # disjoint
+    assert rendered_sum == fresh_total
+    rendered, kept, removed, total = tiles_line(stac(sample["store"], out, "--map-store",
+                                                     "../store.zarr"))
+    assert (rendered, kept, removed, total) == (0, fresh_total, 0, fresh_total)
     mine, theirs = files(out), files(fresh)
     assert sorted(mine) == sorted(theirs), set(mine) ^ set(theirs)
     assert [k for k in mine if mine[k] != theirs[k]] == []
