@@ -4,7 +4,9 @@ Synthetic tiles of two bands go into SeaweedFS; a Slurm job array of shares
 (scripts/slurm/build.sbatch) builds them into a store in SeaweedFS through a fault-injecting
 proxy (tests/python/fault_proxy.py: 500s, connection resets, stalls, and a few tiles whose
 first reads all fail), then finalize as an array of shares (scripts/slurm/finalize-share.sbatch),
-the final finalize and stac, each a dependent job (afterok). While the
+the final finalize, the map's tiles as an array of shares (scripts/slurm/stac-share.sbatch)
+and the plain stac (catalogue, page; it draws no tile the shares drew), each a dependent job
+(afterok). While the
 array runs, some tasks' mosaic processes are killed with SIGKILL (the task requeues itself) and one task is requeued by Slurm itself (scontrol requeue). Then the outcome
 is checked against a single-process build of the same tiles (no proxy, no faults): every
 object of the store (arrays, overviews, statistics, colour bases, metadata) and every file of
@@ -18,6 +20,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -238,6 +241,8 @@ def main():
     p.add_argument("--shares", type=int, default=16)
     p.add_argument("--finalize-shares", type=int, default=4,
                    help="shares of the finalize array (then the final step)")
+    p.add_argument("--stac-shares", type=int, default=3,
+                   help="shares of the map's tiles (then the plain stac job)")
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the Slurm node")
     p.add_argument("--threads", type=int, default=1, help="threads per share")
     p.add_argument("--kills", type=int, default=1, help="tasks whose mosaic gets SIGKILL")
@@ -326,10 +331,16 @@ def main():
             fin = slurm.sbatch([f"--dependency=afterok:{shares}", "--kill-on-invalid-dep=yes",
                                 f"--output={logs}/finalize.out",
                                 ROOT / "scripts/slurm/finalize.sbatch"], env)
-            stac = slurm.sbatch([f"--dependency=afterok:{fin}", "--kill-on-invalid-dep=yes",
+            stac_shares = slurm.sbatch([f"--array=1-{a.stac_shares}", f"--dependency=afterok:{fin}",
+                                        "--kill-on-invalid-dep=yes",
+                                        f"--output={logs}/stac-share-%a.out",
+                                        ROOT / "scripts/slurm/stac-share.sbatch"],
+                                       dict(env, MOSAIC_STAC_SHARES=str(a.stac_shares)))
+            stac = slurm.sbatch([f"--dependency=afterok:{stac_shares}", "--kill-on-invalid-dep=yes",
                                  f"--output={logs}/stac.out", ROOT / "scripts/slurm/stac.sbatch"], env)
             log(f"submitted: array {array} (1-{a.shares}), finalize shares {shares} "
-                f"(1-{a.finalize_shares}), finalize {fin}, stac {stac}; "
+                f"(1-{a.finalize_shares}), finalize {fin}, stac shares {stac_shares} "
+                f"(1-{a.stac_shares}), stac {stac}; "
                 f"SIGKILL for tasks {kill}, scontrol requeue for {requeue}")
             injector = Injector(slurm, array, reports, kill, requeue, a.kill_delay,
                                 work / "kills.jsonl")
@@ -341,22 +352,25 @@ def main():
             t_shares = time.time()
             wait_job(slurm, fin, 600)
             t_fin = time.time()
+            wait_job(slurm, stac_shares, 600)
+            t_stac_shares = time.time()
             wait_job(slurm, stac, 600)
             t_stac = time.time()
             tasks, fin_job, stac_job = slurm.jobs(array), slurm.jobs(fin), slurm.jobs(stac)
-            share_jobs = slurm.jobs(shares)
+            share_jobs, stac_share_jobs = slurm.jobs(shares), slurm.jobs(stac_shares)
         finally:
             slurm.stop()
             proxy.shutdown()
         summary |= {"array_s": round(t_array - t0, 1),
                     "finalize_shares_s": round(t_shares - t_array, 1),
                     "finalize_job_s": round(t_fin - t_shares, 1),
-                    "stac_job_s": round(t_stac - t_fin, 1)}
+                    "stac_shares_s": round(t_stac_shares - t_fin, 1),
+                    "stac_job_s": round(t_stac - t_stac_shares, 1)}
 
         # The checks.
         problems = []
         for name, jobs in [("array", tasks), ("finalize share", share_jobs), ("finalize", fin_job),
-                           ("stac", stac_job)]:
+                           ("stac share", stac_share_jobs), ("stac", stac_job)]:
             for task, f in sorted(jobs.items()):
                 if f.get("JobState") != "COMPLETED":
                     problems.append(f"{name} {task}: {f.get('JobState')} ({f.get('ExitCode')}); "
@@ -416,6 +430,12 @@ def main():
                 problems.append(f"catalogue file {k}: " + ("missing" if k not in cgot else
                                                            "extra" if k not in cref else "differs"))
         summary["catalogue_files"] = len(cgot)
+        # The shares drew every tile: the plain stac after them draws none (it keeps theirs).
+        stac_log = (logs / "stac.out").read_text(errors="replace")
+        drawn = re.findall(r"tiles: (\d+) rendered", stac_log)
+        summary["stac_tiles_rendered_after_shares"] = [int(d) for d in drawn]
+        if not drawn or drawn[-1] != "0":
+            problems.append(f"the stac job after its shares drew tiles ({drawn}); log {logs}/stac.out")
         summary["problems"] = problems
 
     text = json.dumps(summary, indent=1)

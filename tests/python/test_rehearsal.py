@@ -1,7 +1,7 @@
 """The year's run rehearsed, small: scripts/rehearse.sh runs 16 shares of two bands (4 synthetic
 tiles) as a Slurm job array on localhost (munged, slurmctld, slurmd started by the script) into
 SeaweedFS through a fault-injecting proxy, then finalize as an array of 4 shares, the final
-finalize and stac as dependent jobs, with one
+finalize, the map's tiles as an array of 3 shares and stac as dependent jobs, with one
 task's mosaic killed (SIGKILL) and one task requeued by Slurm while they run, and one tile whose
 reads all fail in its share's first attempt. The script checks the outcome against a
 single-process build (every store object and catalogue file byte for byte, the failure named in
@@ -44,4 +44,7 @@ def test_a_slurm_array_with_faults_builds_what_one_process_builds(tmp_path):
     assert s["finalize_partials"] >= 2, s
     assert s["finalize_shares_s"] > 0, s
     assert s["catalogue_files"] > 40
+    # The map's tiles were drawn by the stac shares; the plain stac after them drew none, and
+    # the catalogue and map still equal the single-process run's (problems above).
+    assert s["stac_shares_s"] > 0 and s["stac_tiles_rendered_after_shares"][-1] == 0, s
     assert (tmp_path / "run" / "stac-run" / "catalog.json").is_file()
