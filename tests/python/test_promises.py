@@ -120,3 +120,61 @@ def test_map_max_zoom_writes_zooms_up_to_it_only(sample, tmp_path):
         zooms = sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
         assert zooms == [0, 1, 2, 3], (t["year"], zooms)
         assert all(list((root / str(z)).glob("*/*.png")) for z in zooms)
+
+
+def two_tiles(tmp_path):
+    root = tmp_path / "in"
+    mosaic("synth", "--out", root, "--tiles", "grid_-99.95_80.05,grid_-99.85_80.05", "--years", "2024")
+    return root
+
+
+def chunk_files(store, path):
+    """The stored chunk objects of an array (none: every read gives the fill value, by Zarr v3)."""
+    c = store / path / "c"
+    return sorted(p for p in c.rglob("*") if p.is_file()) if c.exists() else []
+
+
+def test_coarse_levels_are_empty_until_finalize(tmp_path):
+    """docs/scale.md: after a worker split the coarse levels (5 and coarser) are empty, so
+    zoomed-out pictures show nothing, until `finalize`; levels 2 to 4 are written with the cell."""
+    root = two_tiles(tmp_path)
+    store = tmp_path / "w.zarr"
+    mosaic("build", "--input", root, "--out", store, "--band", "80-90", "--worker", "1/1")
+    levels = overview_levels(store, "80-90")
+    coarse = [lv for lv in levels if lv >= 5]
+    assert levels[:3] == [2, 3, 4] and len(coarse) >= 4, levels
+    for level in (2, 3, 4):
+        for array in ("embeddings", "scales"):
+            assert len(chunk_files(store, f"80-90/overviews/{level}/{array}")) == 2, (level, array)
+    for level in coarse:
+        for array in ("embeddings", "scales"):
+            assert not chunk_files(store, f"80-90/overviews/{level}/{array}"), (level, array)
+    assert not list(store.glob("_mosaic/colour/*.json"))
+    mosaic("finalize", "--store", store)
+    for level in coarse:
+        for array in ("embeddings", "scales"):
+            assert chunk_files(store, f"80-90/overviews/{level}/{array}"), (level, array)
+    assert list(store.glob("_mosaic/colour/*.json"))
+
+
+@pytest.mark.parametrize("path", ["80-90/overviews/3/embeddings", "80-90/overviews/4/scales",
+                                  "80-90/colour_statistics/sums", "80-90/colour_statistics/sample"])
+def test_a_cell_missing_only_an_overview_or_statistics_object_is_rebuilt(tmp_path, path):
+    """docs/overviews.md: a (cell, year) is done when every sink holds it: a cell whose band
+    shards are there but one overview or statistics object is missing is built again, to the
+    same bytes."""
+    root = two_tiles(tmp_path)
+    store = tmp_path / "s.zarr"
+    mosaic("build", "--input", root, "--out", store, "--band", "80-90")
+
+    def files():
+        return {p.relative_to(store): p.read_bytes() for p in store.rglob("*")
+                if p.is_file() and "failures" not in p.parts}
+
+    before = files()
+    objects = chunk_files(store, path)
+    assert len(objects) == 2, objects  # one per cell
+    objects[0].unlink()
+    out = mosaic("build", "--input", root, "--out", store, "--band", "80-90")
+    assert "1 tiles written, 1 already present" in out.stdout, out.stdout
+    assert files() == before
