@@ -92,6 +92,22 @@ def test_opening_a_band_over_s3_reads_under_a_megabyte(sample, s3):
     np.testing.assert_array_equal(ds.lon.values, xr.open_zarr(local, group="70-80", chunks=None).lon.values)
 
 
+def listed_and_read(fs, folder):
+    """Every object under `folder` (keys relative to the store), read from SeaweedFS directly.
+    Tried again after a connection failure: on a loaded 2-core machine the server once took
+    over a minute to accept a connection after the cut (CI, with other jobs running); a failed
+    attempt reads nothing, so another is the same question asked again."""
+    for attempt in range(3):
+        try:
+            fs.invalidate_cache()
+            return {k.split("cut.zarr/", 1)[1]: fs.cat(k) for k in fs.find(folder)}
+        except Exception as e:  # aiohttp, botocore and s3fs each wrap a refused connection
+            if attempt == 2:
+                raise
+            print(f"listing {folder} failed ({e!r}), trying again")
+            time.sleep(10)
+
+
 def test_an_interrupted_put_leaves_no_object(sample, s3, tmp_path):
     """A build into S3 through a proxy that cuts the 3rd embeddings shard's PUT half-way (the
     server gets the headers and half the body, then a reset), the build killed right after the
@@ -125,8 +141,7 @@ def test_an_interrupted_put_leaves_no_object(sample, s3, tmp_path):
 
     time.sleep(1)  # the server is done with the cut request
     fs, local = s3["fs"], sample["store"]
-    fs.invalidate_cache()
-    remote = {k.split("cut.zarr/", 1)[1]: fs.cat(k) for k in fs.find(prefix + "70-80")}
+    remote = listed_and_read(fs, prefix + "70-80")
     print(f"\ncut {cut_key} after {cuts[0]['forwarded']} of {cuts[0]['length']} bytes; "
           f"{len(remote)} objects in the store at the kill")
     assert cut_key not in remote, f"{cut_key}: {len(remote[cut_key])} bytes stored"
@@ -138,8 +153,7 @@ def test_an_interrupted_put_leaves_no_object(sample, s3, tmp_path):
 
     mosaic("build", "--input", sample["root"], "--out", url, "--band", "70-80", cwd=REPO,
            env=dict(os.environ, **s3["env"]))
-    fs.invalidate_cache()
-    remote = {k.split("cut.zarr/", 1)[1]: fs.cat(k) for k in fs.find(prefix + "70-80")}
+    remote = listed_and_read(fs, prefix + "70-80")
     local_files = {str(p.relative_to(local)): p.read_bytes()
                    for p in (local / "70-80").rglob("*") if p.is_file()}
     assert sorted(remote) == sorted(local_files)
