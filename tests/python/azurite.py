@@ -10,7 +10,7 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from seaweed import free_port
+from seaweed import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 # The emulator's published account and key (the same in every Azurite and in object_store).
@@ -69,10 +69,5 @@ def azurite(data_dir, container="mosaic"):
             "env": {"AZURE_STORAGE_USE_EMULATOR": "true", "AZURITE_BLOB_STORAGE_URL": endpoint},
         }
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc, log)
         shutil.rmtree(data_dir / "data", ignore_errors=True)

@@ -25,6 +25,7 @@ import http.server
 import json
 import socket
 import struct
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -207,6 +208,30 @@ def start(upstream, port, log_path, **kw):
 def read_log(log_path):
     with open(log_path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def build_killed_at_cut(cmd, upstream, port, log_path, fragment, env=None, **popen):
+    """Run `cmd` (a build writing through a proxy on `port` in front of `upstream`) until the
+    proxy cuts the 3rd PUT whose path holds `fragment` half-way, and SIGKILL it there, before
+    its client can retry. Returns the cut's log record (the path, bytes forwarded, length)."""
+    running = {}
+
+    def kill_the_build(record):
+        running["proc"].kill()
+        running["proc"].wait()
+
+    proxy = start(upstream, port, log_path, rate=0.0, cut=(fragment, 3), on_cut=kill_the_build)
+    try:
+        running["proc"] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True, **popen)
+        out, err = running["proc"].communicate(timeout=600)
+    finally:
+        proxy.shutdown()
+    cuts = [r for r in read_log(log_path) if r["fault"] == "cut-put"]
+    assert len(cuts) == 1, (out, err)
+    assert 0 < cuts[0]["forwarded"] < cuts[0]["length"], cuts
+    assert running["proc"].returncode == -9, (out, err)  # killed at the cut, not finished
+    return cuts[0]
 
 
 if __name__ == "__main__":

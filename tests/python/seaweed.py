@@ -21,6 +21,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop(proc, log):
+    """Stop a test server (SeaweedFS, Azurite, WsgiDAV): SIGTERM, SIGKILL after 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 @contextlib.contextmanager
 def seaweed(data_dir, bucket="mosaic", anonymous=False):
     """Start SeaweedFS, create `bucket`, yield {fs, endpoint, env, storage_options}; stop it after.
@@ -83,12 +93,7 @@ def seaweed(data_dir, bucket="mosaic", anonymous=False):
             },
         }
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc, log)
         # The volumes go, the log stays for a look.
         for entry in data_dir.iterdir():
             if entry.name != "weed.log":

@@ -6,7 +6,6 @@ gs:// has no test: fake-gcs-server refuses object_store's plain XML-API PUT
 (docs/guarantees.md, "Not held by a test")."""
 
 import os
-import subprocess
 import time
 
 import pytest
@@ -80,12 +79,6 @@ def test_an_interrupted_webdav_put_leaves_no_truncated_object(sample, tmp_path):
     build's bytes, and the cut PUT named a temporary. A second run removes the killed build's
     temporary and completes the band to the local build's bytes."""
     build_out = "stores/cut.zarr"
-    running = {}
-
-    def kill_the_build(record):
-        running["proc"].kill()
-        running["proc"].wait()
-
     with webdav(tmp_path / "dav") as server:
         folder = server["root"] / build_out
 
@@ -93,28 +86,18 @@ def test_an_interrupted_webdav_put_leaves_no_truncated_object(sample, tmp_path):
             return {str(p.relative_to(folder)): p.read_bytes()
                     for p in (folder / BAND).rglob("*") if p.is_file()}
 
-        log, port = tmp_path / "proxy.jsonl", free_port()
-        proxy = fault_proxy.start(server["url"], port, log, rate=0.0,
-                                  cut=(f"/{BAND}/embeddings/c/", 3), on_cut=kill_the_build)
-        try:
-            running["proc"] = subprocess.Popen(
-                [str(MOSAIC), "build", "--input", str(sample["root"]),
-                 "--out", f"http://127.0.0.1:{port}/{build_out}", "--band", BAND],
-                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            out, err = running["proc"].communicate(timeout=600)
-        finally:
-            proxy.shutdown()
-        cuts = [r for r in fault_proxy.read_log(log) if r["fault"] == "cut-put"]
-        assert len(cuts) == 1, (out, err)
-        assert 0 < cuts[0]["forwarded"] < cuts[0]["length"], cuts
-        assert running["proc"].returncode == -9, (out, err)  # killed at the cut, not finished
-        cut_name = cuts[0]["path"].split("cut.zarr/", 1)[1]
+        port = free_port()
+        cut = fault_proxy.build_killed_at_cut(
+            [str(MOSAIC), "build", "--input", str(sample["root"]),
+             "--out", f"http://127.0.0.1:{port}/{build_out}", "--band", BAND],
+            server["url"], port, tmp_path / "proxy.jsonl", f"/{BAND}/embeddings/c/", cwd=REPO)
+        cut_name = cut["path"].split("cut.zarr/", 1)[1]
 
         time.sleep(1)  # the server is done with the cut request
         local = sample["store"]
         on_disk = files()
         final = {k: v for k, v in on_disk.items() if not is_temporary(k)}
-        print(f"\ncut PUT {cut_name} after {cuts[0]['forwarded']} of {cuts[0]['length']} bytes; "
+        print(f"\ncut PUT {cut_name} after {cut['forwarded']} of {cut['length']} bytes; "
               f"{len(final)} objects at the kill; temporaries: "
               f"{ {k: len(v) for k, v in on_disk.items() if is_temporary(k)} }")
         for key, data in sorted(final.items()):

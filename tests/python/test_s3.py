@@ -3,7 +3,6 @@ read it back with xarray through s3fs, and compare with the local build: identic
 
 import json
 import os
-import subprocess
 import time
 
 import numpy as np
@@ -116,33 +115,16 @@ def test_an_interrupted_put_leaves_no_object(sample, s3, tmp_path):
     to the local build's bytes."""
     url, prefix = "s3://mosaic/stores/cut.zarr", "mosaic/stores/cut.zarr/"
     build = [str(MOSAIC), "build", "--input", str(sample["root"]), "--out", url, "--band", "70-80"]
-    running = {}
-
-    def kill_the_build(record):
-        running["proc"].kill()
-        running["proc"].wait()
-
-    log = tmp_path / "proxy.jsonl"
     port = free_port()
-    proxy = fault_proxy.start(s3["endpoint"], port, log, rate=0.0, cut=("/70-80/embeddings/c/", 3),
-                              on_cut=kill_the_build)
-    try:
-        env = dict(os.environ, **dict(s3["env"], AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}"))
-        running["proc"] = subprocess.Popen(build, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE, text=True)
-        out, err = running["proc"].communicate(timeout=600)
-    finally:
-        proxy.shutdown()
-    cuts = [r for r in fault_proxy.read_log(log) if r["fault"] == "cut-put"]
-    assert len(cuts) == 1, (out, err)
-    assert 0 < cuts[0]["forwarded"] < cuts[0]["length"], cuts
-    assert running["proc"].returncode == -9, (out, err)  # killed at the cut, not finished
-    cut_key = cuts[0]["path"].split("cut.zarr/", 1)[1]
+    env = dict(os.environ, **dict(s3["env"], AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}"))
+    cut = fault_proxy.build_killed_at_cut(build, s3["endpoint"], port, tmp_path / "proxy.jsonl",
+                                          "/70-80/embeddings/c/", env=env, cwd=REPO)
+    cut_key = cut["path"].split("cut.zarr/", 1)[1]
 
     time.sleep(1)  # the server is done with the cut request
     fs, local = s3["fs"], sample["store"]
     remote = listed_and_read(fs, prefix + "70-80")
-    print(f"\ncut {cut_key} after {cuts[0]['forwarded']} of {cuts[0]['length']} bytes; "
+    print(f"\ncut {cut_key} after {cut['forwarded']} of {cut['length']} bytes; "
           f"{len(remote)} objects in the store at the kill")
     assert cut_key not in remote, f"{cut_key}: {len(remote[cut_key])} bytes stored"
     shards = [k for k in remote if "/embeddings/c/" in k]

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from seaweed import free_port
+from seaweed import free_port, stop
 
 
 @contextlib.contextmanager
@@ -43,9 +43,4 @@ def webdav(data_dir):
                 time.sleep(0.3)
         yield {"url": url, "root": root, "log": data_dir / "wsgidav.log"}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc, log)
