@@ -318,8 +318,69 @@ where
     }
 }
 
-#[async_trait::async_trait]
-impl ObjectStore for Retrying {
+/// `impl ObjectStore` for a wrapper (`Retrying`, `WebDav`) from the methods it changes; the
+/// others pass to its `inner` store unchanged, written once here.
+macro_rules! object_store_wrapper {
+    ($wrapper:ty { $($changed:tt)* }) => {
+        #[async_trait::async_trait]
+        impl ObjectStore for $wrapper {
+            $($changed)*
+
+            async fn put_multipart_opts(
+                &self,
+                location: &object_store::path::Path,
+                opts: object_store::PutMultipartOptions,
+            ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+                self.inner.put_multipart_opts(location, opts).await
+            }
+
+            fn delete_stream(
+                &self,
+                locations: futures::stream::BoxStream<
+                    'static,
+                    object_store::Result<object_store::path::Path>,
+                >,
+            ) -> futures::stream::BoxStream<
+                'static,
+                object_store::Result<object_store::path::Path>,
+            > {
+                self.inner.delete_stream(locations)
+            }
+
+            fn list(
+                &self,
+                prefix: Option<&object_store::path::Path>,
+            ) -> futures::stream::BoxStream<
+                'static,
+                object_store::Result<object_store::ObjectMeta>,
+            > {
+                self.inner.list(prefix)
+            }
+
+            fn list_with_offset(
+                &self,
+                prefix: Option<&object_store::path::Path>,
+                offset: &object_store::path::Path,
+            ) -> futures::stream::BoxStream<
+                'static,
+                object_store::Result<object_store::ObjectMeta>,
+            > {
+                self.inner.list_with_offset(prefix, offset)
+            }
+
+            async fn copy_opts(
+                &self,
+                from: &object_store::path::Path,
+                to: &object_store::path::Path,
+                options: object_store::CopyOptions,
+            ) -> object_store::Result<()> {
+                self.inner.copy_opts(from, to, options).await
+            }
+        }
+    };
+}
+
+object_store_wrapper!(Retrying {
     async fn put_opts(
         &self,
         location: &object_store::path::Path,
@@ -341,14 +402,6 @@ impl ObjectStore for Retrying {
         .await
     }
 
-    async fn put_multipart_opts(
-        &self,
-        location: &object_store::path::Path,
-        opts: object_store::PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
     async fn get_opts(
         &self,
         location: &object_store::path::Path,
@@ -360,47 +413,13 @@ impl ObjectStore for Retrying {
         .await
     }
 
-    fn delete_stream(
-        &self,
-        locations: futures::stream::BoxStream<
-            'static,
-            object_store::Result<object_store::path::Path>,
-        >,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-        offset: &object_store::path::Path,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
-    }
-
     async fn list_with_delimiter(
         &self,
         prefix: Option<&object_store::path::Path>,
     ) -> object_store::Result<object_store::ListResult> {
         again(self.attempts, || self.inner.list_with_delimiter(prefix)).await
     }
-
-    async fn copy_opts(
-        &self,
-        from: &object_store::path::Path,
-        to: &object_store::path::Path,
-        options: object_store::CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+});
 
 /// A WebDAV store whose whole-object PUTs are all-or-nothing: the body goes to a temporary key
 /// beside the final one (`{key}.tmp.{pid}.{n}.{host}`, skipped by readers and resume, removed
@@ -489,8 +508,7 @@ impl WebDav {
     }
 }
 
-#[async_trait::async_trait]
-impl ObjectStore for WebDav {
+object_store_wrapper!(WebDav {
     async fn put_opts(
         &self,
         location: &object_store::path::Path,
@@ -519,14 +537,6 @@ impl ObjectStore for WebDav {
         })
     }
 
-    async fn put_multipart_opts(
-        &self,
-        location: &object_store::path::Path,
-        opts: object_store::PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
     async fn get_opts(
         &self,
         location: &object_store::path::Path,
@@ -535,44 +545,10 @@ impl ObjectStore for WebDav {
         self.inner.get_opts(location, options).await
     }
 
-    fn delete_stream(
-        &self,
-        locations: futures::stream::BoxStream<
-            'static,
-            object_store::Result<object_store::path::Path>,
-        >,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-        offset: &object_store::path::Path,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
-    }
-
     async fn list_with_delimiter(
         &self,
         prefix: Option<&object_store::path::Path>,
     ) -> object_store::Result<object_store::ListResult> {
         self.inner.list_with_delimiter(prefix).await
     }
-
-    async fn copy_opts(
-        &self,
-        from: &object_store::path::Path,
-        to: &object_store::path::Path,
-        options: object_store::CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+});
