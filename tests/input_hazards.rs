@@ -1,4 +1,4 @@
-//! Nothing in the input can hang the tool: a FIFO (or device) where a tile file should be is
+//! Nothing in the input can hang the tool: a FIFO or a device where a tile file should be is
 //! refused with a message naming it, and the scan and the build go on.
 
 mod common;
@@ -54,4 +54,56 @@ fn a_fifo_in_place_of_a_tile_file_is_refused_not_waited_on() {
     let out = mosaic_within(&build(&root, &store, "80-90"), limit);
     assert_eq!(out.status.code(), Some(1), "an input problem makes exit 1");
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 tiles written"));
+}
+
+#[test]
+fn a_device_in_place_of_a_tile_file_is_refused_not_read() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = scratch_dir("device");
+    let root = d.join("in");
+    synth(&root, "grid_-99.95_80.05,grid_-99.85_80.05", "2024").ok();
+    // The manifest, written while the tree is whole: a build from it opens no header before
+    // it reads the tile, so the read itself must refuse the device.
+    Mosaic::new(["manifest", "--input"]).arg(&root).ok();
+    // The first tile's embeddings become a link to /dev/zero, a character device whose read
+    // never ends (a link needs no privilege, unlike mknod; the tool follows links).
+    let device = root.join("2024/grid_-99.95_80.05/grid_-99.95_80.05.npy");
+    std::fs::remove_file(&device).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &device).unwrap();
+    assert!(
+        std::fs::metadata(&device)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    let limit = Duration::from_secs(60);
+    let refused = |out: &std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().find(|l| l.contains(s(&device)));
+        assert!(
+            line.is_some_and(|l| l.contains("not a regular file")),
+            "{what}: the device is not refused by name:\n{err}"
+        );
+    };
+    let from_manifest = mosaic_within(&build(&root, d.join("a.zarr"), "80-90"), limit);
+    assert_eq!(
+        from_manifest.status.code(),
+        Some(1),
+        "an input problem makes exit 1"
+    );
+    assert!(String::from_utf8_lossy(&from_manifest.stdout).contains("1 tiles written"));
+    refused(&from_manifest, "build from the manifest");
+
+    std::fs::remove_file(root.join("manifest.parquet")).unwrap();
+    let plan = mosaic_within(&Mosaic::new(["plan", "--input"]).arg(&root), limit);
+    assert!(plan.status.success());
+    refused(&plan, "plan (scan)");
+    let scanned = mosaic_within(&build(&root, d.join("b.zarr"), "80-90"), limit);
+    assert_eq!(
+        scanned.status.code(),
+        Some(1),
+        "an input problem makes exit 1"
+    );
+    assert!(String::from_utf8_lossy(&scanned.stdout).contains("1 tiles written"));
+    refused(&scanned, "build from a scan");
 }

@@ -5,7 +5,9 @@ for a share of them, answers 500, resets the connection, or stalls before answer
 Which request gets which fault is a fixed function of (seed, method, path, how many times that
 method and path came before), so a run is reproducible. A stall lasts `stall` seconds on a .npy
 object (past the reader's deadline) and half a second elsewhere. `hard` names path fragments whose first
-`hard_count` GETs (or `hard_methods`) all answer 500: a reader with fewer attempts fails that object, named. Every
+`hard_count` GETs (or `hard_methods`) all answer 500: a reader with fewer attempts fails that object, named.
+`hard_query` does the same for requests whose decoded query string holds a fragment (an S3
+listing names its folder only there: `GET /bucket?list-type=2&prefix=...`). Every
 fault is logged as one JSON line (method, path, the request's number for that path, fault), so a
 test can check each failure in a build's records against the faults that caused it.
 
@@ -38,12 +40,14 @@ class FaultProxy(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, upstream, port, log_path, rate=0.1, seed=1, stall=6.0, hard=(),
-                 hard_count=3, trace=False, hard_methods=("GET",), cut=None, on_cut=None):
+                 hard_count=3, trace=False, hard_methods=("GET",), cut=None, on_cut=None,
+                 hard_query=()):
         super().__init__(("127.0.0.1", port), _Handler)
         url = urllib.parse.urlsplit(upstream)
         self.upstream = (url.hostname, url.port)
         self.rate, self.seed, self.stall = rate, seed, stall
         self.hard, self.hard_count = list(hard), hard_count
+        self.hard_query = list(hard_query)
         self.hard_methods = set(hard_methods)
         self.trace = trace
         self.cut, self.on_cut, self.cut_seen = cut, on_cut, 0
@@ -51,8 +55,9 @@ class FaultProxy(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.log = open(log_path, "a", buffering=1)
 
-    def decide(self, method, path):
-        """The fault for this request (or None) and its number for (method, path)."""
+    def decide(self, method, path, query=""):
+        """The fault for this request (or None) and its number for (method, path); `query` is
+        the decoded query string."""
         with self.lock:
             n = self.counts.get((method, path), 0)
             self.counts[(method, path)] = n + 1
@@ -60,7 +65,8 @@ class FaultProxy(http.server.ThreadingHTTPServer):
                 self.cut_seen += 1
                 if self.cut_seen == self.cut[1]:
                     return "cut-put", n
-        if method in self.hard_methods and n < self.hard_count and any(h in path for h in self.hard):
+        hard = any(h in path for h in self.hard) or any(q in query for q in self.hard_query)
+        if method in self.hard_methods and n < self.hard_count and hard:
             return "500", n
         digest = hashlib.sha256(f"{self.seed} {method} {path} {n}".encode()).digest()
         u = int.from_bytes(digest[:8], "big") / 2**64
@@ -148,8 +154,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = self.rfile.read(length) if length else None
             if length and len(body) < length:
                 return self._reset()  # the client went away mid-body: forward nothing
-        path = urllib.parse.urlsplit(self.path).path
-        fault, n = server.decide(self.command, path)
+        target = urllib.parse.urlsplit(self.path)
+        path, query = target.path, urllib.parse.unquote(target.query)
+        fault, n = server.decide(self.command, path, query)
         if fault == "cut-put":
             forwarded = self._cut_put(body or b"")
             record = {"method": self.command, "path": path, "n": n, "fault": fault,
@@ -159,7 +166,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 server.on_cut(record)
             return self._reset()
         if fault or server.trace:
-            server.record(self.command, path, n, fault, self.client_address[1])
+            server.record(self.command, path, n, fault, self.client_address[1], query=query)
         if fault == "500":
             msg = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
                    b"<Message>injected by fault_proxy</Message></Error>")

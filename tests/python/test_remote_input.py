@@ -6,7 +6,8 @@ object, a truncated one, one longer than the manifest says, and a server that ac
 and never answers each give a named failed tile and exit 1 with the other tiles built; malformed
 manifest and landmasks rows are errors naming the row; a manifest or landmasks.parquet whose
 existence the store will not confirm (HEAD answers 500) stops the build naming it, instead of
-building from a listing or without landmasks."""
+building from a listing or without landmasks. Without a landmasks.parquet the landmasks come
+from listing a folder in the bucket, and a folder the store will not list stops the build."""
 
 import datetime
 
@@ -18,9 +19,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import rasterio
+import xarray as xr
 
 import fault_proxy
 from conftest import MOSAIC, REPO, mosaic
@@ -363,5 +367,96 @@ def test_a_parquet_the_store_will_not_confirm_stops_the_build(tree, s3, tmp_path
     requests = fault_proxy.read_log(log)
     heads = [r for r in requests if r["method"] == "HEAD" and r["path"].endswith(name)]
     assert len(heads) == 2 and all(r["fault"] == "500" for r in heads), heads
+    assert not [r for r in requests if r["path"].endswith(".npy")], "tiles read"
+    assert not (store / "80-90" / "embeddings" / "c").exists()
+
+
+def nan_and_water_fractions(tree, store):
+    """The share of no-data pixels over the three built cells (zarr-python through xarray), and
+    the share of water in their landmask GeoTIFFs (rasterio). They agree (about 0.3 here) when
+    the landmasks were applied; without them the first is about 0.0002 (the few invalid scales
+    synth plants)."""
+    water = total = 0
+    for tiff in tree["masks"].glob("*.tiff"):
+        with rasterio.open(tiff) as f:
+            mask = f.read(1)
+        water, total = water + int((mask == 0).sum()), total + mask.size
+    ds = xr.open_zarr(store, group="80-90", chunks=None)
+    scales = ds.scales.sel(year=int(YEAR), lat=slice(80.0, 80.1), lon=slice(-100.0, -99.7)).values
+    assert scales.size > 700_000
+    return float(np.isnan(scales).mean()), water / total
+
+
+def test_landmasks_listed_from_a_url_folder(tree, s3, tmp_path):
+    """No landmasks.parquet anywhere: the landmasks come from listing a folder of GeoTIFFs in
+    the bucket: `global_0.1_degree_tiff_all` under the input (with a manifest: that folder
+    alone is listed; without: the whole prefix is), or a folder named by `--landmasks URL`. Each
+    build equals the local build with the same landmasks, and its share of no data is the
+    landmasks' share of water; a file in the folder with a name off the grid is an input
+    problem naming its URL (exit 1, the tiles built)."""
+    fs = s3["fs"]
+    url = upload(s3, tree["root"], "listed")
+    fs.rm("mosaic/listed/landmasks.parquet")
+    for tiff in sorted(tree["masks"].glob("*.tiff")):
+        fs.put_file(str(tiff), f"mosaic/listed/global_0.1_degree_tiff_all/{tiff.name}")
+    bad_name = "s3://mosaic/listed/masks/grid_-99.9_80.05.tiff"
+    fs.put_file(str(next(tree["masks"].glob("*.tiff"))), bad_name)
+    env = dict(os.environ, **s3["env"])
+    local = shards(tree["store"])
+    cases = {  # each case's extra arguments and expected exit code
+        "default folder, manifest": ([], 0),
+        "named folder, manifest": (["--landmasks", f"{url}/masks"], 1),
+        "default folder, no manifest": ([], 0),
+    }
+    # Every case is run and its findings gathered, so that a failure shows which cases fail.
+    found, want = {}, {}
+    for n, (case, (extra, code)) in enumerate(cases.items()):
+        if case.endswith("no manifest"):
+            fs.rm("mosaic/listed/manifest.parquet")
+        store = tmp_path / f"listed-{n}.zarr"
+        proc = run(["build", "--input", url, *extra, "--out", store, "--band", "80-90"], env)
+        print(f"\n{case}: {proc.stdout.strip()}")
+        nan, water = nan_and_water_fractions(tree, store)
+        problem = [line for line in proc.stderr.splitlines() if bad_name in line]
+        found[case] = {
+            "exit": proc.returncode,
+            "written": "3 tiles written" in proc.stdout,
+            "equals the local build": shards(store) == local,
+            "no data is the water": abs(nan - water) < 0.02,
+            "bad name named": bool(problem) and "bad landmask name" in problem[0],
+        }
+        want[case] = {"exit": code, "written": True, "equals the local build": True,
+                      "no data is the water": True, "bad name named": code == 1}
+    assert found == want, found
+
+
+def test_a_landmask_folder_the_store_will_not_list_stops_the_build(tree, s3, tmp_path):
+    """Every listing of the landmask folder answers 500 (through a fault-injecting proxy):
+    building without landmasks would give a store unlike the local build, and nothing said, so
+    the build stops before any tile is read, naming the folder."""
+    fs = s3["fs"]
+    url = upload(s3, tree["root"], "unlisted")
+    fs.rm("mosaic/unlisted/landmasks.parquet")
+    folder = "unlisted/global_0.1_degree_tiff_all"
+    for tiff in sorted(tree["masks"].glob("*.tiff")):
+        fs.put_file(str(tiff), f"mosaic/{folder}/{tiff.name}")
+    log = tmp_path / "faults.jsonl"
+    port = free_port()
+    proxy = fault_proxy.start(s3["endpoint"], port, log, rate=0.0, hard_query=[f"prefix={folder}"],
+                              hard_count=10**6, trace=True)
+    try:
+        env = dict(os.environ, **s3["env"])
+        env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+        store = tmp_path / "store.zarr"
+        proc = run(["build", "--input", url, "--out", store, "--band", "80-90",
+                    "--read-retries", "1"], env)
+    finally:
+        proxy.shutdown()
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    named = [line for line in proc.stderr.splitlines() if f"landmasks s3://mosaic/{folder}" in line]
+    assert named and "after 2 attempts" in named[0], proc.stderr
+    requests = fault_proxy.read_log(log)
+    listings = [r for r in requests if f"prefix={folder}" in r.get("query", "")]
+    assert len(listings) == 2 and all(r["fault"] == "500" for r in listings), listings
     assert not [r for r in requests if r["path"].endswith(".npy")], "tiles read"
     assert not (store / "80-90" / "embeddings" / "c").exists()

@@ -1,13 +1,17 @@
 """Build into a real S3-compatible server (SeaweedFS on loopback, started and stopped here),
-read it back with xarray through s3fs, and compare with the local build: identical objects."""
+read it back with xarray through s3fs, and compare with the local build: identical objects.
+`query`, `preview` and `sample` given a store's s3:// URL answer as given its folder."""
 
 import json
 import os
+import re
 import time
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import xarray as xr
+from PIL import Image
 
 import fault_proxy
 from conftest import MOSAIC, NORTH, REPO, mosaic
@@ -142,3 +146,72 @@ def test_an_interrupted_put_leaves_no_object(sample, s3, tmp_path):
     for key in sorted(local_files):
         assert remote[key] == local_files[key], key
     fs.rm(prefix, recursive=True)
+
+
+def without_timing(text):
+    """A command's summary with its wall time (`in 0.1 s`, `0.5 s`) taken out."""
+    return re.sub(r"\d+(\.\d+)? s\b", "_ s", text)
+
+
+def test_query_preview_and_sample_answer_from_a_store_url_as_from_the_folder(sample, s3, tmp_path):
+    """The local store (three bands, overviews, colour statistics) copied object for object into
+    SeaweedFS: `query` (.npy, GeoTIFF), `preview` (a box across the 70N edge, a coverage) and
+    `sample` given the s3:// URL write the same bytes as given the folder, reading the same
+    bytes in the same requests; the answers read over S3 also equal xarray's reading of the
+    local store."""
+    from test_sample import check, expected, points
+
+    fs, local = s3["fs"], sample["store"]
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    fs.put([str(p) for p in files], [f"mosaic/copied/store.zarr/{p.relative_to(local)}" for p in files])
+    url = "s3://mosaic/copied/store.zarr"
+    env = dict(os.environ, **s3["env"])
+    df = points()
+    csv = tmp_path / "points.csv"
+    df.to_csv(csv, index=False)
+    # Across the 70N band edge and the 6E zone edge, with data in both years.
+    box = ["--lat", "69.995:70.01", "--lon", "5.99:6.01"]
+    commands = {
+        "q.npy": ["query", *box],
+        "t.tif": ["query", *box, "--year", "2024", "--dequantize"],
+        "p.png": ["preview", "--bbox", "5.9,69.9,6.1,70.1", "--width", "300"],
+        "c.png": ["preview", "--band", "70-80", "--coverage"],
+        "s.parquet": ["sample", "--points", csv, "--batch", "50"],
+    }
+    outputs = {}
+    for where, store in [("local", local), ("remote", url)]:
+        folder = tmp_path / where
+        folder.mkdir()
+        for name, args in commands.items():
+            proc = mosaic(*args, "--store", store, "-o", folder / name, env=env)
+            outputs[where, name] = without_timing(proc.stdout.replace(str(folder), "OUT"))
+        outputs[where] = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(outputs["remote"]) == sorted(outputs["local"])
+    assert len(outputs["local"]) == 8  # q.npy, q_scales.npy, q.json, t.tif, t.json, 2 PNGs, s.parquet
+    differ = [name for name in sorted(outputs["local"]) if outputs["remote"][name] != outputs["local"][name]]
+    # The summaries too: rows, bands, levels, bytes read and requests alike.
+    differ += [f"{name} summary" for name in commands if outputs["remote", name] != outputs["local", name]]
+    assert differ == [], f"differ over S3: {differ}"
+    print("\n" + "\n".join(outputs["remote", name] for name in commands))
+
+    # The query read over S3 against xarray on the local store, by the documented rule: rows
+    # from the band holding their latitude, band column floor((lon + 180) * 10 * C).
+    remote = tmp_path / "remote"
+    emb, scales = np.load(remote / "q.npy"), np.load(remote / "q_scales.npy")
+    meta = json.loads((remote / "q.json").read_text())
+    lats, lons = np.array(meta["lat"]), np.array(meta["lon"])
+    assert [s["band"] for s in meta["row_sources"]] == ["60-70", "70-80"]
+    for src in meta["row_sources"]:
+        ds = xr.open_zarr(local, group=src["band"], chunks=None)
+        rows = slice(*src["rows"])
+        cols = np.floor((lons + 180.0) * 10.0 * src["cols_per_cell"]).astype(int)
+        part = ds.sel(lat=lats[rows]).isel(lon=cols)
+        np.testing.assert_array_equal(emb[:, rows], part.embeddings.transpose("year", "lat", "lon", "channel").values)
+        np.testing.assert_array_equal(scales[:, rows], part.scales.transpose("year", "lat", "lon").values)
+    assert np.isfinite(scales[1]).any() and np.isnan(scales).any()
+    # The points sampled over S3 against xarray's nearest selection on the local store.
+    check(pq.read_table(remote / "s.parquet").to_pandas(), df, expected(sample, df))
+    # The pictures hold something: data drawn opaque, no data transparent.
+    alpha = np.asarray(Image.open(remote / "p.png").convert("RGBA"))[..., 3]
+    assert (alpha == 255).any() and (alpha == 0).any()
+    fs.rm("mosaic/copied", recursive=True)
