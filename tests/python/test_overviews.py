@@ -11,6 +11,7 @@ import xarray as xr
 import zarr
 from PIL import Image
 
+from colours import assert_same_basis, basis_from_statistics, open_level, render_like_mosaic, under
 from conftest import mosaic, picture_level
 
 BAND = "70-80"
@@ -19,24 +20,6 @@ BAND = "70-80"
 def level_numbers(store, band):
     attrs = zarr.open_group(store, mode="r")[f"{band}/overviews"].attrs
     return [int(e["asset"]) for e in attrs["multiscales"]["layout"]]
-
-
-def open_level(store, band, level):
-    return xr.open_zarr(store, group=f"{band}/overviews/{level}", chunks=None)
-
-
-def containing(centres, points):
-    """Index of the pixel (of a regular axis given by its centres) whose area holds each point;
-    a point on an edge belongs to the pixel after it (the writer's rule for exact ties, which
-    happen wherever a level halves an even number of pixels)."""
-    step = float(centres[1] - centres[0])
-    origin = float(centres[0]) - step / 2
-    return np.floor((np.asarray(points, float) - origin) / step + 1e-6).astype(int)
-
-
-def under(ds, lats, lons):
-    """The pixels of `ds` under the points (lats x lons)."""
-    return ds.isel(lat=containing(ds.lat.values, lats), lon=containing(ds.lon.values, lons))
 
 
 @pytest.mark.parametrize("band", [BAND, "S70-S60"])
@@ -152,73 +135,12 @@ def test_colour_statistics_are_the_exact_sums_of_the_statistics_level(sample):
 
 
 def test_one_colour_basis_per_year_is_the_pca_of_every_band(sample):
-    store = sample["store"]
-    root = zarr.open_group(store, mode="r")
+    """The stored basis equals the PCA and stretch computed here from every band's statistics
+    (the sample has fewer than 16 384 sampled pixels, so the weighted sample is all of them)."""
     basis = json.loads((sample["store"] / "_mosaic" / "colour" / "2023.json").read_text())
-    n, total, outer, samples, cells = 0.0, np.zeros(128), np.zeros(128 * 129 // 2), [], {}
-    for band in ("60-70", BAND, "S70-S60"):
-        # The cells with statistics, from the chunk objects (reading the whole sparse array
-        # would allocate it densely).
-        present = sorted((int(p.parent.parent.name), int(p.parent.name))
-                         for p in (store / band / "colour_statistics" / "sums" / "c" / "0").glob("*/*/0"))
-        sums = np.array([root[f"{band}/colour_statistics/sums"][0, i, j] for i, j in present])
-        cells[band] = len(present)
-        n += sums[:, 0].sum()
-        total += sums[:, 1:129].sum(0)
-        outer += sums[:, 129:].sum(0)
-        samples += [root[f"{band}/colour_statistics/sample"][0, i, j] for i, j in present]
-    assert basis["cells"] == cells and basis["pixels"] == n
-    mean = total / n
-    m = np.zeros((128, 128))
-    m[np.triu_indices(128)] = outer
-    m = m + np.triu(m, 1).T
-    cov = (m - n * np.outer(mean, mean)) / (n - 1)
-    values, vectors = np.linalg.eigh(cov)
-    np.testing.assert_allclose(basis["mean"], mean, rtol=1e-9, atol=1e-9)
-    for k in range(3):
-        v = vectors[:, -1 - k]
-        v = v if v[np.argmax(np.abs(v))] > 0 else -v  # the sign rule: largest entry positive
-        assert np.dot(v, basis["components"][k]) > 0.999999
-        assert np.isclose(basis["variances"][k], values[-1 - k], rtol=1e-9)
-    # The stretch (docs/format.md): per component, the 2nd and 98th percentiles of the year's
-    # weighted sample of at most 16 384 pixels. The sample here is smaller than that, so the
-    # weighted sample is every cell's sampled pixel: low and high are the sorted projections'
-    # entries at (n - 1) * 2 // 100 and (n - 1) * 98 // 100.
-    px = np.concatenate(samples)  # (cells x 64, 128), NaN rows where a cell had fewer pixels
-    px = px[np.isfinite(px[:, 0])].astype(np.float64)
-    assert 100 < len(px) < 16384
-    proj = np.sort((px - np.array(basis["mean"])) @ np.array(basis["components"]).T, axis=0)
-    k = len(proj) - 1
-    np.testing.assert_allclose(basis["low"], proj[k * 2 // 100], rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(basis["high"], proj[k * 98 // 100], rtol=1e-9, atol=1e-12)
-
-
-def render_like_mosaic(store, basis, bbox, shape, levels):
-    """Each picture pixel: the stored pixel under its centre, at the level `mosaic` read."""
-    lon0, lat0, lon1, lat1 = bbox
-    h, w = shape
-    lats = lat1 - (np.arange(h) + 0.5) * (lat1 - lat0) / h
-    lons = lon0 + (np.arange(w) + 0.5) * (lon1 - lon0) / w
-    rgba = np.zeros((h, w, 4), np.uint8)
-    comps, mean = np.array(basis["components"]), np.array(basis["mean"])
-    low, high = np.array(basis["low"]), np.array(basis["high"])
-    for band, level in levels.items():
-        ds = open_level(store, band, level).sel(year=basis["year"])
-        lo, hi = float(ds.lat[0]) - float(ds.lat[1] - ds.lat[0]) / 2, float(ds.lat[-1]) + float(ds.lat[1] - ds.lat[0]) / 2
-        rows = np.where((lats >= lo) & (lats < hi))[0]
-        if rows.size == 0:
-            continue
-        part = under(ds, lats[rows], lons)
-        s = part.scales.values
-        x = part.embeddings.values.astype(np.float64) * s[..., None].astype(np.float64)
-        t = ((x - mean) @ comps.T - low) / (high - low)
-        rgb = np.round(255 * np.clip(np.nan_to_num(t), 0, 1)).astype(np.uint8)  # NaN: no data
-        ok = np.isfinite(s)
-        block = np.zeros((rows.size, w, 4), np.uint8)
-        block[ok, :3] = rgb[ok]
-        block[ok, 3] = 255
-        rgba[rows] = block
-    return rgba
+    want = basis_from_statistics(sample["store"], 2023)
+    assert set(want["cells"]) == {"60-70", BAND, "S70-S60"} and want["sampled"] > 100
+    assert_same_basis(basis, want)
 
 
 def run_preview(store, out, *args):

@@ -11,8 +11,10 @@ import zlib
 import numpy as np
 import pytest
 import zarr
+from PIL import Image
 
-from conftest import MOSAIC, mosaic
+from colours import assert_drawn_in, assert_same_basis, basis_from_statistics, paint, pixels_under, render_tile
+from conftest import MOSAIC, mosaic, picture_level
 
 BAND = "70-80"
 
@@ -178,3 +180,71 @@ def test_a_cell_missing_only_an_overview_or_statistics_object_is_rebuilt(tmp_pat
     out = mosaic("build", "--input", root, "--out", store, "--band", "80-90")
     assert "1 tiles written, 1 already present" in out.stdout, out.stdout
     assert files() == before
+
+
+def map_tiles(catalog):
+    """{(year, z, x, y): path} of the map's tile PNGs, as `mosaic stac` wrote them."""
+    layers = json.loads(re.search(r"window\.MOSAIC = (.*);", (catalog / "map" / "layers.js").read_text(),
+                                  re.S).group(1))
+    out = {}
+    for t in layers["tiles"]:
+        for p in (catalog / t["href"]).glob("*/*/*.png"):
+            out[(t["year"], int(p.parent.parent.name), int(p.parent.name), int(p.stem))] = p
+    return out
+
+
+def test_a_stale_colour_basis_is_recomputed_by_readers_and_updated_by_finalize(tmp_path):
+    """docs/format.md, docs/overviews.md: a reader that finds a stored basis whose cell counts
+    differ from the statistics in the store computes the basis from the statistics itself;
+    `finalize` stores the new one. Made stale as a user would: a whole-band build of two cells
+    (which stores the basis), then a third cell added by a `--worker` build (which does not)."""
+    root = two_tiles(tmp_path)
+    third = "grid_-99.75_80.15"
+    mosaic("synth", "--out", tmp_path / "more", "--tiles", third, "--years", "2024")
+    store = tmp_path / "s.zarr"
+    mosaic("build", "--input", root, "--out", store, "--band", "80-90")
+    key = store / "_mosaic" / "colour" / "2024.json"
+    stale = json.loads(key.read_text())
+    assert_same_basis(stale, basis_from_statistics(store, 2024))
+    (tmp_path / "more" / "2024" / third).rename(root / "2024" / third)
+    out = mosaic("build", "--input", root, "--out", store, "--band", "80-90", "--worker", "1/1")
+    assert "1 tiles written, 2 already present" in out.stdout, out.stdout
+    assert json.loads(key.read_text()) == stale  # a worker's build leaves the basis as it was
+    want = basis_from_statistics(store, 2024)
+    assert stale["cells"] == {"80-90": 2} and want["cells"] == {"80-90": 3}
+
+    # (a) Readers draw in the basis of the statistics, not the stored one: a preview of the
+    # three cells, and every tile of the map.
+    bbox = (-100.0, 80.0, -99.7, 80.2)
+    png = tmp_path / "stale.png"
+    mosaic("preview", "--store", store, "--bbox", ",".join(map(str, bbox)), "--year", "2024",
+           "--width", "300", "-o", png)
+    img = np.asarray(Image.open(png).convert("RGBA"))
+    levels = {"80-90": picture_level(store, "80-90", bbox, img.shape[:2])}
+    pixels = pixels_under(store, 2024, bbox, img.shape[:2], levels)
+    drawn = paint(pixels, want)
+    assert_drawn_in(img, drawn, min_opaque=5000)
+    # The stale basis would draw other colours: the check above can tell the two apart.
+    old = paint(pixels, stale)
+    opaque = drawn[..., 3] == 255
+    moved = np.abs(old[..., :3].astype(int) - drawn[..., :3].astype(int)).max(-1)[opaque]
+    assert (moved > 3).mean() > 0.2, (moved > 3).mean()
+
+    catalog = tmp_path / "cat"
+    mosaic("stac", "--store", store, "--out", catalog, "--map-max-zoom", "10")
+    tiles = map_tiles(catalog)
+    assert {z for (_, z, _, _) in tiles} == set(range(11)), sorted(tiles)
+    opaque = {}
+    for (year, z, x, y), path in sorted(tiles.items()):
+        tile = np.asarray(Image.open(path).convert("RGBA"))
+        opaque[z] = opaque.get(z, 0) + assert_drawn_in(tile, render_tile(store, want, z, x, y), min_opaque=0)
+    # Zoomed out, a tile pixel rarely falls on data; from zoom 7 on every zoom shows the cells.
+    assert all(opaque[z] > 100 for z in range(7, 11)), opaque
+
+    # (b) finalize stores the basis of the statistics, and pictures do not change with it.
+    mosaic("finalize", "--store", store)
+    assert_same_basis(json.loads(key.read_text()), want)
+    again = tmp_path / "finalized.png"
+    mosaic("preview", "--store", store, "--bbox", ",".join(map(str, bbox)), "--year", "2024",
+           "--width", "300", "-o", again)
+    assert again.read_bytes() == png.read_bytes()

@@ -23,6 +23,7 @@ from shapely.geometry import box, shape
 from shapely.ops import unary_union
 
 from browser import Browser, Server
+from colours import assert_drawn_in, paint, tile_at, tile_pixels
 from conftest import EDGE, NORTH, SOUTH, mosaic
 from stac_schemas import DATACUBE, PROJECTION, schema_map
 
@@ -334,6 +335,36 @@ def test_map_tiles(catalog, sample):
     alpha = np.array(Image.open(catalog / tiles[2024]["href"] / "11" / str(tx) / f"{ty}.png"))[..., 3]
     assert has_data.sum() > 1000
     np.testing.assert_array_equal(alpha[north] > 0, has_data)
+
+
+def test_map_tiles_are_drawn_in_the_years_colour_basis(catalog, sample):
+    """docs/stac.md, "Tiles": each tile pixel is the stored overview pixel under its centre, at
+    the coarsest level no larger than the tile's pixels, coloured with the year's basis
+    (`_mosaic/colour/{year}.json`). The test draws the tiles itself (colours.tile_pixels and
+    paint: the level from the documented rule, the colour formula of docs/format.md in numpy)
+    at every zoom over the 70N band edge, and at three zooms over the antimeridian in both years
+    and over a southern cell in 2023."""
+    store = sample["store"]
+    tiles = {t["year"]: catalog / t["href"] for t in layers_of(catalog)["tiles"]}
+    bases = {y: json.loads((store / "_mosaic" / "colour" / f"{y}.json").read_text()) for y in tiles}
+    # Every zoom over the band edge; three zooms at the antimeridian and in the south.
+    points = {2023: [(5.99, 70.0, range(12)), (179.97, 70.08, (6, 9, 11)), (-66.0, -64.95, (6, 9, 11))],
+              2024: [(5.99, 70.0, range(12)), (179.97, 70.08, (6, 9, 11))]}
+    opaque, other = {}, []
+    for year, root in tiles.items():
+        wanted = {(z, *tile_at(lon, lat, z)) for lon, lat, zooms in points[year] for z in zooms}
+        for z, x, y in sorted(wanted):
+            img = np.asarray(Image.open(root / str(z) / str(x) / f"{y}.png").convert("RGBA"))
+            pixels = tile_pixels(store, year, z, x, y)
+            want = paint(pixels, bases[year])
+            opaque[year, z] = opaque.get((year, z), 0) + assert_drawn_in(img, want, min_opaque=0)
+            # The other year's basis draws other colours: the check can tell bases apart.
+            wrong = paint(pixels, bases[2023 + 2024 - year])
+            seen = want[..., 3] == 255
+            other.append(np.abs(wrong[..., :3].astype(int) - want[..., :3].astype(int)).max(-1)[seen])
+    assert all(opaque[y, z] > 1000 for y in tiles for z in range(8, 12)), opaque
+    moved = np.concatenate(other)
+    assert (moved > 3).mean() > 0.2, (moved > 3).mean()
 
 
 def pixel(img, p):
