@@ -1,7 +1,7 @@
 //! `finalize --worker I/N` then `finalize`: the same store, byte for byte, as one `finalize`
 //! whatever N and whatever order the shares ran in; the final step reads one partial per
-//! block and no cell's statistics or overview; a partial older than the cells it summed is
-//! found and made again.
+//! block and no cell's statistics or overview; a build removes the partials made from the
+//! cells it writes; a partial older than the cells it summed is found and made again.
 
 mod common;
 
@@ -167,16 +167,21 @@ fn a_partial_older_than_its_cells_is_found_and_made_again() {
     finalize(&store).ok();
     // A late tile in the cluster's block (its statistics), then one in the next block east,
     // whose cells the cluster block's coarse chunks reach (a level-9 chunk of 22 cells starts
-    // at lon index 1914, in the cluster's block, and holds 1920): each built after the
-    // partials, each found by the final step.
+    // at lon index 1914, in the cluster's block 26-29, and holds 1920): each built after the
+    // partials. The build removes the cluster block's partial before it writes the cell; put
+    // back (as a build of an earlier version left it), the final step finds it stale.
+    let cluster = store.join("_mosaic/finalize/2024/80-90/26-29.bin");
     for (late, why) in [
         ("grid_10.45_80.05", "summed the statistics of"),
         ("grid_12.05_80.05", "made its overview chunks from"),
     ] {
         synth(&input, late, "2024").ok();
+        let partial = std::fs::read(&cluster).unwrap();
         build(&input, &store, "80-90")
             .args(["--worker", "1/1"])
             .ok();
+        assert!(!cluster.exists(), "{late}: the build left 26-29.bin");
+        std::fs::write(&cluster, partial).unwrap();
         let out = finalize(&store).run();
         assert!(out.status.success());
         let (stdout, stderr) = (

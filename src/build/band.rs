@@ -21,8 +21,9 @@ use super::resume::{CellWork, band_work, built_everywhere};
 use super::sink::{BandArraysSink, GatheredTile, ShardSink};
 use super::threads::{TileBuffers, thread_pool, with_tile_buffers};
 use crate::error::chain;
-use crate::grid::{BandGrid, CompressionConfig, projection, release_thread_projections};
+use crate::grid::{BandGrid, Cell, CompressionConfig, projection, release_thread_projections};
 use crate::input::{Catalogue, InputTile, TileProblem, TileSource, read_landmask_for, read_tile};
+use crate::overview::forget_partials;
 use crate::placement::{PlacementMap, gather_beside, gather_into, place_cell, scale_is_valid};
 use crate::zarr::{COUNTS_FILL, FormatError, MosaicStore};
 
@@ -99,7 +100,7 @@ pub fn build_band(
         sinks.push(o);
     }
     pool.install(|| {
-        let written = write_band(source, catalogue, grid, options, &sinks, progress);
+        let written = write_band(source, catalogue, store, grid, options, &sinks, progress);
         // Every thread drops its projections here, while none projects (see the function).
         rayon::broadcast(|_| release_thread_projections());
         let mut report = written?;
@@ -122,6 +123,7 @@ pub fn build_band(
 fn write_band(
     source: &dyn TileSource,
     catalogue: &Catalogue,
+    store: &MosaicStore,
     grid: &BandGrid,
     options: &BuildOptions,
     sinks: &[&dyn ShardSink],
@@ -143,6 +145,16 @@ fn write_band(
         tiles_skipped: work.tiles_skipped,
         ..Default::default()
     };
+    // What finalize made from these cells' earlier content (a band removed and built again).
+    let cells: Vec<(u16, Cell)> = work
+        .cells
+        .iter()
+        .flat_map(|w| w.tiles.iter().map(move |t| (t.year, w.cell)))
+        .collect();
+    let forgotten = forget_partials(store, &grid.name, &cells)?;
+    if forgotten > 0 {
+        tracing::info!(band = %grid.name, forgotten, "removed the finalize partials of cells built again");
+    }
     let to_write = work.tiles_to_write();
     progress.set_length(to_write as u64);
     tracing::info!(band = %grid.name, total = report.tiles_total, skipped = report.tiles_skipped, to_write, cells = work.cells.len(), "building");

@@ -16,5 +16,7 @@ pub mod statistics;
 
 pub use basis::{ColourBasis, colour_basis, principal_components, store_colour_basis};
 pub use downsample::{CellLevel, cell_levels, downsample_cell};
-pub use partials::{Block, BlockProgress, Missing, OnBlock, YearPartials, block_of, make_partials};
+pub use partials::{
+    Block, BlockProgress, Missing, OnBlock, YearPartials, block_of, forget_partials, make_partials,
+};
 pub use statistics::{CellStatistics, YearStatistics};

@@ -32,6 +32,92 @@ pub fn block_of(cell: Cell) -> Block {
     (cell.lat_index / BLOCK_CELLS, cell.lon_index / BLOCK_CELLS)
 }
 
+/// The block of the first cell of a coarse chunk `(a, b)` of `t` cells a side, in a band whose
+/// first cell row is `lat_start`.
+fn chunk_block(lat_start: u16, t: u64, (a, b): CellIndex) -> Block {
+    let lat = lat_start as u64 + a * t;
+    let block = BLOCK_CELLS as u64;
+    ((lat / block) as u16, (b * t / block) as u16)
+}
+
+/// The blocks whose partial depends on a band-relative cell's content: its own, which sums its
+/// statistics, and each block whose share makes a coarse chunk from it, following the cell up
+/// the levels as [`Pyramid::wanted`] does (every chunk that meets a chunk of the level below
+/// that holds it).
+fn blocks_depending_on(pyramid: &Pyramid, lat_start: u16, (i, j): CellIndex) -> BTreeSet<Block> {
+    let (levels, k) = pyramid.coarse_levels();
+    let mut blocks = BTreeSet::from([chunk_block(lat_start, 1, (i, j))]);
+    // The cells (half-open, per axis) of the chunks holding the cell at the level below.
+    let (mut rows, mut cols) = ((i * k, (i + 1) * k), (j * k, (j + 1) * k));
+    for to in levels {
+        let t = pyramid.cells_per_chunk(to);
+        let (a0, a1) = (rows.0 / t, (rows.1 - 1) / t);
+        let (b0, b1) = (cols.0 / t, (cols.1 - 1) / t);
+        for a in a0..=a1 {
+            for b in b0..=b1 {
+                blocks.insert(chunk_block(lat_start, t, (a, b)));
+            }
+        }
+        (rows, cols) = ((a0 * t, (a1 + 1) * t), (b0 * t, (b1 + 1) * t));
+    }
+    blocks
+}
+
+/// Remove, before a build writes `cells` (year, cell) of a band with overviews, the partials
+/// made from those cells' previous content. A partial records which cells it summed, not what
+/// they held, so a cell built again (its objects, or its band's folder, removed and the band
+/// built anew) would otherwise leave its block's partial looking current, and `finalize` would
+/// neither make the block's coarse chunks again nor fold the new statistics. Removing first is
+/// safe against a crash: a missing partial is made by `finalize`. Returns how many were removed.
+pub fn forget_partials(
+    store: &MosaicStore,
+    band: &str,
+    cells: &[(u16, Cell)],
+) -> Result<usize, FormatError> {
+    let Some(layout) = store.band_layout(band)? else {
+        return Ok(0);
+    };
+    if !store.has_overviews(band)? {
+        return Ok(0);
+    }
+    let mut years: BTreeMap<u16, Vec<Cell>> = BTreeMap::new();
+    for &(year, cell) in cells {
+        years.entry(year).or_default().push(cell);
+    }
+    let lat_start = layout.grid.lat_start_index;
+    let mut pyramid = None;
+    let mut removed = 0;
+    for (year, cells) in years {
+        let stored: BTreeSet<String> = store
+            .store
+            .list_prefix(&format!("_mosaic/finalize/{year}/{band}/"))?
+            .into_iter()
+            .collect();
+        if stored.is_empty() {
+            continue;
+        }
+        let pyramid = match &pyramid {
+            Some(p) => p,
+            None => pyramid.insert(Pyramid::open(store, band, &layout)?),
+        };
+        let blocks: BTreeSet<Block> = cells
+            .iter()
+            .flat_map(|c| {
+                let i = (c.lat_index - lat_start) as u64;
+                blocks_depending_on(pyramid, lat_start, (i, c.lon_index as u64))
+            })
+            .collect();
+        for block in blocks {
+            let key = partial_key(band, year, block);
+            if stored.contains(&key) {
+                store.store.erase(&key)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Bytes that start every partial object (format version 1).
 const MAGIC: &[u8; 8] = b"MOSAICP1";
 
@@ -238,11 +324,8 @@ impl BandYear {
     }
 
     /// The block of a coarse chunk's first cell: the block whose share makes it.
-    fn chunk_block(&self, to: usize, (a, b): CellIndex) -> (u16, u16) {
-        let t = self.pyramid.cells_per_chunk(to);
-        let lat = self.lat_start as u64 + a * t;
-        let block = BLOCK_CELLS as u64;
-        ((lat / block) as u16, (b * t / block) as u16)
+    fn chunk_block(&self, to: usize, ab: CellIndex) -> (u16, u16) {
+        chunk_block(self.lat_start, self.pyramid.cells_per_chunk(to), ab)
     }
 
     fn statistics_cells_in(&self, block: Block) -> Vec<CellIndex> {

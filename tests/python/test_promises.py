@@ -4,6 +4,7 @@ something computed here, not by the tool."""
 import json
 import math
 import re
+import shutil
 import socket
 import subprocess
 import zlib
@@ -180,6 +181,36 @@ def test_a_cell_missing_only_an_overview_or_statistics_object_is_rebuilt(tmp_pat
     out = mosaic("build", "--input", root, "--out", store, "--band", "80-90")
     assert "1 tiles written, 1 already present" in out.stdout, out.stdout
     assert files() == before
+
+
+def test_a_band_removed_and_built_again_from_changed_input_equals_a_fresh_build(tmp_path):
+    """docs/overviews.md: the finalize partials under `_mosaic/` record which cells they summed,
+    not what those held; a build removes the partials of the cells it writes, so a band whose
+    folder was removed and built again from changed input (another seed) gets its coarse levels
+    and the year's colour basis from the new content: the store equals a fresh build's, file for
+    file."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    # Cells 832 and 833 of their row start block column 13 (64 cells a block); the coarsest
+    # levels' chunks holding them start in block 12, whose partial makes them.
+    tiles = "grid_-96.75_80.05,grid_-96.65_80.05"
+    for root, seed in [(old, "42"), (new, "7")]:
+        mosaic("synth", "--out", root, "--tiles", tiles, "--years", "2024", "--seed", seed)
+    again, fresh = tmp_path / "again.zarr", tmp_path / "fresh.zarr"
+    mosaic("build", "--input", old, "--out", again, "--band", "80-90")
+    shutil.rmtree(again / "80-90")
+    mosaic("build", "--input", new, "--out", again, "--band", "80-90")
+    mosaic("build", "--input", new, "--out", fresh, "--band", "80-90")
+
+    def files(store):
+        return {str(p.relative_to(store)): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+
+    built, expected = files(again), files(fresh)
+    assert any(k.startswith("80-90/overviews/5/") for k in expected)  # coarse levels exist
+    assert sorted(k for k in expected if k.startswith("_mosaic/finalize/")) == [
+        "_mosaic/finalize/2024/80-90/26-12.bin", "_mosaic/finalize/2024/80-90/26-13.bin"]
+    assert sorted(built) == sorted(expected), sorted(set(expected) ^ set(built))
+    differ = sorted(k for k in expected if built[k] != expected[k])
+    assert differ == [], differ
 
 
 def map_tiles(catalog):
