@@ -231,7 +231,8 @@ def test_parquet_columns_keep_their_types_and_nested_and_int96_columns_are_named
     import datetime
     import decimal
 
-    # Two points with data, one on the band edge, one outside every band; `--batch 2` splits them.
+    # Points in band 70-80, one on its southern edge, one outside every band; `--batch 2` splits
+    # them into three batches.
     lon, lat = [5.93, 6.04, 5.95, 100.0, 6.02], [70.03, 70.01, 70.0, 0.0, 70.08]
     n = len(lon)
     date, dec = datetime.date, decimal.Decimal
