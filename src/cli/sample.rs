@@ -67,7 +67,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let summary = summary?;
     if !summary.dropped.is_empty() {
         eprintln!(
-            "not carried (nested or INT96 columns): {}",
+            "columns not carried (only flat, non-INT96 columns are): {}",
             summary.dropped.join(", ")
         );
     }

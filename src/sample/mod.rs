@@ -120,7 +120,7 @@ pub struct SampleSummary {
     pub no_data: usize,
     /// Inner chunks read (scales and embeddings counted separately).
     pub chunks_read: usize,
-    /// Columns of the input that were not carried.
+    /// Columns of the input that were not carried, each with why (`name (nested)`).
     pub dropped: Vec<String>,
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Every carried column is kept with its type: a Parquet column with its own schema (physical
 //! and logical type, nullability); a CSV column as INT64 when every non-empty cell parses as an
-//! integer, else DOUBLE when every non-empty cell parses as a number, else a UTF-8 string (empty
-//! cells are nulls). CSV files are read twice: once to choose the types (and check every
+//! integer, else DOUBLE when every non-empty cell parses as a number, else a UTF-8 string kept
+//! as written (empty or blank cells are nulls; numbers are read without surrounding blanks). CSV files are read twice: once to choose the types (and check every
 //! coordinate, so bad input fails before anything is written), once to stream the batches.
 //! Nested Parquet columns (lists, structs) and INT96 columns are not carried (the reader lists
 //! them in `dropped`).
@@ -59,7 +59,8 @@ pub struct Batch {
 pub trait PointReader {
     /// The carried columns, in order.
     fn carried(&self) -> &[Carried];
-    /// Columns of the input that are not carried (nested or INT96).
+    /// Columns of the input that are not carried, each with why: `name (nested)` or
+    /// `name (INT96)`.
     fn dropped(&self) -> &[String];
     /// Rows in the file.
     fn total_rows(&self) -> usize;
@@ -329,14 +330,22 @@ impl PointReader for CsvPoints {
             .iter()
             .enumerate()
             .map(|(c, t)| {
-                let cells = rows.iter().map(|r| r[c].trim());
-                let defs: Vec<i16> = cells.clone().map(|f| i16::from(!f.is_empty())).collect();
-                let present = cells.filter(|f| !f.is_empty());
+                let cells = rows.iter().map(|r| r[c].as_str());
+                let defs: Vec<i16> = cells
+                    .clone()
+                    .map(|f| i16::from(!f.trim().is_empty()))
+                    .collect();
+                let present = cells.filter(|f| !f.trim().is_empty());
+                // Numbers are parsed without surrounding blanks; text is kept as written.
                 let values = match t {
-                    CsvType::Int => Values::I64(present.map(|f| f.parse().unwrap_or(0)).collect()),
-                    CsvType::Float => {
-                        Values::F64(present.map(|f| f.parse().unwrap_or(f64::NAN)).collect())
+                    CsvType::Int => {
+                        Values::I64(present.map(|f| f.trim().parse().unwrap_or(0)).collect())
                     }
+                    CsvType::Float => Values::F64(
+                        present
+                            .map(|f| f.trim().parse().unwrap_or(f64::NAN))
+                            .collect(),
+                    ),
                     CsvType::Text => Values::Bytes(present.map(ByteArray::from).collect()),
                 };
                 Column {
@@ -413,7 +422,10 @@ impl ParquetPoints {
                         schema: field.clone(),
                     });
                 }
-                _ => dropped.push(field.name().to_string()),
+                _ if field.is_primitive() && field.get_physical_type() == PhysicalType::INT96 => {
+                    dropped.push(format!("{} (INT96)", field.name()))
+                }
+                _ => dropped.push(format!("{} (nested)", field.name())),
             }
         }
         let names: Vec<&str> = carried.iter().map(|c| c.name.as_str()).collect();
