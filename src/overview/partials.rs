@@ -40,25 +40,21 @@ fn chunk_block(lat_start: u16, t: u64, (a, b): CellIndex) -> Block {
     ((lat / block) as u16, (b * t / block) as u16)
 }
 
-/// The blocks whose partial depends on a band-relative cell's content: its own, which sums its
-/// statistics, and each block whose share makes a coarse chunk from it, following the cell up
-/// the levels as [`Pyramid::wanted`] does (every chunk that meets a chunk of the level below
-/// that holds it).
-fn blocks_depending_on(pyramid: &Pyramid, lat_start: u16, (i, j): CellIndex) -> BTreeSet<Block> {
-    let (levels, k) = pyramid.coarse_levels();
-    let mut blocks = BTreeSet::from([chunk_block(lat_start, 1, (i, j))]);
-    // The cells (half-open, per axis) of the chunks holding the cell at the level below.
-    let (mut rows, mut cols) = ((i * k, (i + 1) * k), (j * k, (j + 1) * k));
-    for to in levels {
+/// The blocks whose partial depends on the content of band-relative `cells`: their own, which
+/// sum their statistics, and each block whose share makes a coarse chunk from them (the chunks
+/// [`Pyramid::wanted`] gives for those cells).
+fn blocks_depending_on(
+    pyramid: &Pyramid,
+    lat_start: u16,
+    cells: &BTreeSet<CellIndex>,
+) -> BTreeSet<Block> {
+    let mut blocks: BTreeSet<Block> = cells
+        .iter()
+        .map(|&ij| chunk_block(lat_start, 1, ij))
+        .collect();
+    for (to, chunks) in pyramid.wanted(cells) {
         let t = pyramid.cells_per_chunk(to);
-        let (a0, a1) = (rows.0 / t, (rows.1 - 1) / t);
-        let (b0, b1) = (cols.0 / t, (cols.1 - 1) / t);
-        for a in a0..=a1 {
-            for b in b0..=b1 {
-                blocks.insert(chunk_block(lat_start, t, (a, b)));
-            }
-        }
-        (rows, cols) = ((a0 * t, (a1 + 1) * t), (b0 * t, (b1 + 1) * t));
+        blocks.extend(chunks.into_iter().map(|ab| chunk_block(lat_start, t, ab)));
     }
     blocks
 }
@@ -80,11 +76,12 @@ pub fn forget_partials(
     if !store.has_overviews(band)? {
         return Ok(0);
     }
-    let mut years: BTreeMap<u16, Vec<Cell>> = BTreeMap::new();
-    for &(year, cell) in cells {
-        years.entry(year).or_default().push(cell);
-    }
     let lat_start = layout.grid.lat_start_index;
+    let mut years: BTreeMap<u16, BTreeSet<CellIndex>> = BTreeMap::new();
+    for &(year, cell) in cells {
+        let ij = ((cell.lat_index - lat_start) as u64, cell.lon_index as u64);
+        years.entry(year).or_default().insert(ij);
+    }
     let mut pyramid = None;
     let mut removed = 0;
     for (year, cells) in years {
@@ -100,14 +97,7 @@ pub fn forget_partials(
             Some(p) => p,
             None => pyramid.insert(Pyramid::open(store, band, &layout)?),
         };
-        let blocks: BTreeSet<Block> = cells
-            .iter()
-            .flat_map(|c| {
-                let i = (c.lat_index - lat_start) as u64;
-                blocks_depending_on(pyramid, lat_start, (i, c.lon_index as u64))
-            })
-            .collect();
-        for block in blocks {
+        for block in blocks_depending_on(pyramid, lat_start, &cells) {
             let key = partial_key(band, year, block);
             if stored.contains(&key) {
                 store.store.erase(&key)?;

@@ -129,15 +129,6 @@ impl Pyramid {
         out
     }
 
-    /// The level indices of the coarse levels (made by finalize), finest first, and the cells
-    /// per chunk of the level below the first (the per-cell base level).
-    pub(crate) fn coarse_levels(&self) -> (std::ops::Range<usize>, u64) {
-        (
-            self.base + 1..self.levels.len(),
-            self.levels[self.base].cells_per_chunk as u64,
-        )
-    }
-
     /// Cells per chunk of level index `to`.
     pub(crate) fn cells_per_chunk(&self, to: usize) -> u64 {
         self.levels[to].cells_per_chunk as u64
