@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{build, read_json, s, scratch_dir, synth};
+use common::{build, read_json, s, scratch_dir, shard_and_inner_shape, shard_index, synth};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -59,17 +59,11 @@ fn merged(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 /// within the shard, C order over `grid`), from the shard's own index: (offset, nbytes) u64
 /// pairs, then a crc32c, at the end of the object.
 fn expected_ranges(shard: &Path, grid: &[u64], wanted: &BTreeSet<Vec<u64>>) -> Vec<(u64, u64)> {
-    let bytes = std::fs::read(shard).unwrap();
-    let n: u64 = grid.iter().product();
-    let index_len = n * 16 + 4;
-    let size = bytes.len() as u64;
-    let index = &bytes[(size - index_len) as usize..];
-    let mut out = vec![(size - index_len, size)];
+    let (entries, index) = shard_index(shard, grid.iter().product());
+    let mut out = vec![index];
     for idx in wanted {
         let linear = idx.iter().zip(grid).fold(0, |acc, (i, g)| acc * g + i);
-        let entry = &index[(linear * 16) as usize..(linear * 16 + 16) as usize];
-        let offset = u64::from_le_bytes(entry[..8].try_into().unwrap());
-        let nbytes = u64::from_le_bytes(entry[8..].try_into().unwrap());
+        let (offset, nbytes) = entries[linear as usize];
         assert_ne!(offset, u64::MAX, "inner chunk {idx:?} is stored");
         out.push((offset, offset + nbytes));
     }
@@ -105,15 +99,7 @@ fn query_reads_exactly_the_inner_chunks_under_the_box() {
         .parse()
         .unwrap();
     let meta = json(&store, &format!("{band}/embeddings/zarr.json"));
-    let shape = |v: &serde_json::Value| -> Vec<u64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap())
-            .collect()
-    };
-    let shard_shape = shape(&meta["chunk_grid"]["configuration"]["chunk_shape"]);
-    let inner = shape(&meta["codecs"][0]["configuration"]["chunk_shape"]);
+    let (shard_shape, inner) = shard_and_inner_shape(&meta);
     let grid: Vec<u64> = shard_shape.iter().zip(&inner).map(|(s, c)| s / c).collect();
 
     // A box straddling the boundary between two inner chunk rows, a few columns wide.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{build, read_json, s, scratch_dir, synth};
+use common::{build, read_json, s, scratch_dir, shard_and_inner_shape, shard_index, synth};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -20,46 +20,19 @@ use zarrs::storage::ReadableStorageTraits;
 
 const BAND: &str = "80-90";
 
-/// A band array's shard shape and inner chunk shape, from its `zarr.json`.
+/// A band array's shard shape and inner chunk shape, from its `zarr.json`, whose inner chunks
+/// the test decodes itself (bytes, then zstd).
 fn shapes(store: &Path, array: &str) -> (Vec<u64>, Vec<u64>) {
     let meta = read_json(store.join(format!("{BAND}/{array}/zarr.json")));
-    let shape = |v: &serde_json::Value| -> Vec<u64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap())
-            .collect()
-    };
-    let codec = &meta["codecs"][0];
-    assert_eq!(codec["name"], "sharding_indexed");
-    let inner = &codec["configuration"];
-    let chain: Vec<&str> = inner["codecs"]
+    let chain: Vec<&str> = meta["codecs"][0]["configuration"]["codecs"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
+    assert_eq!(meta["codecs"][0]["name"], "sharding_indexed");
     assert_eq!(chain, ["bytes", "zstd"], "{array}: the chain decoded here");
-    (
-        shape(&meta["chunk_grid"]["configuration"]["chunk_shape"]),
-        shape(&inner["chunk_shape"]),
-    )
-}
-
-/// A shard's index: (offset, nbytes) per inner chunk in C order (u64::MAX offset when the chunk
-/// is not stored), and the byte range of the index itself (the end of the object).
-fn shard_index(shard: &Path, chunks: u64) -> (Vec<(u64, u64)>, (u64, u64)) {
-    let bytes = std::fs::read(shard).unwrap();
-    let size = bytes.len() as u64;
-    let index_start = size - (chunks * 16 + 4);
-    let entries = bytes[index_start as usize..size as usize - 4]
-        .chunks(16)
-        .map(|e| {
-            let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap());
-            (word(&e[..8]), word(&e[8..]))
-        })
-        .collect();
-    (entries, (index_start, size))
+    shard_and_inner_shape(&meta)
 }
 
 /// A point at a pixel centre: (band row, column) and (lon, lat) from the band's grid.

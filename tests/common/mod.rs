@@ -129,6 +129,39 @@ pub fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// A sharded array's shard shape and inner chunk shape, from its `zarr.json` (parsed here, not
+/// by the crate, for the read-log tests).
+pub fn shard_and_inner_shape(meta: &serde_json::Value) -> (Vec<u64>, Vec<u64>) {
+    let shape = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    (
+        shape(&meta["chunk_grid"]["configuration"]["chunk_shape"]),
+        shape(&meta["codecs"][0]["configuration"]["chunk_shape"]),
+    )
+}
+
+/// A shard's index, read from the object's end: (offset, nbytes) per inner chunk in C order
+/// (offset u64::MAX when the chunk is not stored), and the byte range of the index itself
+/// (entries and their crc32c).
+pub fn shard_index(shard: &Path, chunks: u64) -> (Vec<(u64, u64)>, (u64, u64)) {
+    let bytes = std::fs::read(shard).unwrap();
+    let size = bytes.len() as u64;
+    let index_start = size - (chunks * 16 + 4);
+    let entries = bytes[index_start as usize..size as usize - 4]
+        .chunks(16)
+        .map(|e| {
+            let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap());
+            (word(&e[..8]), word(&e[8..]))
+        })
+        .collect();
+    (entries, (index_start, size))
+}
+
 /// Assert that a finished run succeeded (showing stdout and stderr if not); return its stdout.
 pub fn ok(out: &Output) -> String {
     assert!(
