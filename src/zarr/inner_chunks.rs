@@ -265,6 +265,30 @@ mod tests {
         Arc::new(store.array_from_metadata(name, &meta).expect("metadata"))
     }
 
+    /// An array at `/{name}` of `array`'s shape with the plain chain (bytes, zstd), every value
+    /// written (`i % 13`), and its one shard's key and bytes as stored.
+    fn stored_plain_shard(
+        store: &MosaicStore,
+        name: &str,
+    ) -> (Arc<StoreArray>, zarrs::storage::StoreKey, Vec<u8>) {
+        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
+        let zstd = json!({"name": "zstd", "configuration": {"level": 3, "checksum": true}});
+        let array = array(store, &format!("/{name}"), json!([bytes, zstd]));
+        let values: Vec<i8> = (0..8 * 12 * 4).map(|i| (i % 13) as i8).collect();
+        array
+            .store_array_subset(&array.subset_all(), values)
+            .unwrap();
+        let key = zarrs::storage::StoreKey::new(format!("{name}/c/0/0/0/0")).unwrap();
+        let shard = store
+            .store
+            .storage
+            .get(&key)
+            .unwrap()
+            .expect("shard")
+            .to_vec();
+        (array, key, shard)
+    }
+
     #[test]
     fn inner_chunks_read_as_zarrs_reads_them() {
         let store = MosaicStore::in_memory();
@@ -319,18 +343,10 @@ mod tests {
     #[test]
     fn a_corrupted_inner_chunk_fails_to_decode() {
         let store = MosaicStore::in_memory();
-        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
-        let zstd = json!({"name": "zstd", "configuration": {"level": 3, "checksum": true}});
-        let array = array(&store, "/c", json!([bytes, zstd]));
-        let values: Vec<i8> = (0..8 * 12 * 4).map(|i| (i % 13) as i8).collect();
-        array
-            .store_array_subset(&array.subset_all(), values)
-            .unwrap();
+        let (array, key, mut shard) = stored_plain_shard(&store, "c");
         // Flip one byte in the middle of the first inner chunk's frame, found through the index
         // (zarrs may lay the chunks out in any order).
-        let key = zarrs::storage::StoreKey::new("c/c/0/0/0/0").unwrap();
         let storage = store.store.storage.clone();
-        let mut shard = storage.get(&key).unwrap().expect("shard").to_vec();
         let index = shard.len() - 4 - 6 * 16;
         let entry = |k: usize| u64::from_le_bytes(shard[k..k + 8].try_into().unwrap()) as usize;
         let (offset, size) = (entry(index), entry(index + 8));
@@ -365,16 +381,8 @@ mod tests {
     #[test]
     fn a_damaged_shard_index_is_refused_naming_the_shard() {
         let store = MosaicStore::in_memory();
-        let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
-        let zstd = json!({"name": "zstd", "configuration": {"level": 3, "checksum": true}});
-        let array = array(&store, "/d", json!([bytes, zstd]));
-        let values: Vec<i8> = (0..8 * 12 * 4).map(|i| (i % 13) as i8).collect();
-        array
-            .store_array_subset(&array.subset_all(), values)
-            .unwrap();
-        let key = zarrs::storage::StoreKey::new("d/c/0/0/0/0").unwrap();
+        let (array, key, good) = stored_plain_shard(&store, "d");
         let storage = store.store.storage.clone();
-        let good = storage.get(&key).unwrap().expect("shard").to_vec();
         // 6 inner chunks, (offset, size) each as u64, then the crc32c of those 96 bytes.
         let index = good.len() - 4 - 6 * 16;
         let mut swapped = good.clone();
