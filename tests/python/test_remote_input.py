@@ -344,16 +344,14 @@ def test_failed_requests_are_retried_with_backoff(tree, tmp_path):
         thread.join()
 
 
-@pytest.mark.parametrize("name", ["manifest.parquet", "landmasks.parquet"])
-def test_a_parquet_the_store_will_not_confirm_stops_the_build(tree, s3, tmp_path, name):
-    # Every HEAD of the parquet answers 500 (through a fault-injecting proxy). Taking that for
-    # "absent" would list the prefix and read every tile's header (no manifest) or build without
-    # landmasks; either way a store unlike the local build, and nothing said.
-    url = upload(s3, tree["root"], f"unconfirmed-{name.split('.')[0]}")
+def build_through_failing_proxy(s3, url, tmp_path, **faults):
+    """Build band 80-90 from `url` (one retry) through a proxy in front of SeaweedFS that
+    answers 500 to every request `faults` picks (`fault_proxy.start`'s hard rules) and logs
+    every request: (the finished build, the proxy's log, the store folder)."""
     log = tmp_path / "faults.jsonl"
     port = free_port()
-    proxy = fault_proxy.start(s3["endpoint"], port, log, rate=0.0, hard=[name],
-                              hard_count=10**6, hard_methods=("HEAD",), trace=True)
+    proxy = fault_proxy.start(s3["endpoint"], port, log, rate=0.0, hard_count=10**6, trace=True,
+                              **faults)
     try:
         env = dict(os.environ, **s3["env"])
         env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
@@ -362,9 +360,19 @@ def test_a_parquet_the_store_will_not_confirm_stops_the_build(tree, s3, tmp_path
                     "--read-retries", "1"], env)
     finally:
         proxy.shutdown()
+    return proc, fault_proxy.read_log(log), store
+
+
+@pytest.mark.parametrize("name", ["manifest.parquet", "landmasks.parquet"])
+def test_a_parquet_the_store_will_not_confirm_stops_the_build(tree, s3, tmp_path, name):
+    # Every HEAD of the parquet answers 500 (through a fault-injecting proxy). Taking that for
+    # "absent" would list the prefix and read every tile's header (no manifest) or build without
+    # landmasks; either way a store unlike the local build, and nothing said.
+    url = upload(s3, tree["root"], f"unconfirmed-{name.split('.')[0]}")
+    proc, requests, store = build_through_failing_proxy(s3, url, tmp_path, hard=[name],
+                                                        hard_methods=("HEAD",))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"{url}/{name}" in proc.stderr and "after 2 attempts" in proc.stderr, proc.stderr
-    requests = fault_proxy.read_log(log)
     heads = [r for r in requests if r["method"] == "HEAD" and r["path"].endswith(name)]
     assert len(heads) == 2 and all(r["fault"] == "500" for r in heads), heads
     assert not [r for r in requests if r["path"].endswith(".npy")], "tiles read"
@@ -440,22 +448,11 @@ def test_a_landmask_folder_the_store_will_not_list_stops_the_build(tree, s3, tmp
     folder = "unlisted/global_0.1_degree_tiff_all"
     for tiff in sorted(tree["masks"].glob("*.tiff")):
         fs.put_file(str(tiff), f"mosaic/{folder}/{tiff.name}")
-    log = tmp_path / "faults.jsonl"
-    port = free_port()
-    proxy = fault_proxy.start(s3["endpoint"], port, log, rate=0.0, hard_query=[f"prefix={folder}"],
-                              hard_count=10**6, trace=True)
-    try:
-        env = dict(os.environ, **s3["env"])
-        env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
-        store = tmp_path / "store.zarr"
-        proc = run(["build", "--input", url, "--out", store, "--band", "80-90",
-                    "--read-retries", "1"], env)
-    finally:
-        proxy.shutdown()
+    proc, requests, store = build_through_failing_proxy(s3, url, tmp_path,
+                                                        hard_query=[f"prefix={folder}"])
     assert proc.returncode == 2, proc.stdout + proc.stderr
     named = [line for line in proc.stderr.splitlines() if f"landmasks s3://mosaic/{folder}" in line]
     assert named and "after 2 attempts" in named[0], proc.stderr
-    requests = fault_proxy.read_log(log)
     listings = [r for r in requests if f"prefix={folder}" in r.get("query", "")]
     assert len(listings) == 2 and all(r["fault"] == "500" for r in listings), listings
     assert not [r for r in requests if r["path"].endswith(".npy")], "tiles read"
