@@ -5,12 +5,11 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from seaweed import free_port, stop
+from seaweed import free_port, stop, until_it_takes_a_write
 
 REPO = Path(__file__).resolve().parents[2]
 # The emulator's published account and key (the same in every Azurite and in object_store).
@@ -44,21 +43,18 @@ def azurite(data_dir, container="mosaic"):
         conn = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
                 f"BlobEndpoint={endpoint}/{ACCOUNT};")
         service = BlobServiceClient.from_connection_string(conn)
-        deadline = time.time() + 60
-        while True:
-            try:
-                client = service.get_container_client(container)
-                if not client.exists():
-                    client.create_container()
-                client.upload_blob(".ready", b"ready", overwrite=True)
-                assert client.download_blob(".ready").readall() == b"ready"
-                client.delete_blob(".ready")
-                break
-            except Exception as e:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"Azurite at {endpoint} did not take a write ({e!r}):\n"
-                                       f"{(data_dir / 'azurite.log').read_text()[-3000:]}") from e
-                time.sleep(0.5)
+
+        def write():
+            client = service.get_container_client(container)
+            if not client.exists():
+                client.create_container()
+            client.upload_blob(".ready", b"ready", overwrite=True)
+            assert client.download_blob(".ready").readall() == b"ready"
+            client.delete_blob(".ready")
+            return client
+
+        client = until_it_takes_a_write(proc, f"Azurite at {endpoint}", data_dir / "azurite.log",
+                                        write, 60, 0.5)
         yield {
             "client": client,
             "service": service,

@@ -31,6 +31,21 @@ def stop(proc, log):
     log.close()
 
 
+def until_it_takes_a_write(proc, what, log_path, write, seconds, pause, detail=lambda: ""):
+    """Call `write` (a write read back, by the server's own client) until it succeeds, returning
+    what it returns; when the server exits or `seconds` pass first, raise with `what`, the last
+    error, `detail()` and the end of the server's log."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            return write()
+        except Exception as e:
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{what} did not take a write ({e!r}{detail()}):\n"
+                                   f"{Path(log_path).read_text()[-3000:]}") from e
+            time.sleep(pause)
+
+
 @contextlib.contextmanager
 def seaweed(data_dir, bucket="mosaic", anonymous=False):
     """Start SeaweedFS, create `bucket`, yield {fs, endpoint, env, storage_options}; stop it after.
@@ -61,24 +76,19 @@ def seaweed(data_dir, bucket="mosaic", anonymous=False):
         opts = ({"anon": True, "client_kwargs": client} if anonymous
                 else {"key": KEY, "secret": SECRET, "client_kwargs": client})
         fs = s3fs.S3FileSystem(**opts)
-        deadline = time.time() + 90
-        while True:
-            try:
-                # Ready when an object can be written and read back, not only when the bucket
-                # exists: the bucket is filer metadata, an object needs a writable volume.
-                if not fs.exists(bucket):
-                    fs.mkdir(bucket)
-                fs.pipe(f"{bucket}/.ready", b"ready")
-                assert fs.cat(f"{bucket}/.ready") == b"ready"
-                fs.rm(f"{bucket}/.ready")
-                break
-            except Exception as e:
-                if proc.poll() is not None or time.time() > deadline:
-                    free = shutil.disk_usage(data_dir).free / 2**30
-                    raise RuntimeError(
-                        f"SeaweedFS in {data_dir} did not take a write ({e!r}; {free:.1f} GiB free "
-                        f"there):\n{(data_dir / 'weed.log').read_text()[-3000:]}") from e
-                time.sleep(1)
+
+        def write():
+            # Ready when an object can be written and read back, not only when the bucket
+            # exists: the bucket is filer metadata, an object needs a writable volume.
+            if not fs.exists(bucket):
+                fs.mkdir(bucket)
+            fs.pipe(f"{bucket}/.ready", b"ready")
+            assert fs.cat(f"{bucket}/.ready") == b"ready"
+            fs.rm(f"{bucket}/.ready")
+
+        until_it_takes_a_write(
+            proc, f"SeaweedFS in {data_dir}", data_dir / "weed.log", write, 90, 1,
+            detail=lambda: f"; {shutil.disk_usage(data_dir).free / 2**30:.1f} GiB free there")
         yield {
             "fs": fs,
             "endpoint": endpoint,

@@ -6,11 +6,10 @@ Used by tests/python/test_object_stores.py."""
 import contextlib
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-from seaweed import free_port, stop
+from seaweed import free_port, stop, until_it_takes_a_write
 
 
 @contextlib.contextmanager
@@ -27,20 +26,15 @@ def webdav(data_dir):
          "--root", str(root), "--auth", "anonymous", "--no-config", "--server", "cheroot", "-q"],
         stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                put = urllib.request.Request(f"{url}/.ready", data=b"ready", method="PUT")
-                urllib.request.urlopen(put, timeout=5).close()
-                assert (root / ".ready").read_bytes() == b"ready"
-                urllib.request.urlopen(
-                    urllib.request.Request(f"{url}/.ready", method="DELETE"), timeout=5).close()
-                break
-            except Exception as e:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"WsgiDAV at {url} did not take a write ({e!r}):\n"
-                                       f"{(data_dir / 'wsgidav.log').read_text()[-3000:]}") from e
-                time.sleep(0.3)
+
+        def write():
+            put = urllib.request.Request(f"{url}/.ready", data=b"ready", method="PUT")
+            urllib.request.urlopen(put, timeout=5).close()
+            assert (root / ".ready").read_bytes() == b"ready"
+            urllib.request.urlopen(
+                urllib.request.Request(f"{url}/.ready", method="DELETE"), timeout=5).close()
+
+        until_it_takes_a_write(proc, f"WsgiDAV at {url}", data_dir / "wsgidav.log", write, 60, 0.3)
         yield {"url": url, "root": root, "log": data_dir / "wsgidav.log"}
     finally:
         stop(proc, log)
